@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs the Debian packages kvorum needs to build, test and benchmark,
+# when any is missing. Run as root on Debian 12 (make does this for you).
+set -e
+PKGS="build-essential cmake pkg-config libuv1-dev librocksdb-dev libxxhash-dev
+libmsgpack-dev clang libclang-rt-14-dev iproute2 nftables procps
+redis-server python3"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "kvorum: missing Debian packages:$missing" >&2
+  echo "kvorum: run as root, or: sudo apt-get install$missing" >&2
+  exit 1
+fi
+echo "kvorum: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Debian starts redis-server as a service on install; the benchmarks start
+# their own, so the packaged one is not needed on port 6379.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi

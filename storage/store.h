@@ -1,0 +1,93 @@
+/*
+ * store.h: the RocksDB storage engine of a node.
+ *
+ * Three column families: "default" holds objects, "hints" holds writes kept
+ * for another node (sloppy quorum), "meta" holds node metadata (incarnation,
+ * ring, ...). Object keys are prefixed by their partition number (2 bytes,
+ * big-endian), so a partition is one key range: cheap to scan for
+ * anti-entropy, to stream on handoff and to drop with a range delete.
+ *
+ * Group commit: writes are staged into one pending WriteBatch and are
+ * visible to store_get at once (an overlay of staged keys is consulted
+ * first); store_commit writes the batch to RocksDB (WAL written, not
+ * fsynced: survives a killed process); store_sync fsyncs the WAL and is the
+ * one call meant to run off the event loop, on another thread.
+ *
+ * RocksDB's errptr strings become KV_E* codes and a message in exactly one
+ * place (store.c). Not thread-safe except store_sync, which may run on a
+ * worker thread concurrently with everything but store_close.
+ * Depends on: RocksDB C API, kv_err.h.
+ */
+#ifndef KV_STORE_H
+#define KV_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store; /* opaque */
+
+typedef struct store_config {
+  const char *dir;         /* data directory; created if missing */
+  size_t write_buffer_mb;  /* memtable size; 0 = default 64 */
+  size_t block_cache_mb;   /* 0 = default 128 */
+} store_config;
+
+/* Opens (creating if needed) the database in cfg->dir. Returns 0 and *out,
+ * or KV_EBUSY when another process holds the directory ("data directory
+ * DIR is in use by another kvorumd"), KV_ESTORAGE/KV_EIO/KV_ENOSPC/
+ * KV_ECORRUPT with a message in err. *fresh is set when the directory held
+ * no database before (the caller then picks a new incarnation). */
+int store_open(const store_config *cfg, store **out, bool *fresh, char *err,
+               size_t errlen);
+/* Commits what is staged, then closes; store_close(NULL) is a no-op. */
+void store_close(store *s);
+
+/* Reads the object of key in partition part: staged writes first, then the
+ * database. Returns 0 with *val (malloc'd, caller frees) and *vlen,
+ * KV_ENOTFOUND, or a KV_E* code with a message from store_errmsg. */
+int store_get(store *s, uint32_t part, const void *key, size_t klen,
+              uint8_t **val, size_t *vlen);
+/* Stages a put / delete of key in part into the pending batch. Returns 0 or
+ * KV_ENOMEM. */
+int store_stage_put(store *s, uint32_t part, const void *key, size_t klen,
+                    const void *val, size_t vlen);
+int store_stage_delete(store *s, uint32_t part, const void *key, size_t klen);
+/* Number of staged, uncommitted writes. */
+size_t store_staged(const store *s);
+/* Writes the staged batch (one RocksDB write, WAL not fsynced) and clears
+ * it. Returns 0 or a KV_E* code (KV_ENOSPC on a full disk): then none of
+ * the staged writes happened. */
+int store_commit(store *s);
+/* Fsyncs the WAL: every write committed before the call is durable when it
+ * returns 0. Thread-safe with respect to the loop thread. */
+int store_sync(store *s);
+
+/* Metadata (column family "meta"), written synchronously and fsynced.
+ * store_meta_get returns 0 with a malloc'd *val, or KV_ENOTFOUND. */
+int store_meta_get(store *s, const char *name, uint8_t **val, size_t *vlen);
+int store_meta_put(store *s, const char *name, const void *val, size_t vlen);
+
+/* Calls fn for every object of partition part, in key order, with the key
+ * (without prefix) and value; fn returns 0 to go on, non-zero to stop (that
+ * value is returned). Reads a consistent snapshot. */
+typedef int (*store_scan_fn)(void *arg, const uint8_t *key, size_t klen,
+                             const uint8_t *val, size_t vlen);
+int store_scan(store *s, uint32_t part, store_scan_fn fn, void *arg);
+/* Deletes every object of partition part (range delete). */
+int store_drop_partition(store *s, uint32_t part);
+
+/* Hints (column family "hints"): a write held for node owner. Keys are
+ * owner \0 partition key; store_hint_scan visits one owner's hints. */
+int store_hint_put(store *s, const char *owner, uint32_t part, const void *key,
+                   size_t klen, const void *val, size_t vlen);
+int store_hint_delete(store *s, const char *owner, uint32_t part,
+                      const void *key, size_t klen);
+typedef int (*store_hint_fn)(void *arg, uint32_t part, const uint8_t *key,
+                             size_t klen, const uint8_t *val, size_t vlen);
+int store_hint_scan(store *s, const char *owner, store_hint_fn fn, void *arg);
+
+/* The message of the last error of this store (never NULL). */
+const char *store_errmsg(const store *s);
+
+#endif

@@ -1,0 +1,741 @@
+/*
+ * coord.c: request coordination in the node core: put and delete (a
+ * tombstone put) with W/DW/PW, get with R/PR and read repair, forwarding of
+ * writes to a replica, and request timeouts. The state machine is drawn in
+ * core.h. Pure: no libuv, no RocksDB; all effects go through node_io.
+ */
+#include "core_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- levels and targets ---- */
+
+/* Resolves a requested level (number, name, or 0 for def) against nrep
+ * replicas into *out. Returns 0 or KV_EINVAL with a message in err. */
+static int coord__level(const char *what, int32_t q, uint32_t def,
+                        uint32_t nrep, uint32_t *out, char *err,
+                        size_t errlen) {
+  uint32_t v;
+  switch (q) {
+  case WIRE_Q_DEFAULT:
+    v = def < nrep ? def : nrep; /* defaults never exceed N */
+    break;
+  case WIRE_Q_ONE:
+  case WIRE_Q_LOCAL_ONE:
+    v = 1;
+    break;
+  case WIRE_Q_QUORUM:
+  case WIRE_Q_LOCAL_QUORUM:
+  case WIRE_Q_EACH_QUORUM:
+    v = nrep / 2 + 1;
+    break;
+  case WIRE_Q_ALL:
+    v = nrep;
+    break;
+  default:
+    if (q < 0) {
+      snprintf(err, errlen, "%s: unknown consistency level %d", what, q);
+      return KV_EINVAL;
+    }
+    v = (uint32_t)q;
+    if (v > nrep) {
+      snprintf(err, errlen, "%s=%u is more than the %u replicas of this key",
+               what, v, nrep);
+      return KV_EINVAL;
+    }
+  }
+  *out = v;
+  return 0;
+}
+
+/* Fills r->targets with the primaries of r->part. Returns their number
+ * (N for this key), 0 when the node is in no ring yet. */
+static uint32_t coord__targets(node *n, core_req *r) {
+  const ring *rg = gossip_ring(n->gossip);
+  size_t idx[NODE_FANOUT_MAX];
+  size_t np = 0;
+  size_t total = ring_preflist(rg, r->part, idx, NODE_FANOUT_MAX, &np);
+  if (np > total)
+    np = total;
+  if (np > NODE_FANOUT_MAX)
+    np = NODE_FANOUT_MAX;
+  r->ntargets = 0;
+  for (size_t i = 0; i < np; i++) {
+    core_target *t = &r->targets[r->ntargets++];
+    const char *id = ring_node_id(rg, idx[i]);
+    const gossip_member *m = gossip_find(n->gossip, id);
+    snprintf(t->id, sizeof(t->id), "%s", id);
+    snprintf(t->addr, sizeof(t->addr), "%s", m ? m->peer_addr : "");
+    t->self = strcmp(id, n->id) == 0;
+    t->primary = true;
+    t->alive = t->self || (m && m->alive && m->status != GOSSIP_REMOVED);
+    t->state = CORE_T_IDLE;
+  }
+  return r->ntargets;
+}
+
+static int coord__self_target(const core_req *r) {
+  for (uint32_t i = 0; i < r->ntargets; i++)
+    if (r->targets[i].self)
+      return (int)i;
+  return -1;
+}
+
+static uint32_t coord__alive(const core_req *r) {
+  uint32_t a = 0;
+  for (uint32_t i = 0; i < r->ntargets; i++)
+    a += r->targets[i].alive;
+  return a;
+}
+
+static uint32_t coord__waiting(const core_req *r) {
+  uint32_t w = 0;
+  for (uint32_t i = 0; i < r->ntargets; i++)
+    w += r->targets[i].state == CORE_T_WAIT;
+  return w;
+}
+
+/* Replies with an error to r's client and frees r. */
+static void coord__fail(node *n, core_req *r, int code, const char *msg) {
+  n->stats.errors++;
+  if (!r->replied)
+    core__send_error(n, r->conn, r->reply_id, code, "%s", msg);
+  core__req_free(n, r);
+}
+
+/* Copies the request's key and sets up reply routing. */
+static int coord__init(node *n, core_req *r, uint64_t conn,
+                       const wire_msg *m) {
+  r->conn = conn;
+  r->reply_id = m->req_id;
+  r->opts = m->opts;
+  r->opts.region.ptr = NULL; /* points into the frame; not kept */
+  r->opts.region.len = 0;
+  r->timeout_ms = m->opts.timeout_ms ? m->opts.timeout_ms : n->timeout_ms;
+  r->deadline_ms = r->start_ms + r->timeout_ms;
+  r->klen = m->key.len;
+  r->key = malloc(m->key.len ? m->key.len : 1);
+  if (!r->key)
+    return KV_ENOMEM;
+  memcpy(r->key, m->key.ptr, m->key.len);
+  r->part = ring_partition(gossip_ring(n->gossip), m->key.ptr, m->key.len);
+  return 0;
+}
+
+/* Sends frame n->out built for target t of r, recording the connection. */
+static void coord__send_target(node *n, core_req *r, uint32_t ti) {
+  core_target *t = &r->targets[ti];
+  uint64_t c = 0;
+  if (!n->out.oom && t->addr[0])
+    c = n->io.peer_send(n->io.ctx, t->addr, n->out.data, n->out.len);
+  n->out.len = 0;
+  n->out.oom = 0;
+  if (c == 0) {
+    t->state = CORE_T_FAILED;
+    r->fails++;
+    return;
+  }
+  t->conn = c;
+  t->state = CORE_T_WAIT;
+}
+
+/* ---- put ---- */
+
+static void coord__put_reply(node *n, core_req *r) {
+  n->scratch.len = 0;
+  obj_context(r->result, &n->scratch);
+  wire_msg ok = {.type = r->reply_type, .req_id = r->reply_id};
+  ok.context.ptr = n->scratch.data;
+  ok.context.len = n->scratch.len;
+  wire_encode(&n->out, &ok);
+  core__send_conn(n, r->conn);
+  r->replied = true;
+}
+
+/* Decides a put: replies when W, DW and PW are met, fails when they no
+ * longer can be. Frees r when it is decided. */
+static void coord__put_check(node *n, core_req *r) {
+  if (r->acks >= r->need && r->dw_acks >= r->need_dw &&
+      r->p_acks >= r->need_p) {
+    coord__put_reply(n, r);
+    core__req_free(n, r);
+    return;
+  }
+  uint32_t waiting = coord__waiting(r);
+  /* The local write counts as waiting until its commit. */
+  if (r->acks + waiting < r->need || r->dw_acks + waiting < r->need_dw ||
+      r->p_acks + waiting < r->need_p) {
+    char msg[WIRE_ERRMSG_MAX];
+    snprintf(msg, sizeof(msg),
+             "only %u of %u required replicas acknowledged the write "
+             "(%u failed)",
+             r->acks, r->need, r->fails);
+    coord__fail(n, r, KV_EQUORUM, msg);
+  }
+}
+
+/* Forwards a client write to an alive primary that coordinates it. */
+static void coord__forward(node *n, core_req *r, const wire_msg *m,
+                           bool is_delete) {
+  int ti = -1;
+  for (uint32_t i = 0; i < r->ntargets && ti < 0; i++)
+    if (r->targets[i].alive && !r->targets[i].self)
+      ti = (int)i;
+  if (ti < 0) {
+    n->stats.unavailable++;
+    coord__fail(n, r, KV_EUNAVAIL, "no replica of this key is up");
+    return;
+  }
+  n->stats.forwards++;
+  r->kind = CORE_REQ_FWD;
+  /* Keep only the chosen coordinator as the request's one target. */
+  if (ti != 0)
+    r->targets[0] = r->targets[ti];
+  r->ntargets = 1;
+  wire_msg f = {.type = WIRE_COORD_PUT, .req_id = core__req_wire_id(r, 0)};
+  f.key = m->key;
+  f.value = m->value;
+  f.context = m->context;
+  f.opts = m->opts;
+  f.flags = is_delete ? WIRE_COORD_DELETE : 0;
+  wire_encode(&n->out, &f);
+  coord__send_target(n, r, 0);
+  if (r->targets[0].state == CORE_T_FAILED)
+    coord__fail(n, r, KV_EUNAVAIL, "cannot reach the replica to forward to");
+}
+
+void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
+               bool from_peer) {
+  if (is_delete)
+    n->stats.dels++;
+  else
+    n->stats.puts++;
+  if (m->context.ptr && obj_context_check(m->context.ptr, m->context.len)) {
+    n->stats.errors++;
+    core__send_error(n, conn, m->req_id, KV_EINVAL,
+                     "the context is not one this store gave out");
+    return;
+  }
+  core_req *r = core__req_new(n, CORE_REQ_PUT);
+  if (!r) {
+    n->stats.errors++;
+    core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
+                     "node %s has %u requests in flight", n->id,
+                     NODE_REQUESTS_MAX);
+    return;
+  }
+  if (coord__init(n, r, conn, m)) {
+    coord__fail(n, r, KV_ENOMEM, "out of memory");
+    return;
+  }
+  r->is_delete = is_delete;
+  r->from_peer = from_peer;
+  r->reply_type = is_delete ? WIRE_DEL_OK : WIRE_PUT_OK;
+  uint32_t nrep = coord__targets(n, r);
+  if (nrep == 0) {
+    coord__fail(n, r, KV_EUNAVAIL,
+                "this node is not in a cluster yet (no ring)");
+    return;
+  }
+  char err[WIRE_ERRMSG_MAX];
+  if (coord__level("w", m->opts.w, n->def_w, nrep, &r->need, err,
+                   sizeof(err)) ||
+      coord__level("dw", m->opts.dw, 0, nrep, &r->need_dw, err,
+                   sizeof(err)) ||
+      coord__level("pw", m->opts.pw, 0, nrep, &r->need_p, err, sizeof(err))) {
+    coord__fail(n, r, KV_EINVAL, err);
+    return;
+  }
+  if (r->need == 0)
+    r->need = 1;
+  if (r->need < r->need_dw)
+    r->need = r->need_dw;
+  r->durable = r->need_dw > 0;
+  uint32_t alive = coord__alive(r);
+  uint32_t need_up = r->need > r->need_p ? r->need : r->need_p;
+  if (alive < need_up) {
+    n->stats.unavailable++;
+    snprintf(err, sizeof(err),
+             "only %u of %u replicas of this key are up; the write needs %u "
+             "(w=%u, pw=%u, dw=%u)",
+             alive, nrep, need_up, r->need, r->need_p, r->need_dw);
+    coord__fail(n, r, KV_EUNAVAIL, err);
+    return;
+  }
+  int self = coord__self_target(r);
+  if (self < 0 && !from_peer) {
+    coord__forward(n, r, m, is_delete);
+    return;
+  }
+
+  /* Coordinate: the new dot is ours. */
+  obj *local = NULL;
+  int rc = core__local_read(n, r->part, r->key, r->klen, &local);
+  if (rc) {
+    coord__fail(n, r, rc, "the coordinator cannot read its replica");
+    return;
+  }
+  if (!local && !(local = obj_new())) {
+    coord__fail(n, r, KV_ENOMEM, "out of memory");
+    return;
+  }
+  obj_value v = {.flags = is_delete ? OBJ_DELETED : 0,
+                 .ts_ms = n->io.wall_ms(n->io.ctx),
+                 .data = is_delete ? NULL : m->value.ptr,
+                 .len = is_delete ? 0 : m->value.len};
+  bool warn = false;
+  rc = obj_update(local, m->context.ptr, m->context.len, n->actor, &v,
+                  v.ts_ms, &n->limits, &warn);
+  if (rc == KV_ESIBLINGS) {
+    obj_free(local);
+    snprintf(err, sizeof(err),
+             "the key has too many siblings (limit %u): read it, resolve the "
+             "siblings, and write back with the context",
+             n->limits.siblings_max);
+    coord__fail(n, r, rc, err);
+    return;
+  }
+  if (rc) {
+    obj_free(local);
+    coord__fail(n, r, rc, rc == KV_EPROTO ? "the context is malformed"
+                                          : "cannot apply the write");
+    return;
+  }
+  if (warn) {
+    n->stats.sibling_warnings++;
+    core__log(n, NODE_LOG_WARN, "a key in partition %u has %zu siblings",
+              r->part, obj_sibling_count(local));
+  }
+  r->result = local;
+  if (obj_encode(local, &r->enc)) {
+    coord__fail(n, r, KV_ENOMEM, "out of memory");
+    return;
+  }
+  if (self < 0) {
+    /* A forwarded write reached a node that is no primary in its own ring
+     * view: it stores a copy and replicates to the primaries it knows. */
+    if (r->ntargets >= NODE_FANOUT_MAX) {
+      coord__fail(n, r, KV_EUNAVAIL, "ring views disagree");
+      return;
+    }
+    core_target *t = &r->targets[r->ntargets];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->id, sizeof(t->id), "%s", n->id);
+    t->self = true;
+    t->alive = true;
+    self = (int)r->ntargets++;
+  }
+  r->targets[self].state = CORE_T_WAIT;
+  rc = core__local_write(n, r->part, r->key, r->klen, r->enc.data, r->enc.len,
+                         core__req_wire_id(r, (uint32_t)self));
+  if (rc)
+    coord__fail(n, r, rc, "the coordinator cannot write to its storage");
+}
+
+/* The coordinator's own write is in the WAL: now replicate. */
+static void coord__put_local_committed(node *n, core_req *r, uint32_t self) {
+  for (uint32_t i = 0; i < r->ntargets; i++) {
+    core_target *t = &r->targets[i];
+    if (t->self)
+      continue;
+    if (!t->alive) {
+      t->state = CORE_T_FAILED;
+      r->fails++;
+      continue;
+    }
+    wire_msg rp = {.type = WIRE_REPL_PUT, .req_id = core__req_wire_id(r, i)};
+    rp.key.ptr = r->key;
+    rp.key.len = r->klen;
+    rp.object.ptr = r->enc.data;
+    rp.object.len = r->enc.len;
+    rp.flags = r->durable ? WIRE_REPL_DURABLE : 0;
+    wire_encode(&n->out, &rp);
+    coord__send_target(n, r, i);
+  }
+  if (r->durable) {
+    uint64_t tok = core__req_wire_id(r, self) | CORE_TOKEN_SYNC;
+    if (n->io.store_sync(n->io.ctx, tok)) {
+      r->targets[self].state = CORE_T_FAILED;
+      r->fails++;
+    }
+    return;
+  }
+  r->targets[self].state = CORE_T_OK;
+  r->acks++;
+  r->p_acks += r->targets[self].primary;
+}
+
+void coord_store_done(node *n, core_req *r, uint32_t target, bool synced,
+                      int status) {
+  if (r->kind != CORE_REQ_PUT || target >= r->ntargets ||
+      !r->targets[target].self)
+    return;
+  if (status) {
+    char msg[WIRE_ERRMSG_MAX];
+    snprintf(msg, sizeof(msg), "the coordinator %s could not store the "
+             "write: %s", n->id, kv_strerror(status));
+    coord__fail(n, r, status, msg);
+    return;
+  }
+  if (!synced) {
+    coord__put_local_committed(n, r, target);
+  } else {
+    core_target *t = &r->targets[target];
+    t->state = CORE_T_OK;
+    r->acks++;
+    r->dw_acks++;
+    r->p_acks += t->primary;
+  }
+  coord__put_check(n, r);
+}
+
+/* ---- get ---- */
+
+/* Merges the answers into r->result. Returns 0 or KV_ENOMEM. */
+static int coord__merge(core_req *r) {
+  for (uint32_t i = 0; i < r->ntargets; i++) {
+    core_target *t = &r->targets[i];
+    if (t->state != CORE_T_OK || !t->answer)
+      continue;
+    if (!r->result) {
+      r->result = obj_clone(t->answer);
+      if (!r->result)
+        return KV_ENOMEM;
+    } else if (obj_sync(r->result, t->answer, NULL)) {
+      return KV_ENOMEM;
+    }
+  }
+  return 0;
+}
+
+/* Writes a GET_OK for o (NULL: not found) to conn. A key whose siblings
+ * are all tombstones reads as not found (with its context). */
+static void coord__get_ok(node *n, uint64_t conn, uint64_t req_id,
+                          const obj *o) {
+  size_t cnt = o ? obj_sibling_count(o) : 0;
+  if (o && obj_all_deleted(o))
+    cnt = 0;
+  n->scratch.len = 0;
+  if (o)
+    obj_context(o, &n->scratch);
+  wire_get_ok_writer w;
+  wire_begin_get_ok(&w, &n->out, req_id, (uint32_t)cnt);
+  for (size_t i = 0; i < cnt; i++) {
+    obj_value v;
+    obj_sibling(o, i, &v);
+    wire_add_sibling(&w, (v.flags & OBJ_DELETED) ? WIRE_SIB_DELETED : 0,
+                     v.ts_ms, v.data, v.len);
+  }
+  wire_end_get_ok(&w, n->scratch.data, n->scratch.len);
+  core__send_conn(n, conn);
+}
+
+/* After every replica answered (or the deadline): send the merged object
+ * to the replicas that lack part of it. */
+static void coord__read_repair(node *n, core_req *r) {
+  if (!r->result)
+    return;
+  kvbuf enc;
+  kvbuf_init(&enc);
+  if (obj_encode(r->result, &enc)) {
+    kvbuf_free(&enc);
+    return;
+  }
+  for (uint32_t i = 0; i < r->ntargets; i++) {
+    core_target *t = &r->targets[i];
+    if (t->state != CORE_T_OK)
+      continue;
+    if (t->answer && obj_descends(t->answer, r->result))
+      continue;
+    n->stats.read_repairs++;
+    if (t->self) {
+      /* Merge with whatever the local replica holds now. */
+      obj *cur = NULL;
+      if (core__local_read(n, r->part, r->key, r->klen, &cur) == 0) {
+        kvbuf out;
+        kvbuf_init(&out);
+        int rc = 0;
+        if (cur)
+          rc = obj_sync(cur, r->result, NULL);
+        if (!rc && obj_encode(cur ? cur : r->result, &out) == 0)
+          core__local_write(n, r->part, r->key, r->klen, out.data, out.len,
+                            0);
+        kvbuf_free(&out);
+        obj_free(cur);
+      }
+      continue;
+    }
+    wire_msg rp = {.type = WIRE_REPL_PUT, .req_id = 0};
+    rp.key.ptr = r->key;
+    rp.key.len = r->klen;
+    rp.object.ptr = enc.data;
+    rp.object.len = enc.len;
+    wire_encode(&n->out, &rp);
+    if (t->addr[0] && !n->out.oom)
+      n->io.peer_send(n->io.ctx, t->addr, n->out.data, n->out.len);
+    n->out.len = 0;
+    n->out.oom = 0;
+  }
+  kvbuf_free(&enc);
+}
+
+static void coord__get_check(node *n, core_req *r) {
+  uint32_t waiting = coord__waiting(r);
+  if (!r->replied) {
+    if (r->acks >= r->need && r->p_acks >= r->need_p) {
+      if (coord__merge(r)) {
+        coord__fail(n, r, KV_ENOMEM, "out of memory");
+        return;
+      }
+      coord__get_ok(n, r->conn, r->reply_id, r->result);
+      r->replied = true;
+    } else if (r->acks + waiting < r->need ||
+               r->p_acks + waiting < r->need_p) {
+      char msg[WIRE_ERRMSG_MAX];
+      snprintf(msg, sizeof(msg),
+               "only %u of %u required replicas answered the read "
+               "(%u failed)",
+               r->acks, r->need, r->fails);
+      coord__fail(n, r, KV_EQUORUM, msg);
+      return;
+    }
+  }
+  if (r->replied && waiting == 0) {
+    /* Late answers may have added to what the client saw: merge again. */
+    obj_free(r->result);
+    r->result = NULL;
+    if (coord__merge(r) == 0)
+      coord__read_repair(n, r);
+    core__req_free(n, r);
+  }
+}
+
+void coord_get(node *n, uint64_t conn, const wire_msg *m) {
+  if (m->opts.flags & WIRE_OPT_LOCAL) {
+    n->stats.local_gets++;
+    uint32_t part = ring_partition(gossip_ring(n->gossip), m->key.ptr,
+                                   m->key.len);
+    obj *o = NULL;
+    int rc = core__local_read(n, part, m->key.ptr, m->key.len, &o);
+    if (rc) {
+      n->stats.errors++;
+      core__send_error(n, conn, m->req_id, rc, "local read failed: %s",
+                       kv_strerror(rc));
+      return;
+    }
+    coord__get_ok(n, conn, m->req_id, o);
+    obj_free(o);
+    return;
+  }
+  n->stats.gets++;
+  core_req *r = core__req_new(n, CORE_REQ_GET);
+  if (!r) {
+    n->stats.errors++;
+    core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
+                     "node %s has %u requests in flight", n->id,
+                     NODE_REQUESTS_MAX);
+    return;
+  }
+  if (coord__init(n, r, conn, m)) {
+    coord__fail(n, r, KV_ENOMEM, "out of memory");
+    return;
+  }
+  uint32_t nrep = coord__targets(n, r);
+  if (nrep == 0) {
+    coord__fail(n, r, KV_EUNAVAIL,
+                "this node is not in a cluster yet (no ring)");
+    return;
+  }
+  char err[WIRE_ERRMSG_MAX];
+  if (coord__level("r", m->opts.r, n->def_r, nrep, &r->need, err,
+                   sizeof(err)) ||
+      coord__level("pr", m->opts.pr, 0, nrep, &r->need_p, err, sizeof(err))) {
+    coord__fail(n, r, KV_EINVAL, err);
+    return;
+  }
+  if (r->need == 0)
+    r->need = 1;
+  uint32_t alive = coord__alive(r);
+  uint32_t need_up = r->need > r->need_p ? r->need : r->need_p;
+  if (alive < need_up) {
+    n->stats.unavailable++;
+    snprintf(err, sizeof(err),
+             "only %u of %u replicas of this key are up; the read needs %u "
+             "(r=%u, pr=%u)",
+             alive, nrep, need_up, r->need, r->need_p);
+    coord__fail(n, r, KV_EUNAVAIL, err);
+    return;
+  }
+  /* Ask the others first, then read locally (which may decide at once). */
+  for (uint32_t i = 0; i < r->ntargets; i++) {
+    core_target *t = &r->targets[i];
+    if (t->self)
+      continue;
+    if (!t->alive) {
+      t->state = CORE_T_FAILED;
+      r->fails++;
+      continue;
+    }
+    wire_msg rg = {.type = WIRE_REPL_GET, .req_id = core__req_wire_id(r, i)};
+    rg.key.ptr = r->key;
+    rg.key.len = r->klen;
+    wire_encode(&n->out, &rg);
+    coord__send_target(n, r, i);
+  }
+  int self = coord__self_target(r);
+  if (self >= 0) {
+    core_target *t = &r->targets[self];
+    int rc = core__local_read(n, r->part, r->key, r->klen, &t->answer);
+    if (rc) {
+      t->state = CORE_T_FAILED;
+      r->fails++;
+    } else {
+      t->state = CORE_T_OK;
+      r->acks++;
+      r->p_acks++;
+    }
+  }
+  coord__get_check(n, r);
+}
+
+/* ---- answers from peers ---- */
+
+static void coord__fwd_reply(node *n, core_req *r, const wire_msg *m) {
+  if (m->type == WIRE_ERROR) {
+    char msg[WIRE_ERRMSG_MAX];
+    snprintf(msg, sizeof(msg), "%.*s",
+             (int)(m->text.len < sizeof(msg) ? m->text.len : sizeof(msg) - 1),
+             (const char *)m->text.ptr);
+    coord__fail(n, r, m->code, msg);
+    return;
+  }
+  wire_msg ok = {.type = r->reply_type, .req_id = r->reply_id};
+  ok.context = m->context;
+  wire_encode(&n->out, &ok);
+  core__send_conn(n, r->conn);
+  core__req_free(n, r);
+}
+
+void coord_on_reply(node *n, uint64_t conn, const wire_msg *m) {
+  uint32_t ti;
+  core_req *r = core__req_find(n, m->req_id, &ti);
+  if (!r || ti >= r->ntargets)
+    return;
+  core_target *t = &r->targets[ti];
+  if (t->state != CORE_T_WAIT || t->conn != conn)
+    return; /* duplicate, late, or from the wrong connection */
+  bool ok = m->type != WIRE_ERROR;
+  switch (r->kind) {
+  case CORE_REQ_FWD:
+    if (m->type == WIRE_ERROR || m->type == WIRE_PUT_OK ||
+        m->type == WIRE_DEL_OK)
+      coord__fwd_reply(n, r, m);
+    return;
+  case CORE_REQ_PUT:
+    if (ok && m->type != WIRE_REPL_PUT_OK)
+      return;
+    if (ok) {
+      t->state = CORE_T_OK;
+      r->acks++;
+      r->dw_acks += r->durable;
+      r->p_acks += t->primary;
+    } else {
+      t->state = CORE_T_FAILED;
+      r->fails++;
+    }
+    coord__put_check(n, r);
+    return;
+  case CORE_REQ_GET:
+    if (ok && m->type != WIRE_REPL_GET_OK)
+      return;
+    if (ok && m->object.ptr && obj_decode(m->object.ptr, m->object.len,
+                                          &t->answer) != 0)
+      ok = false;
+    if (ok) {
+      t->state = CORE_T_OK;
+      r->acks++;
+      r->p_acks += t->primary;
+    } else {
+      t->state = CORE_T_FAILED;
+      r->fails++;
+    }
+    coord__get_check(n, r);
+    return;
+  default:
+    return;
+  }
+}
+
+/* Fails every target waiting on a connection that closed. */
+void coord_conn_closed(node *n, uint64_t conn) {
+  core_req *next;
+  for (core_req *r = n->active; r; r = next) {
+    next = r->next;
+    bool hit = false;
+    for (uint32_t i = 0; i < r->ntargets; i++) {
+      core_target *t = &r->targets[i];
+      if (t->state == CORE_T_WAIT && t->conn == conn && !t->self) {
+        t->state = CORE_T_FAILED;
+        r->fails++;
+        hit = true;
+      }
+    }
+    if (!hit)
+      continue;
+    if (r->kind == CORE_REQ_PUT)
+      coord__put_check(n, r);
+    else if (r->kind == CORE_REQ_GET)
+      coord__get_check(n, r);
+    else if (r->kind == CORE_REQ_FWD)
+      coord__fail(n, r, KV_EUNAVAIL,
+                  "the connection to the coordinating replica was lost");
+  }
+}
+
+void coord_tick(node *n, uint64_t now) {
+  core_req *next;
+  char msg[WIRE_ERRMSG_MAX];
+  for (core_req *r = n->active; r; r = next) {
+    next = r->next;
+    if (now < r->deadline_ms)
+      continue;
+    switch (r->kind) {
+    case CORE_REQ_PUT:
+      n->stats.timeouts++;
+      snprintf(msg, sizeof(msg),
+               "only %u of %u required replicas acknowledged the write "
+               "within %u ms",
+               r->acks, r->need, r->timeout_ms);
+      coord__fail(n, r, KV_ETIMEDOUT, msg);
+      break;
+    case CORE_REQ_GET:
+      if (r->replied) {
+        obj_free(r->result);
+        r->result = NULL;
+        if (coord__merge(r) == 0)
+          coord__read_repair(n, r);
+        core__req_free(n, r);
+        break;
+      }
+      n->stats.timeouts++;
+      snprintf(msg, sizeof(msg),
+               "only %u of %u required replicas answered the read within "
+               "%u ms",
+               r->acks, r->need, r->timeout_ms);
+      coord__fail(n, r, KV_ETIMEDOUT, msg);
+      break;
+    case CORE_REQ_FWD:
+      n->stats.timeouts++;
+      snprintf(msg, sizeof(msg),
+               "the coordinating replica %s did not answer within %u ms",
+               r->targets[0].id, r->timeout_ms);
+      coord__fail(n, r, KV_ETIMEDOUT, msg);
+      break;
+    default:
+      /* A replica write whose commit never came back: give up on it. */
+      core__req_free(n, r);
+    }
+  }
+}

@@ -1,0 +1,152 @@
+/*
+ * core.h: the sans-IO heart of a kvorum node.
+ *
+ * The core owns everything a node decides: request coordination (put, get,
+ * delete with per-request N/R/W/DW/PR/PW), replica handling, read repair,
+ * forwarding to a replica that coordinates, and membership through the
+ * gossip state machine. It performs no I/O of its own: frames arrive
+ * through node_on_frame, time through node_tick and io->now_ms, and
+ * everything it does goes out through the node_io interface (send a frame
+ * on a connection or to a peer address, read and stage storage writes).
+ * kvorumd drives it with libuv (uv_node.c); the deterministic simulator in
+ * tests/sim drives it with a simulated network, disk and clock.
+ *
+ * Request lifecycle (one slot in the request table per request):
+ *
+ *   PUT at a replica:  READ local -> UPDATE (new dot) -> STAGE local write
+ *        -> (commit done) SEND REPL_PUT to the other replicas
+ *        -> count acks -> W (and DW, PW) met: reply PUT_OK
+ *                      -> timeout / too many failures: reply ERROR
+ *   PUT at a non-replica: FORWARD as COORD_PUT to an alive primary -> relay
+ *   GET: local read (if a replica) + REPL_GET to the others -> R answers:
+ *        merge, reply GET_OK -> all answers or timeout: read repair
+ *
+ * Replication messages are sent only after the coordinator's own write is
+ * committed (in the WAL), so a dot a replica has seen is never handed out
+ * twice by a crashed and restarted coordinator; in addition every start of
+ * a node takes a new incarnation, so its actor id is new as well.
+ *
+ * Invariants: every request ends with exactly one reply (or is dropped when
+ * its client connection is gone); the request table and every queue are
+ * bounded (NODE_REQUESTS_MAX); a frame a peer or client sends never
+ * crashes the node: it is answered with ERROR or the connection closed.
+ *
+ * Depends on: ring, gossip, obj (storage/obj.h), wire. Pure: no libuv, no
+ * RocksDB.
+ */
+#ifndef KV_NODE_CORE_H
+#define KV_NODE_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../client/proto/wire.h"
+#include "../gossip/gossip.h"
+#include "../storage/obj.h"
+
+#define NODE_REQUESTS_MAX 65536u    /* requests in flight per node */
+#define NODE_TIMEOUT_MS_DEFAULT 5000u
+#define NODE_FANOUT_MAX 16u         /* replicas one request contacts */
+
+typedef enum node_conn_kind {
+  NODE_CONN_CLIENT,   /* accepted on the client port */
+  NODE_CONN_PEER_IN,  /* accepted on the peer port */
+  NODE_CONN_PEER_OUT, /* opened by this node to a peer address */
+} node_conn_kind;
+
+typedef enum node_log_level {
+  NODE_LOG_ERROR,
+  NODE_LOG_WARN,
+  NODE_LOG_INFO,
+  NODE_LOG_DEBUG,
+} node_log_level;
+
+typedef struct node node; /* opaque */
+
+/* What the core needs from its environment. Every function must be set. */
+typedef struct node_io {
+  void *ctx;
+  uint64_t (*now_ms)(void *ctx);   /* monotonic milliseconds */
+  uint64_t (*wall_ms)(void *ctx);  /* wall clock (sibling timestamps) */
+  uint64_t (*random)(void *ctx);
+  /* Queue a whole frame on connection conn (dropped if it is gone). */
+  void (*conn_send)(void *ctx, uint64_t conn, const uint8_t *frame,
+                    size_t len);
+  /* Ask to close connection conn after what is queued is written. */
+  void (*conn_close)(void *ctx, uint64_t conn);
+  /* Queue a frame to the node whose peer port is addr, connecting if
+   * needed. Returns the connection id it went on (0 when it could not be
+   * queued); replies to it arrive on that connection as PEER_OUT frames. */
+  uint64_t (*peer_send)(void *ctx, const char *addr, const uint8_t *frame,
+                        size_t len);
+  /* Storage. get: 0 with a malloc'd value (core frees), KV_ENOTFOUND or an
+   * error. put: stage a write; when it is committed (in the WAL) the
+   * environment calls node_store_done(token, status), later, never from
+   * inside put. sync: when every write committed so far is fsynced, the
+   * environment calls node_store_done(token, status). put and sync return
+   * 0 or an error (then no callback comes). */
+  int (*store_get)(void *ctx, uint32_t part, const void *key, size_t klen,
+                   uint8_t **val, size_t *vlen);
+  int (*store_put)(void *ctx, uint32_t part, const void *key, size_t klen,
+                   const void *val, size_t vlen, uint64_t token);
+  int (*store_sync)(void *ctx, uint64_t token);
+  /* Metadata: the ring is saved here when it changes. */
+  int (*meta_put)(void *ctx, const char *name, const void *val, size_t len);
+  void (*log)(void *ctx, node_log_level lvl, const char *msg);
+} node_io;
+
+typedef struct node_config {
+  const char *id;
+  const char *region; /* default "default" */
+  const char *zone;   /* default "" */
+  const char *client_addr, *peer_addr;
+  const char *const *seeds;
+  size_t nseeds;
+  uint64_t incarnation;
+  uint32_t q;          /* partitions for a new cluster */
+  uint32_t n, r, w;    /* cluster defaults */
+  uint32_t timeout_ms; /* default request timeout */
+  uint32_t gossip_interval_ms;
+  double phi_threshold;
+  obj_limits limits;
+  const uint8_t *ring_saved; /* a ring persisted by an earlier run */
+  size_t ring_saved_len;
+  node_log_level log_level;
+} node_config;
+
+/* Returns a new node core, or NULL with a message in err. The core keeps
+ * io (copied) and copies what it needs of cfg. Free with node_free. */
+node *node_new(const node_config *cfg, const node_io *io, char *err,
+               size_t errlen);
+/* Frees n; requests in flight are dropped without replies. NULL: no-op. */
+void node_free(node *n);
+
+/* Result of node_on_frame. */
+enum {
+  NODE_FRAME_OK = 0,
+  NODE_FRAME_GREETED = 1, /* the hello was accepted: mark the connection */
+  NODE_FRAME_CLOSE = 2,   /* close the connection after queued output */
+};
+
+/* A frame body arrived on conn. greeted: whether this connection's hello
+ * was accepted before. Returns NODE_FRAME_*. */
+int node_on_frame(node *n, uint64_t conn, node_conn_kind kind, bool greeted,
+                  const uint8_t *body, size_t len);
+/* A connection closed (requests waiting on it fail over or time out). */
+void node_on_close(node *n, uint64_t conn, node_conn_kind kind);
+/* A staged write finished (status 0 or a KV_E* code). */
+void node_store_done(node *n, uint64_t token, int status);
+/* Advances time: expires requests, drives gossip. Call every ~10 ms. */
+void node_tick(node *n);
+
+/* Introspection for logs, admin and tests. */
+const char *node_id(const node *n);
+uint64_t node_actor(const node *n);
+const gossip *node_gossip(const node *n);
+size_t node_requests_in_flight(const node *n);
+
+/* The actor id of a node incarnation (XXH3 of id and incarnation). */
+uint64_t node_actor_of(const char *id, uint64_t incarnation);
+
+#endif

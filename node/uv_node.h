@@ -1,0 +1,26 @@
+/*
+ * uv_node.h: the libuv driver of a node: TCP listeners for clients and
+ * peers, outgoing peer connections, framing, coalesced output, the storage
+ * adapter with group commit and off-loop fsync, the tick timer and clean
+ * shutdown on SIGINT/SIGTERM. It joins the sans-IO core (core.h) to libuv
+ * and RocksDB (store.h).
+ */
+#ifndef KV_UV_NODE_H
+#define KV_UV_NODE_H
+
+#include "core.h"
+
+typedef struct uvn_config {
+  node_config core;        /* core settings (addresses, ring, quorum) */
+  const char *data_dir;
+  size_t write_buffer_mb;
+  uint32_t tick_ms;        /* core tick period; default 10 */
+  size_t conn_out_max;     /* bytes queued per connection before it is
+                              closed as too slow; default 64 MiB */
+} uvn_config;
+
+/* Runs a node until SIGINT/SIGTERM. Returns 0 after a clean shutdown, or
+ * a KV_E* code with a message printed to stderr when it cannot start. */
+int uvn_run(uvn_config *cfg);
+
+#endif

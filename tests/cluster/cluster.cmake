@@ -1,0 +1,12 @@
+# Cluster tests: real kvorumd processes on 127.0.0.1, driven through the
+# kvorum CLI by tests/cluster/kvtest.py.
+if(TARGET kvorumd AND TARGET kvorum_cli)
+  find_program(KV_PYTHON3 python3 REQUIRED)
+  foreach(t membership quorum siblings)
+    add_test(NAME cluster_${t}
+             COMMAND ${KV_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_${t}.py
+                     $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>)
+    set_tests_properties(cluster_${t} PROPERTIES TIMEOUT 180
+                         LABELS cluster)
+  endforeach()
+endif()

@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kv_err.h"
-#include "mp.h"
+#include "client/proto/kv_err.h"
+#include "client/proto/mp.h"
 
 #define FZ_CHECK(cond)                                                         \
   do {                                                                         \

@@ -89,7 +89,7 @@ function(kv_fuzz_target name)
   add_test(NAME ${name}_soak COMMAND ${run} ${KV_FUZZ_SOAK_SECONDS}
            WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
   math(EXPR soak_timeout "${KV_FUZZ_SOAK_SECONDS} + 120")
-  set_tests_properties(${name}_soak PROPERTIES LABELS "soak;fuzz-soak"
+  set_tests_properties(${name}_soak PROPERTIES LABELS soak
                        TIMEOUT ${soak_timeout})
 endfunction()
 

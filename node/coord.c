@@ -50,17 +50,19 @@ static int coord__level(const char *what, int32_t q, uint32_t def,
   return 0;
 }
 
-/* Fills r->targets with the primaries of r->part. Returns their number
- * (N for this key), 0 when the node is in no ring yet. */
-static uint32_t coord__targets(node *n, core_req *r) {
+/* Fills r->targets with the primaries of r->part and, when sloppy, one
+ * alive fallback for each primary that is down (it keeps a hint for that
+ * primary). Returns the number of primaries (N for this key), 0 when the
+ * node is in no ring yet. */
+static uint32_t coord__targets(node *n, core_req *r, bool sloppy) {
   const ring *rg = gossip_ring(n->gossip);
   size_t idx[NODE_FANOUT_MAX];
   size_t np = 0;
   size_t total = ring_preflist(rg, r->part, idx, NODE_FANOUT_MAX, &np);
+  if (total > NODE_FANOUT_MAX)
+    total = NODE_FANOUT_MAX;
   if (np > total)
     np = total;
-  if (np > NODE_FANOUT_MAX)
-    np = NODE_FANOUT_MAX;
   r->ntargets = 0;
   for (size_t i = 0; i < np; i++) {
     core_target *t = &r->targets[r->ntargets++];
@@ -73,7 +75,34 @@ static uint32_t coord__targets(node *n, core_req *r) {
     t->alive = t->self || (m && m->alive && m->status != GOSSIP_REMOVED);
     t->state = CORE_T_IDLE;
   }
-  return r->ntargets;
+  uint32_t nprim = r->ntargets;
+  size_t next = np;
+  for (uint32_t i = 0; sloppy && i < nprim; i++) {
+    if (r->targets[i].alive)
+      continue;
+    while (next < total && r->ntargets < NODE_FANOUT_MAX) {
+      const char *id = ring_node_id(rg, idx[next++]);
+      const gossip_member *m = gossip_find(n->gossip, id);
+      if (strcmp(id, n->id) == 0 || !m || !m->alive ||
+          m->status == GOSSIP_REMOVED)
+        continue;
+      core_target *t = &r->targets[r->ntargets++];
+      memset(t, 0, sizeof(*t));
+      snprintf(t->id, sizeof(t->id), "%s", id);
+      snprintf(t->addr, sizeof(t->addr), "%s", m->peer_addr);
+      snprintf(t->hint_for, sizeof(t->hint_for), "%s", r->targets[i].id);
+      t->alive = true;
+      break;
+    }
+  }
+  return nprim;
+}
+
+static uint32_t coord__alive_primaries(const core_req *r) {
+  uint32_t a = 0;
+  for (uint32_t i = 0; i < r->ntargets; i++)
+    a += r->targets[i].alive && r->targets[i].primary;
+  return a;
 }
 
 static int coord__self_target(const core_req *r) {
@@ -157,22 +186,38 @@ static void coord__put_reply(node *n, core_req *r) {
 /* Decides a put: replies when W, DW and PW are met, fails when they no
  * longer can be. Frees r when it is decided. */
 static void coord__put_check(node *n, core_req *r) {
-  if (r->acks >= r->need && r->dw_acks >= r->need_dw &&
-      r->p_acks >= r->need_p) {
-    coord__put_reply(n, r);
-    core__req_free(n, r);
-    return;
-  }
   uint32_t waiting = coord__waiting(r);
-  /* The local write counts as waiting until its commit. */
-  if (r->acks + waiting < r->need || r->dw_acks + waiting < r->need_dw ||
-      r->p_acks + waiting < r->need_p) {
-    char msg[WIRE_ERRMSG_MAX];
-    snprintf(msg, sizeof(msg),
-             "only %u of %u required replicas acknowledged the write "
-             "(%u failed)",
-             r->acks, r->need, r->fails);
-    coord__fail(n, r, KV_EQUORUM, msg);
+  if (!r->replied) {
+    if (r->acks >= r->need && r->dw_acks >= r->need_dw &&
+        r->p_acks >= r->need_p) {
+      coord__put_reply(n, r);
+      if (!r->is_delete) {
+        core__req_free(n, r);
+        return;
+      }
+    } else if (r->acks + waiting < r->need ||
+               r->dw_acks + waiting < r->need_dw ||
+               r->p_acks + waiting < r->need_p) {
+      /* The local write counts as waiting until its commit. */
+      char msg[WIRE_ERRMSG_MAX];
+      snprintf(msg, sizeof(msg),
+               "only %u of %u required replicas acknowledged the write "
+               "(%u failed)",
+               r->acks, r->need, r->fails);
+      coord__fail(n, r, KV_EQUORUM, msg);
+      return;
+    }
+  }
+  if (r->replied && waiting == 0) {
+    /* A delete that every primary took may have its tombstone reaped once
+     * the grace period has passed. */
+    bool all = true;
+    for (uint32_t i = 0; i < r->ntargets; i++)
+      if (r->targets[i].primary && r->targets[i].state != CORE_T_OK)
+        all = false;
+    if (all)
+      repair_schedule_reap(n, r->part, r->key, r->klen);
+    core__req_free(n, r);
   }
 }
 
@@ -233,7 +278,8 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   r->is_delete = is_delete;
   r->from_peer = from_peer;
   r->reply_type = is_delete ? WIRE_DEL_OK : WIRE_PUT_OK;
-  uint32_t nrep = coord__targets(n, r);
+  bool sloppy = !(m->opts.flags & WIRE_OPT_NO_SLOPPY);
+  uint32_t nrep = coord__targets(n, r, sloppy);
   if (nrep == 0) {
     coord__fail(n, r, KV_EUNAVAIL,
                 "this node is not in a cluster yet (no ring)");
@@ -254,13 +300,15 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     r->need = r->need_dw;
   r->durable = r->need_dw > 0;
   uint32_t alive = coord__alive(r);
-  uint32_t need_up = r->need > r->need_p ? r->need : r->need_p;
-  if (alive < need_up) {
+  uint32_t alive_p = coord__alive_primaries(r);
+  if (alive < r->need || alive_p < r->need_p) {
     n->stats.unavailable++;
+    uint32_t need_up = r->need > r->need_p ? r->need : r->need_p;
     snprintf(err, sizeof(err),
-             "only %u of %u replicas of this key are up; the write needs %u "
-             "(w=%u, pw=%u, dw=%u)",
-             alive, nrep, need_up, r->need, r->need_p, r->need_dw);
+             "only %u of %u replicas of this key are up%s; the write needs "
+             "%u (w=%u, pw=%u, dw=%u)",
+             alive_p, nrep, alive > alive_p ? " (plus fallbacks)" : "",
+             need_up, r->need, r->need_p, r->need_dw);
     coord__fail(n, r, KV_EUNAVAIL, err);
     return;
   }
@@ -272,7 +320,8 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
 
   /* Coordinate: the new dot is ours. */
   obj *local = NULL;
-  int rc = core__local_read(n, r->part, r->key, r->klen, &local);
+  uint64_t old_hash = 0;
+  int rc = core__local_read(n, r->part, r->key, r->klen, &local, &old_hash);
   if (rc) {
     coord__fail(n, r, rc, "the coordinator cannot read its replica");
     return;
@@ -329,7 +378,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   }
   r->targets[self].state = CORE_T_WAIT;
   rc = core__local_write(n, r->part, r->key, r->klen, r->enc.data, r->enc.len,
-                         core__req_wire_id(r, (uint32_t)self));
+                         old_hash, core__req_wire_id(r, (uint32_t)self));
   if (rc)
     coord__fail(n, r, rc, "the coordinator cannot write to its storage");
 }
@@ -343,6 +392,31 @@ static void coord__put_local_committed(node *n, core_req *r, uint32_t self) {
     if (!t->alive) {
       t->state = CORE_T_FAILED;
       r->fails++;
+      continue;
+    }
+    if (t->hint_for[0]) {
+      /* A fallback: it keeps the write as a hint for the primary. */
+      kvbuf pl;
+      kvbuf_init(&pl);
+      msgpack_packer pk;
+      mp_packer_init(&pk, &pl);
+      msgpack_pack_array(&pk, 4);
+      mp_pack_cstr(&pk, t->hint_for);
+      mp_pack_bin(&pk, r->key, r->klen);
+      mp_pack_bin(&pk, r->enc.data, r->enc.len);
+      if (r->durable)
+        msgpack_pack_true(&pk);
+      else
+        msgpack_pack_false(&pk);
+      wire_msg hm = {.type = WIRE_PEER_MSG,
+                     .req_id = core__req_wire_id(r, i),
+                     .flags = PM_HINT_PUT};
+      hm.raw.ptr = pl.data;
+      hm.raw.len = pl.len;
+      if (!pl.oom)
+        wire_encode(&n->out, &hm);
+      kvbuf_free(&pl);
+      coord__send_target(n, r, i);
       continue;
     }
     wire_msg rp = {.type = WIRE_REPL_PUT, .req_id = core__req_wire_id(r, i)};
@@ -451,20 +525,7 @@ static void coord__read_repair(node *n, core_req *r) {
       continue;
     n->stats.read_repairs++;
     if (t->self) {
-      /* Merge with whatever the local replica holds now. */
-      obj *cur = NULL;
-      if (core__local_read(n, r->part, r->key, r->klen, &cur) == 0) {
-        kvbuf out;
-        kvbuf_init(&out);
-        int rc = 0;
-        if (cur)
-          rc = obj_sync(cur, r->result, NULL);
-        if (!rc && obj_encode(cur ? cur : r->result, &out) == 0)
-          core__local_write(n, r->part, r->key, r->klen, out.data, out.len,
-                            0);
-        kvbuf_free(&out);
-        obj_free(cur);
-      }
+      core__local_merge(n, r->part, r->key, r->klen, r->result, 0, NULL);
       continue;
     }
     wire_msg rp = {.type = WIRE_REPL_PUT, .req_id = 0};
@@ -506,8 +567,10 @@ static void coord__get_check(node *n, core_req *r) {
     /* Late answers may have added to what the client saw: merge again. */
     obj_free(r->result);
     r->result = NULL;
-    if (coord__merge(r) == 0)
+    if (coord__merge(r) == 0) {
       coord__read_repair(n, r);
+      repair_maybe_reap(n, r);
+    }
     core__req_free(n, r);
   }
 }
@@ -518,7 +581,7 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
     uint32_t part = ring_partition(gossip_ring(n->gossip), m->key.ptr,
                                    m->key.len);
     obj *o = NULL;
-    int rc = core__local_read(n, part, m->key.ptr, m->key.len, &o);
+    int rc = core__local_read(n, part, m->key.ptr, m->key.len, &o, NULL);
     if (rc) {
       n->stats.errors++;
       core__send_error(n, conn, m->req_id, rc, "local read failed: %s",
@@ -542,7 +605,7 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
     coord__fail(n, r, KV_ENOMEM, "out of memory");
     return;
   }
-  uint32_t nrep = coord__targets(n, r);
+  uint32_t nrep = coord__targets(n, r, false);
   if (nrep == 0) {
     coord__fail(n, r, KV_EUNAVAIL,
                 "this node is not in a cluster yet (no ring)");
@@ -587,7 +650,7 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
   int self = coord__self_target(r);
   if (self >= 0) {
     core_target *t = &r->targets[self];
-    int rc = core__local_read(n, r->part, r->key, r->klen, &t->answer);
+    int rc = core__local_read(n, r->part, r->key, r->klen, &t->answer, NULL);
     if (rc) {
       t->state = CORE_T_FAILED;
       r->fails++;
@@ -703,6 +766,10 @@ void coord_tick(node *n, uint64_t now) {
       continue;
     switch (r->kind) {
     case CORE_REQ_PUT:
+      if (r->replied) {
+        core__req_free(n, r);
+        break;
+      }
       n->stats.timeouts++;
       snprintf(msg, sizeof(msg),
                "only %u of %u required replicas acknowledged the write "
@@ -733,9 +800,12 @@ void coord_tick(node *n, uint64_t now) {
                r->targets[0].id, r->timeout_ms);
       coord__fail(n, r, KV_ETIMEDOUT, msg);
       break;
-    default:
+    case CORE_REQ_REPLICA:
       /* A replica write whose commit never came back: give up on it. */
       core__req_free(n, r);
+      break;
+    default:
+      repair_req_expired(n, r);
     }
   }
 }

@@ -125,15 +125,19 @@ void core__send_error(node *n, uint64_t conn, uint64_t req_id, int code,
 /* ---- storage helpers ---- */
 
 int core__local_read(node *n, uint32_t part, const uint8_t *key, size_t klen,
-                     obj **out) {
+                     obj **out, uint64_t *hash) {
   uint8_t *val = NULL;
   size_t vlen = 0;
   *out = NULL;
+  if (hash)
+    *hash = 0;
   int rc = n->io.store_get(n->io.ctx, part, key, klen, &val, &vlen);
   if (rc == KV_ENOTFOUND)
     return 0;
   if (rc)
     return rc;
+  if (hash)
+    *hash = XXH3_64bits(val, vlen);
   rc = obj_decode(val, vlen, out);
   free(val);
   if (rc)
@@ -144,8 +148,55 @@ int core__local_read(node *n, uint32_t part, const uint8_t *key, size_t klen,
 
 int core__local_write(node *n, uint32_t part, const uint8_t *key,
                       size_t klen, const uint8_t *enc, size_t enc_len,
-                      uint64_t token) {
-  return n->io.store_put(n->io.ctx, part, key, klen, enc, enc_len, token);
+                      uint64_t old_hash, uint64_t token) {
+  int rc = n->io.store_put(n->io.ctx, part, key, klen, enc, enc_len, token);
+  if (rc == 0)
+    repair_tree_update(n, part, key, klen, old_hash,
+                       XXH3_64bits(enc, enc_len));
+  return rc;
+}
+
+int core__local_merge(node *n, uint32_t part, const uint8_t *key,
+                      size_t klen, const obj *incoming, uint64_t token,
+                      bool *changed) {
+  obj *local = NULL;
+  uint64_t old_hash = 0;
+  bool ch = true;
+  int rc = core__local_read(n, part, key, klen, &local, &old_hash);
+  if (rc)
+    return rc;
+  if (local)
+    rc = obj_sync(local, incoming, &ch);
+  if (changed)
+    *changed = ch;
+  if (rc || (!ch && token == 0)) {
+    obj_free(local);
+    return rc;
+  }
+  kvbuf enc;
+  kvbuf_init(&enc);
+  rc = obj_encode(local ? local : incoming, &enc);
+  if (!rc)
+    rc = core__local_write(n, part, key, klen, enc.data, enc.len, old_hash,
+                           token);
+  kvbuf_free(&enc);
+  obj_free(local);
+  return rc;
+}
+
+bool core__is_primary(node *n, uint32_t p) {
+  const ring *rg = gossip_ring(n->gossip);
+  size_t idx[NODE_FANOUT_MAX];
+  size_t np = 0;
+  size_t total = ring_preflist(rg, p, idx, NODE_FANOUT_MAX, &np);
+  if (np > total)
+    np = total;
+  if (np > NODE_FANOUT_MAX)
+    np = NODE_FANOUT_MAX;
+  for (size_t i = 0; i < np; i++)
+    if (strcmp(ring_node_id(rg, idx[i]), n->id) == 0)
+      return true;
+  return false;
 }
 
 /* ---- replica side ---- */
@@ -162,40 +213,25 @@ static void core__repl_put(node *n, uint64_t conn, const wire_msg *m) {
   }
   uint32_t part = ring_partition(gossip_ring(n->gossip), m->key.ptr,
                                  m->key.len);
-  obj *local = NULL;
-  rc = core__local_read(n, part, m->key.ptr, m->key.len, &local);
-  if (rc) {
+  core_req *r = core__req_new(n, CORE_REQ_REPLICA);
+  if (!r) {
     obj_free(remote);
-    core__send_error(n, conn, m->req_id, rc, "replica %s cannot read: %s",
-                     n->id, kv_strerror(rc));
+    core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
+                     "replica %s is overloaded", n->id);
     return;
   }
-  const obj *merged = remote;
-  if (local) {
-    rc = obj_sync(local, remote, NULL);
-    merged = local;
-  }
-  n->scratch.len = 0;
-  if (!rc)
-    rc = obj_encode(merged, &n->scratch);
-  core_req *r = rc ? NULL : core__req_new(n, CORE_REQ_REPLICA);
-  if (!rc && !r)
-    rc = KV_EOVERLOAD;
-  if (!rc) {
-    r->conn = conn;
-    r->reply_id = m->req_id;
-    r->durable = (m->flags & WIRE_REPL_DURABLE) != 0;
-    r->deadline_ms = core__now(n) + n->timeout_ms * 4u;
-    rc = core__local_write(n, part, m->key.ptr, m->key.len, n->scratch.data,
-                           n->scratch.len, core__req_wire_id(r, 0));
-    if (rc)
-      core__req_free(n, r);
-  }
+  r->conn = conn;
+  r->reply_id = m->req_id;
+  r->durable = (m->flags & WIRE_REPL_DURABLE) != 0;
+  r->deadline_ms = core__now(n) + n->timeout_ms * 4u;
+  rc = core__local_merge(n, part, m->key.ptr, m->key.len, remote,
+                         core__req_wire_id(r, 0), NULL);
   obj_free(remote);
-  obj_free(local);
-  if (rc)
-    core__send_error(n, conn, m->req_id, rc, "replica %s cannot write: %s",
+  if (rc) {
+    core__req_free(n, r);
+    core__send_error(n, conn, m->req_id, rc, "replica %s cannot store: %s",
                      n->id, kv_strerror(rc));
+  }
 }
 
 /* A replica write committed (or fsynced): ack it. */
@@ -257,8 +293,10 @@ void node_store_done(node *n, uint64_t token, int status) {
   target &= CORE_TARGET_MASK;
   if (r->kind == CORE_REQ_REPLICA)
     core__replica_done(n, r, synced, status);
-  else
+  else if (r->kind == CORE_REQ_PUT)
     coord_store_done(n, r, target, synced, status);
+  else
+    repair_req_done(n, r, target, status);
 }
 
 /* ---- operator commands ---- */
@@ -349,7 +387,7 @@ static void core__admin_ring(node *n, msgpack_packer *pk) {
 
 static void core__admin_stats(node *n, msgpack_packer *pk) {
   const core_stats *s = &n->stats;
-  msgpack_pack_map(pk, 17);
+  msgpack_pack_map(pk, 28);
   core__pack_kv_str(pk, "node", n->id);
   core__pack_kv_u64(pk, "incarnation", n->incarnation);
   core__pack_kv_u64(pk, "gets", s->gets);
@@ -367,6 +405,17 @@ static void core__admin_stats(node *n, msgpack_packer *pk) {
   core__pack_kv_u64(pk, "bad_frames", s->bad_frames);
   core__pack_kv_u64(pk, "sibling_warnings", s->sibling_warnings);
   core__pack_kv_u64(pk, "requests_in_flight", n->nactive);
+  core__pack_kv_u64(pk, "hints_stored", s->hints_stored);
+  core__pack_kv_u64(pk, "hints_delivered", s->hints_delivered);
+  core__pack_kv_u64(pk, "hints_refused", s->hints_refused);
+  core__pack_kv_u64(pk, "hints_pending", n->hints_count);
+  core__pack_kv_u64(pk, "aae_exchanges", s->aae_exchanges);
+  core__pack_kv_u64(pk, "aae_bytes", s->aae_bytes);
+  core__pack_kv_u64(pk, "aae_keys_repaired", s->aae_keys_repaired);
+  core__pack_kv_u64(pk, "handoff_keys_sent", s->handoff_keys_sent);
+  core__pack_kv_u64(pk, "handoff_keys_received", s->handoff_keys_received);
+  core__pack_kv_u64(pk, "partitions_dropped", s->partitions_dropped);
+  core__pack_kv_u64(pk, "tombstones_reaped", s->tombstones_reaped);
 }
 
 /* Finds string argument name in an ADMIN args map. */
@@ -450,10 +499,7 @@ static void core__admin(node *n, uint64_t conn, const wire_msg *m) {
     msgpack_packer pk;
     size_t start;
     wire_begin(&n->out, &pk, &start, WIRE_ADMIN_OK, m->req_id, 1);
-    msgpack_pack_map(&pk, 2);
-    core__pack_kv_str(&pk, "node", n->id);
-    mp_pack_cstr(&pk, "transfers");
-    msgpack_pack_array(&pk, 0);
+    repair_admin_transfers(n, &pk);
     wire_end(&n->out, start);
     core__send_conn(n, conn);
     return;
@@ -537,8 +583,18 @@ static int core__peer_frame(node *n, uint64_t conn, node_conn_kind kind,
     case WIRE_PUT_OK:
     case WIRE_DEL_OK:
     case WIRE_ERROR:
-      coord_on_reply(n, conn, m);
+    case WIRE_PEER_MSG: {
+      uint32_t t;
+      core_req *r = core__req_find(n, m->req_id, &t);
+      if (!r)
+        return NODE_FRAME_OK;
+      if (r->kind == CORE_REQ_PUT || r->kind == CORE_REQ_GET ||
+          r->kind == CORE_REQ_FWD)
+        coord_on_reply(n, conn, m);
+      else
+        repair_on_reply(n, conn, m);
       return NODE_FRAME_OK;
+    }
     default:
       n->stats.bad_frames++;
       return NODE_FRAME_OK;
@@ -568,6 +624,9 @@ static int core__peer_frame(node *n, uint64_t conn, node_conn_kind kind,
   case WIRE_COORD_PUT:
     n->stats.coord_puts++;
     coord_put(n, conn, m, (m->flags & WIRE_COORD_DELETE) != 0, true);
+    break;
+  case WIRE_PEER_MSG:
+    repair_on_request(n, conn, m);
     break;
   case WIRE_GOSSIP:
     if (gossip_receive(n->gossip, m->raw.ptr, m->raw.len, core__now(n)))
@@ -609,14 +668,17 @@ int node_on_frame(node *n, uint64_t conn, node_conn_kind kind, bool greeted,
 }
 
 void node_on_close(node *n, uint64_t conn, node_conn_kind kind) {
-  if (kind == NODE_CONN_PEER_OUT)
+  if (kind == NODE_CONN_PEER_OUT) {
     coord_conn_closed(n, conn);
+    repair_conn_closed(n, conn);
+  }
 }
 
 void node_tick(node *n) {
   uint64_t now = core__now(n);
   gossip_tick(n->gossip, now);
   coord_tick(n, now);
+  repair_tick(n, now);
 }
 
 /* ---- gossip glue ---- */
@@ -729,6 +791,11 @@ node *node_new(const node_config *cfg, const node_io *io, char *err,
     node_free(n);
     return NULL;
   }
+  if (repair_init(n, cfg)) {
+    snprintf(err, errlen, "cannot build the anti-entropy trees");
+    node_free(n);
+    return NULL;
+  }
   return n;
 }
 
@@ -738,6 +805,7 @@ void node_free(node *n) {
   if (n->slots)
     while (n->active)
       core__req_free(n, n->active);
+  repair_free(n);
   gossip_free(n->gossip);
   free(n->slots);
   free(n->free_slots);

@@ -64,6 +64,11 @@ typedef enum node_log_level {
 
 typedef struct node node; /* opaque */
 
+typedef int (*node_scan_fn)(void *arg, const uint8_t *key, size_t klen,
+                            const uint8_t *val, size_t vlen);
+typedef int (*node_hint_fn)(void *arg, uint32_t part, const uint8_t *key,
+                            size_t klen, const uint8_t *val, size_t vlen);
+
 /* What the core needs from its environment. Every function must be set. */
 typedef struct node_io {
   void *ctx;
@@ -91,6 +96,31 @@ typedef struct node_io {
   int (*store_put)(void *ctx, uint32_t part, const void *key, size_t klen,
                    const void *val, size_t vlen, uint64_t token);
   int (*store_sync)(void *ctx, uint64_t token);
+  /* A staged delete, reported like store_put. */
+  int (*store_del)(void *ctx, uint32_t part, const void *key, size_t klen,
+                   uint64_t token);
+  /* Calls fn for up to limit objects of part in key order, starting after
+   * key `after` (NULL: from the first). fn returns non-zero to stop.
+   * Returns 0 or an error. */
+  int (*store_scan)(void *ctx, uint32_t part, const void *after,
+                    size_t after_len, size_t limit, node_scan_fn fn,
+                    void *arg);
+  /* Deletes every object of part. */
+  int (*store_drop)(void *ctx, uint32_t part);
+  /* Hints: writes kept for another node (owner). put/del are written at
+   * once (WAL); get returns a malloc'd value or KV_ENOTFOUND; scan visits
+   * up to limit hints of owner (key is the object key, part its
+   * partition). */
+  int (*hint_put)(void *ctx, const char *owner, uint32_t part,
+                  const void *key, size_t klen, const void *val, size_t vlen);
+  int (*hint_get)(void *ctx, const char *owner, uint32_t part,
+                  const void *key, size_t klen, uint8_t **val, size_t *vlen);
+  int (*hint_del)(void *ctx, const char *owner, uint32_t part,
+                  const void *key, size_t klen);
+  int (*hint_scan)(void *ctx, const char *owner, size_t limit,
+                   node_hint_fn fn, void *arg);
+  /* The node asks its environment to stop (it left the cluster). */
+  void (*shutdown)(void *ctx);
   /* Metadata: the ring is saved here when it changes. */
   int (*meta_put)(void *ctx, const char *name, const void *val, size_t len);
   void (*log)(void *ctx, node_log_level lvl, const char *msg);
@@ -113,6 +143,14 @@ typedef struct node_config {
   const uint8_t *ring_saved; /* a ring persisted by an earlier run */
   size_t ring_saved_len;
   node_log_level log_level;
+  /* Repair (0 = the default in parentheses). */
+  uint32_t aae_interval_ms;     /* one tree exchange per interval (10000) */
+  uint32_t hint_interval_ms;    /* hint delivery rounds (1000) */
+  uint32_t handoff_interval_ms; /* ownership handoff rounds (1000) */
+  uint64_t tombstone_grace_ms;  /* tombstones older than this may be
+                                   reaped once every replica has them
+                                   (86400000: one day) */
+  uint64_t hints_max;           /* hints kept for all owners (1000000) */
 } node_config;
 
 /* Returns a new node core, or NULL with a message in err. The core keeps

@@ -19,12 +19,68 @@
 #define CORE_TOKEN_SYNC 0x10u
 #define CORE_SLOT_BITS 16u /* NODE_REQUESTS_MAX == 1 << CORE_SLOT_BITS */
 
+/* PEER_MSG kinds: node-to-node messages beyond plain replication. The
+ * payload is a msgpack array; docs/protocol.md lists the fields. */
+enum {
+  PM_HINT_PUT = 1,     /* [owner, key, object, durable] -> REPL_PUT_OK */
+  PM_AAE_BRANCHES = 10, /* [part, [branch hash x AAE_BRANCHES]] */
+  PM_AAE_LEAVES = 11,  /* reply: [part, [[branch, [leaf hash x 32]]...]] */
+  PM_AAE_KEYS = 12,    /* [part, [segment...], [[key, hash]...]] */
+  PM_AAE_OBJS = 13,    /* reply: [part, [[key, object]...], [key...]] */
+  PM_HANDOFF = 20,     /* [part, [[key, object]...], last] */
+  PM_HANDOFF_ACK = 21, /* reply: [part, count] */
+  PM_REAP = 30,        /* [part, key, object hash]: delete if unchanged */
+};
+
+/* Tictac anti-entropy trees: per partition, AAE_SEGMENTS leaves, each the
+ * XOR of hash(key, object hash) over the keys of its segment, grouped into
+ * AAE_BRANCHES branches. A write updates one leaf and one branch: O(1). */
+#define AAE_BRANCHES 32u
+#define AAE_LEAVES_PER_BRANCH 32u
+#define AAE_SEGMENTS (AAE_BRANCHES * AAE_LEAVES_PER_BRANCH)
+typedef struct aae_tree {
+  uint64_t branch[AAE_BRANCHES];
+  uint64_t leaf[AAE_SEGMENTS];
+} aae_tree;
+
+#define REPAIR_HINT_BATCH 64u       /* hints delivered per owner per round */
+#define REPAIR_HANDOFF_BATCH 64u    /* objects per handoff message */
+#define REPAIR_TRANSFERS_MAX 8u     /* transfers running at once */
+#define REPAIR_REAP_QUEUE_MAX 65536u
+#define REPAIR_AAE_KEYS_MAX 100000u /* keys one exchange may compare */
+
+typedef struct core_transfer {
+  bool active;
+  bool inflight;
+  bool done;
+  uint32_t part;
+  char target[RING_NAME_MAX];
+  char addr[GOSSIP_ADDR_MAX];
+  uint8_t *last_key; /* resume after this key */
+  size_t last_len;
+  bool last_batch;   /* the batch in flight is the final one */
+  uint64_t keys_sent;
+  uint64_t started_ms;
+  uint64_t req_gen;  /* the request slot waiting for the ack */
+} core_transfer;
+
+typedef struct core_reap {
+  uint32_t part;
+  uint64_t due_ms;
+  uint8_t *key;
+  size_t klen;
+} core_reap;
+
 typedef enum core_req_kind {
   CORE_REQ_FREE = 0,
   CORE_REQ_PUT,      /* coordinating a put or delete */
   CORE_REQ_GET,      /* coordinating a get (then its read repair) */
   CORE_REQ_FWD,      /* a client write forwarded to another coordinator */
   CORE_REQ_REPLICA,  /* a replica write waiting for commit/fsync to ack */
+  CORE_REQ_HINT,     /* a hint being delivered to its owner */
+  CORE_REQ_AAE,      /* an anti-entropy exchange this node started */
+  CORE_REQ_HANDOFF,  /* a handoff batch waiting for its ack */
+  CORE_REQ_REAP,     /* reading every replica before reaping a tombstone */
 } core_req_kind;
 
 typedef enum core_target_state {
@@ -43,6 +99,7 @@ typedef struct core_target {
   uint8_t state;   /* core_target_state */
   uint64_t conn;   /* connection the request went out on */
   obj *answer;     /* GET: the replica's object (NULL: not found) */
+  char hint_for[RING_NAME_MAX]; /* fallback: the primary it stands in for */
 } core_target;
 
 typedef struct core_req {
@@ -70,6 +127,9 @@ typedef struct core_req {
   kvbuf enc;     /* PUT: the encoded object sent to replicas */
   wire_opts opts;
   uint32_t reply_type; /* PUT_OK or DEL_OK */
+  uint64_t hash;       /* HINT: hash of the hint sent; REAP: unused */
+  uint32_t aux;        /* HANDOFF: transfer index; AAE: phase */
+  char owner[RING_NAME_MAX]; /* HINT: the owner */
 } core_req;
 
 typedef struct core_stats {
@@ -80,6 +140,10 @@ typedef struct core_stats {
   uint64_t errors, timeouts, unavailable;
   uint64_t bad_frames;
   uint64_t sibling_warnings;
+  uint64_t hints_stored, hints_delivered, hints_refused;
+  uint64_t aae_exchanges, aae_bytes, aae_keys_repaired;
+  uint64_t handoff_keys_sent, handoff_keys_received, partitions_dropped;
+  uint64_t tombstones_reaped;
 } core_stats;
 
 struct node {
@@ -105,6 +169,19 @@ struct node {
   kvbuf out;            /* scratch for encoding frames */
   kvbuf scratch;        /* scratch for object encodings */
   core_stats stats;
+  /* Repair. */
+  uint32_t aae_interval_ms, hint_interval_ms, handoff_interval_ms;
+  uint64_t tombstone_grace_ms, hints_max, hints_count;
+  uint64_t next_aae_ms, next_hint_ms, next_handoff_ms;
+  uint32_t aae_next_part;
+  bool aae_running;
+  uint32_t hint_inflight;
+  aae_tree **trees;           /* one per partition, NULL until it has data */
+  uint32_t trees_q;
+  core_transfer transfers[REPAIR_TRANSFERS_MAX];
+  core_reap *reaps;           /* ring buffer of scheduled reap checks */
+  uint32_t reap_head, reap_len;
+  bool leaving_done;
 };
 
 /* core.c */
@@ -119,13 +196,40 @@ void core__send_conn(node *n, uint64_t conn);
 void core__send_error(node *n, uint64_t conn, uint64_t req_id, int code,
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Reads and decodes the local object of key. Returns 0 with *out (NULL
- * when not found) or an error. */
+ * when not found) and *hash (the hash of its encoding, 0 when not found;
+ * hash may be NULL), or an error. */
 int core__local_read(node *n, uint32_t part, const uint8_t *key, size_t klen,
-                     obj **out);
-/* Encodes and stages o as the local object of key with the given token. */
+                     obj **out, uint64_t *hash);
+/* Stages enc as the local object of key (replacing one whose hash was
+ * old_hash, 0 for none) with the given token, and updates the partition's
+ * anti-entropy tree. */
 int core__local_write(node *n, uint32_t part, const uint8_t *key,
                       size_t klen, const uint8_t *enc, size_t enc_len,
-                      uint64_t token);
+                      uint64_t old_hash, uint64_t token);
+/* Merges incoming into the local object of key and writes the result when
+ * it changed (always when token is not 0, so the caller gets its
+ * callback). *changed may be NULL. Returns 0 or an error. */
+int core__local_merge(node *n, uint32_t part, const uint8_t *key,
+                      size_t klen, const obj *incoming, uint64_t token,
+                      bool *changed);
+/* True when this node is a primary replica of partition p. */
+bool core__is_primary(node *n, uint32_t p);
+
+/* repair.c */
+int repair_init(node *n, const node_config *cfg);
+void repair_free(node *n);
+void repair_tree_update(node *n, uint32_t part, const uint8_t *key,
+                        size_t klen, uint64_t old_hash, uint64_t new_hash);
+void repair_tick(node *n, uint64_t now);
+void repair_on_request(node *n, uint64_t conn, const wire_msg *m);
+void repair_on_reply(node *n, uint64_t conn, const wire_msg *m);
+void repair_req_done(node *n, core_req *r, uint32_t target, int status);
+void repair_req_expired(node *n, core_req *r);
+void repair_conn_closed(node *n, uint64_t conn);
+void repair_schedule_reap(node *n, uint32_t part, const uint8_t *key,
+                          size_t klen);
+void repair_maybe_reap(node *n, core_req *get);
+void repair_admin_transfers(node *n, msgpack_packer *pk);
 
 /* coord.c */
 void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,

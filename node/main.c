@@ -50,6 +50,16 @@ static void main__usage(FILE *f) {
 "  --phi-threshold PHI  failure detector threshold (default 8)\n"
 "  --write-buffer-mb MB RocksDB memtable size (default 64)\n"
 "\n"
+"Repair (see docs/operations.md):\n"
+"  --aae-interval-ms MS     one anti-entropy tree exchange per interval\n"
+"                           (default 10000)\n"
+"  --hint-interval-ms MS    hinted handoff delivery rounds (default 1000)\n"
+"  --handoff-interval-ms MS ownership handoff rounds (default 1000)\n"
+"  --tombstone-grace-ms MS  age before a tombstone every replica holds\n"
+"                           may be reaped (default 86400000, one day)\n"
+"  --hints-max N            hints this node keeps for others (default\n"
+"                           1000000); past it, hints are refused\n"
+"\n"
 "Operation:\n"
 "  --log-level LEVEL    error, warn, info or debug (default info)\n"
 "  --help               this text\n"
@@ -106,7 +116,8 @@ int main(int argc, char **argv) {
   enum {
     O_ID = 1000, O_LISTEN, O_PEER, O_DATA, O_SEEDS, O_REGION, O_ZONE,
     O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_VALUE_MAX, O_SIB_MAX, O_GOSSIP,
-    O_PHI, O_WBUF, O_LOG, O_HELP
+    O_PHI, O_WBUF, O_LOG, O_HELP, O_AAE, O_HINT, O_HANDOFF, O_GRACE,
+    O_HINTS_MAX
   };
   static const struct option opts[] = {
       {"id", required_argument, 0, O_ID},
@@ -127,6 +138,11 @@ int main(int argc, char **argv) {
       {"phi-threshold", required_argument, 0, O_PHI},
       {"write-buffer-mb", required_argument, 0, O_WBUF},
       {"log-level", required_argument, 0, O_LOG},
+      {"aae-interval-ms", required_argument, 0, O_AAE},
+      {"hint-interval-ms", required_argument, 0, O_HINT},
+      {"handoff-interval-ms", required_argument, 0, O_HANDOFF},
+      {"tombstone-grace-ms", required_argument, 0, O_GRACE},
+      {"hints-max", required_argument, 0, O_HINTS_MAX},
       {"help", no_argument, 0, O_HELP},
       {0, 0, 0, 0},
   };
@@ -136,6 +152,8 @@ int main(int argc, char **argv) {
   unsigned long long timeout = 5000, value_max = KV_VALUE_MAX_DEFAULT;
   unsigned long long sib_max = 100, gossip_ms = 1000, wbuf = 64;
   double phi = 8.0;
+  unsigned long long aae_ms = 10000, hint_ms = 1000, handoff_ms = 1000;
+  unsigned long long grace_ms = 86400000ull, hints_max = 1000000ull;
   node_log_level lvl = NODE_LOG_INFO;
 
   opterr = 0;
@@ -166,6 +184,11 @@ int main(int argc, char **argv) {
       break;
     case O_SIB_MAX: bad = main__num("--siblings-max", optarg, 1, 100000, &sib_max); break;
     case O_GOSSIP: bad = main__num("--gossip-interval-ms", optarg, 10, 60000, &gossip_ms); break;
+    case O_AAE: bad = main__num("--aae-interval-ms", optarg, 1, 86400000, &aae_ms); break;
+    case O_HINT: bad = main__num("--hint-interval-ms", optarg, 1, 86400000, &hint_ms); break;
+    case O_HANDOFF: bad = main__num("--handoff-interval-ms", optarg, 1, 86400000, &handoff_ms); break;
+    case O_GRACE: bad = main__num("--tombstone-grace-ms", optarg, 1, 365ull * 86400000ull, &grace_ms); break;
+    case O_HINTS_MAX: bad = main__num("--hints-max", optarg, 1, 1000000000ull, &hints_max); break;
     case O_WBUF: bad = main__num("--write-buffer-mb", optarg, 1, 65536, &wbuf); break;
     case O_PHI: {
       char *end;
@@ -259,6 +282,11 @@ int main(int argc, char **argv) {
     cfg.core.limits.siblings_warn = (uint32_t)sib_max;
   cfg.core.limits.value_max = (uint32_t)value_max;
   cfg.core.log_level = lvl;
+  cfg.core.aae_interval_ms = (uint32_t)aae_ms;
+  cfg.core.hint_interval_ms = (uint32_t)hint_ms;
+  cfg.core.handoff_interval_ms = (uint32_t)handoff_ms;
+  cfg.core.tombstone_grace_ms = grace_ms;
+  cfg.core.hints_max = hints_max;
   cfg.data_dir = data;
   cfg.write_buffer_mb = (size_t)wbuf;
   int rc = uvn_run(&cfg);

@@ -480,6 +480,8 @@ static uvn_conn *uvn__peer_conn(uvn *u, uvn_peer *p) {
   return c;
 }
 
+static void uvn__commit(uvn *u);
+
 /* ---- node_io ---- */
 
 static uint64_t uvn__io_now(void *ctx) {
@@ -557,6 +559,83 @@ static int uvn__io_store_sync(void *ctx, uint64_t token) {
   return uvn__tokens_push(&u->sync_wait, token);
 }
 
+static int uvn__io_store_del(void *ctx, uint32_t part, const void *key,
+                             size_t klen, uint64_t token) {
+  uvn *u = ctx;
+  int rc = store_stage_delete(u->st, part, key, klen);
+  if (rc)
+    return rc;
+  return uvn__tokens_push(&u->commit_wait, token);
+}
+
+static int uvn__io_store_scan(void *ctx, uint32_t part, const void *after,
+                              size_t after_len, size_t limit,
+                              node_scan_fn fn, void *arg) {
+  uvn *u = ctx;
+  /* Scans see committed data: commit what is staged first. */
+  uvn__commit(u);
+  int rc = store_scan_from(u->st, part, after, after_len, limit, fn, arg);
+  return rc > 0 ? 0 : rc;
+}
+
+static int uvn__io_store_drop(void *ctx, uint32_t part) {
+  uvn *u = ctx;
+  uvn__commit(u);
+  int rc = store_drop_partition(u->st, part);
+  if (rc)
+    uvn__logf(u, NODE_LOG_ERROR, "cannot drop partition %u: %s", part,
+              store_errmsg(u->st));
+  return rc;
+}
+
+static int uvn__io_hint_put(void *ctx, const char *owner, uint32_t part,
+                            const void *key, size_t klen, const void *val,
+                            size_t vlen) {
+  uvn *u = ctx;
+  return store_hint_put(u->st, owner, part, key, klen, val, vlen);
+}
+
+static int uvn__io_hint_get(void *ctx, const char *owner, uint32_t part,
+                            const void *key, size_t klen, uint8_t **val,
+                            size_t *vlen) {
+  uvn *u = ctx;
+  return store_hint_get(u->st, owner, part, key, klen, val, vlen);
+}
+
+static int uvn__io_hint_del(void *ctx, const char *owner, uint32_t part,
+                            const void *key, size_t klen) {
+  uvn *u = ctx;
+  return store_hint_delete(u->st, owner, part, key, klen);
+}
+
+typedef struct uvn__hint_limit {
+  node_hint_fn fn;
+  void *arg;
+  size_t left;
+} uvn__hint_limit;
+
+static int uvn__hint_limit_fn(void *arg, uint32_t part, const uint8_t *key,
+                              size_t klen, const uint8_t *val, size_t vlen) {
+  uvn__hint_limit *l = arg;
+  if (l->left == 0)
+    return 1;
+  l->left--;
+  int rc = l->fn(l->arg, part, key, klen, val, vlen);
+  return rc ? rc : (l->left == 0);
+}
+
+static int uvn__io_hint_scan(void *ctx, const char *owner, size_t limit,
+                             node_hint_fn fn, void *arg) {
+  uvn *u = ctx;
+  uvn__hint_limit l = {.fn = fn, .arg = arg, .left = limit};
+  int rc = store_hint_scan(u->st, owner, uvn__hint_limit_fn, &l);
+  return rc > 0 ? 0 : rc;
+}
+
+static void uvn__stop(uvn *u, const char *why);
+
+static void uvn__io_shutdown(void *ctx) { uvn__stop(ctx, "left the cluster"); }
+
 static int uvn__io_meta_put(void *ctx, const char *name, const void *val,
                             size_t len) {
   uvn *u = ctx;
@@ -619,9 +698,8 @@ static void uvn__start_sync(uvn *u) {
   }
 }
 
-/* Commits staged writes, runs their callbacks, starts an fsync if one is
- * wanted, and writes every connection's output. */
-static void uvn__flush(uvn *u) {
+/* Commits staged writes and runs their callbacks (which may stage more). */
+static void uvn__commit(uvn *u) {
   for (int round = 0; round < 8 && store_staged(u->st); round++) {
     int rc = store_commit(u->st);
     if (rc)
@@ -638,6 +716,12 @@ static void uvn__flush(uvn *u) {
     else
       free(done.v);
   }
+}
+
+/* Commits staged writes, runs their callbacks, starts an fsync if one is
+ * wanted, and writes every connection's output. */
+static void uvn__flush(uvn *u) {
+  uvn__commit(u);
   uvn__start_sync(u);
   while (u->dirty) {
     uvn_conn *c = u->dirty;
@@ -671,16 +755,19 @@ static void uvn__close_walk(uv_handle_t *h, void *arg) {
   uv_close(h, NULL);
 }
 
-static void uvn__signal_cb(uv_signal_t *s, int signum) {
-  uvn *u = s->data;
+static void uvn__stop(uvn *u, const char *why) {
   if (u->stopping)
     return;
   u->stopping = true;
-  uvn__logf(u, NODE_LOG_INFO, "%s received: stopping",
-            signum == SIGINT ? "SIGINT" : "SIGTERM");
+  uvn__logf(u, NODE_LOG_INFO, "%s: stopping", why);
   /* Commit what is staged and answer what can be answered, then close. */
   uvn__flush(u);
   uv_stop(u->loop);
+}
+
+static void uvn__signal_cb(uv_signal_t *s, int signum) {
+  uvn__stop(s->data, signum == SIGINT ? "SIGINT received"
+                                      : "SIGTERM received");
 }
 
 /* ---- start ---- */
@@ -786,6 +873,14 @@ int uvn_run(uvn_config *cfg) {
       .store_get = uvn__io_store_get,
       .store_put = uvn__io_store_put,
       .store_sync = uvn__io_store_sync,
+      .store_del = uvn__io_store_del,
+      .store_scan = uvn__io_store_scan,
+      .store_drop = uvn__io_store_drop,
+      .hint_put = uvn__io_hint_put,
+      .hint_get = uvn__io_hint_get,
+      .hint_del = uvn__io_hint_del,
+      .hint_scan = uvn__io_hint_scan,
+      .shutdown = uvn__io_shutdown,
       .meta_put = uvn__io_meta_put,
       .log = uvn__io_log,
   };

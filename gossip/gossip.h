@@ -25,6 +25,55 @@
  * All I/O goes through gossip_io: time is passed in, randomness comes from
  * a seeded generator inside, messages go out through io->send.
  * Pure: depends on ring.h and mp.h.
+ *
+ * Choices made (the details):
+ *
+ * - Full tables, not digests of versions: a "digest" carries the sender's
+ *   whole member table and its encoded ring (up to 256 members of ~400
+ *   bytes and a ring of at most RING_Q_MAX owners stay far below
+ *   GOSSIP_MSG_MAX). Push-pull: a digest that asks for a reply gets the
+ *   receiver's table back. Each round a node sends one to fanout random
+ *   alive members, or to its seeds while it knows no alive member.
+ * - Heartbeats go direct: each round a node also sends a tiny heartbeat
+ *   (its own entry, ring version and claimant) to every member that is not
+ *   removed, down ones included, so that every node sees every heartbeat
+ *   within one latency (a dead node is seen down in ~4 s) and a partition
+ *   heals. A heartbeat whose ring differs from ours triggers a digest:
+ *   pulled (want_reply) when theirs is newer, pushed when ours is.
+ * - Entries merge field by field: (incarnation, heartbeat) belongs to the
+ *   member itself, the higher pair wins and counts as a heartbeat arrival
+ *   for phi. The status carries its own status version, bumped by whoever
+ *   changes it (claimant or operator); the higher status version wins, and
+ *   on equal versions the later status (joining < valid < leaving <
+ *   removed) wins, so an operator's leave/remove beats older entries. A
+ *   node that sees a copy of its own heartbeat ahead of it (a restart with
+ *   the same incarnation) jumps past it; a new incarnation of a removed
+ *   node joins again.
+ * - Phi: a normal model of the last GOSSIP_PHI_WINDOW inter-arrival times
+ *   (gossip/phi.h), standard deviation at least interval_ms /
+ *   GOSSIP_PHI_MIN_STD_DIVISOR, first estimate mean = interval_ms. With
+ *   1 s rounds and threshold 8 a member is down after ~3.6 s of silence.
+ * - Rings are ordered by (version, claimant id): a higher version wins; on
+ *   equal versions the smaller claimant id wins, and a known claimant beats
+ *   "" (a ring restored from disk). The claimant adds every alive joining
+ *   (or valid but missing) member, takes out leaving and removed ones,
+ *   claims, bumps the version, marks the added valid and the taken out
+ *   removed, and pushes a digest to every alive member.
+ * - Start: a node with no seeds but itself forms a one-node cluster in
+ *   gossip_new. A node with seeds waits GOSSIP_BOOT_ROUNDS rounds; then, if
+ *   it still has no ring and knows no alive valid member, the smallest
+ *   alive joining member it knows creates the first ring with every alive
+ *   joining member. A node restarted with its persisted ring and its id in
+ *   it starts valid, and the ring does not change.
+ * - Dead members stay in the table (down) until an operator removes them;
+ *   removed ones stay as tombstones so that old gossip cannot revive them.
+ *
+ * Wire format (msgpack; GOSSIP_WIRE_VERSION):
+ *   entry     = [id, region, zone, client_addr, peer_addr, incarnation,
+ *                heartbeat, status, status_version]
+ *   heartbeat = [version, 1, sender entry, ring version, claimant]
+ *   digest    = [version, 2, sender entry, ring version, claimant,
+ *                want_reply, [entry...], ring_encode() bin | nil]
  */
 #ifndef KV_GOSSIP_H
 #define KV_GOSSIP_H
@@ -39,6 +88,15 @@
 #define GOSSIP_MEMBERS_MAX RING_NODES_MAX
 #define GOSSIP_SEEDS_MAX 16
 #define GOSSIP_MSG_MAX (1024u * 1024u) /* largest payload we build or take */
+#define GOSSIP_INTERVAL_MS_DEFAULT 1000
+#define GOSSIP_FANOUT_DEFAULT 3
+#define GOSSIP_FANOUT_MAX 16
+#define GOSSIP_PHI_THRESHOLD_DEFAULT 8.0
+#define GOSSIP_PHI_MIN_STD_DIVISOR 2 /* min std dev = interval_ms / this */
+#define GOSSIP_BOOT_ROUNDS 2 /* rounds to hear from seeds before a new ring */
+#define GOSSIP_N_DEFAULT 3
+#define GOSSIP_REGION_DEFAULT "default"
+#define GOSSIP_WIRE_VERSION 1
 
 typedef enum gossip_status {
   GOSSIP_JOINING,
@@ -126,5 +184,12 @@ bool gossip_alive(const gossip *g, const char *id);
 int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms);
 int gossip_leave(gossip *g, const char *id, uint64_t now_ms);
 int gossip_remove(gossip *g, const char *id, uint64_t now_ms);
+
+/* The status version of member id (0 when unknown): bumped by every status
+ * change, so that the newest change wins across the cluster. */
+uint64_t gossip_status_version(const gossip *g, const char *id);
+/* The id of the node that made the current ring ("" when not known, as for
+ * a ring restored from disk). Owned by g. */
+const char *gossip_claimant(const gossip *g);
 
 #endif

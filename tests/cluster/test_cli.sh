@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# test_cli.sh KVORUMD KVORUM: the kvorum CLI against one real kvorumd.
+#
+# Starts a single node (n=1, r=1, w=1) on free 127.0.0.1 ports, waits for it
+# by polling `kvorum status` in a bounded loop, then checks: two context-less
+# puts give two siblings; a put with the context of the get replaces both;
+# after a delete, get --json says "found": false (exit 0); 200 acknowledged
+# writes survive kill -9 and a restart; bad flags and unknown commands exit
+# 2; an unreachable host exits 1. A trap kills the node and removes the
+# temporary directory, whatever happens. Prints "N passed, M failed".
+set -u
+
+KVORUMD=${1:?usage: test_cli.sh KVORUMD KVORUM}
+CLI=${2:?usage: test_cli.sh KVORUMD KVORUM}
+WRITES=200          # acknowledged writes that must survive kill -9
+WAIT_TRIES=400      # x 0.05 s: how long a node may take to answer
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvorum-cli.XXXXXX") || exit 1
+PID=""
+cleanup() {
+  if [ -n "$PID" ]; then
+    kill -9 "$PID" 2>/dev/null
+    wait "$PID" 2>/dev/null
+  fi
+  if [ "${KV_KEEP:-0}" = 1 ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+passed=0
+failed=0
+check() { # check DESCRIPTION COMMAND...
+  local what=$1
+  shift
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "ok   $what"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $what"
+    return 1
+  fi
+}
+finish() {
+  echo "test_cli: $passed passed, $failed failed"
+  if [ "$failed" -ne 0 ] && [ -f "$TMP/node.log" ]; then
+    echo "---- node log (last 30 lines) ----"
+    tail -n 30 "$TMP/node.log"
+  fi
+  [ "$failed" -eq 0 ]
+  exit $?
+}
+
+read -r PORT PEER_PORT DEAD_PORT < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+HOST=127.0.0.1:$PORT
+kv() { "$CLI" --host "$HOST" "$@"; }
+
+start_node() {
+  "$KVORUMD" --id n1 --listen "$HOST" --peer "127.0.0.1:$PEER_PORT" \
+    --data "$TMP/data" --n 1 --r 1 --w 1 >>"$TMP/node.log" 2>&1 &
+  PID=$!
+}
+wait_up() {
+  local i
+  for ((i = 0; i < WAIT_TRIES; i++)); do
+    kv status >/dev/null 2>&1 && return 0
+    kill -0 "$PID" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+# json_get JSON EXPR: evaluates a Python expression over the parsed JSON j.
+json_get() {
+  python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null
+}
+
+# ---- usage errors need no server ----
+status_of() { "$@" >/dev/null 2>&1; echo $?; }
+check "unknown command exits 2" test "$(status_of "$CLI" --host "$HOST" frobnicate)" = 2
+check "unknown flag exits 2" test "$(status_of "$CLI" --host "$HOST" put k v --bogus)" = 2
+check "flag of another command exits 2" test "$(status_of "$CLI" --host "$HOST" get k --context abc)" = 2
+check "missing argument exits 2" test "$(status_of "$CLI" --host "$HOST" get)" = 2
+check "bad level exits 2" test "$(status_of "$CLI" --host "$HOST" get k --r most)" = 2
+check "bad timeout exits 2" test "$(status_of "$CLI" --host "$HOST" get k --timeout soon)" = 2
+check "bad context exits 2" test "$(status_of "$CLI" --host "$HOST" put k v --context '!!')" = 2
+check "--help exits 0" test "$(status_of "$CLI" --help)" = 0
+check "put --help documents --context" sh -c "'$CLI' put --help | grep -q -- --context"
+check "usage goes to stderr" sh -c "'$CLI' frobnicate 2>&1 >/dev/null | grep -q usage"
+check "unreachable host exits 1" test "$(status_of "$CLI" --host "127.0.0.1:$DEAD_PORT" status)" = 1
+
+# ---- a real node ----
+start_node
+check "node answers status" wait_up || finish
+
+check "status lists n1" sh -c "'$CLI' --host '$HOST' status | grep -q n1"
+st=$(kv --json status)
+check "status --json has members" test "$(json_get "$st" 'j["members"][0]["id"]')" = n1
+
+check "first put" kv put cart apple
+check "second put" kv put cart pear
+g=$(kv get cart --json)
+check "two context-less puts give two siblings" \
+  test "$(json_get "$g" 'sorted(s["value"] for s in j["siblings"])')" = "['apple', 'pear']"
+check "get --json found is true" test "$(json_get "$g" 'j["found"]')" = True
+ctx=$(json_get "$g" 'j["context"]')
+check "put with the context of the get" kv put cart plum --context "$ctx"
+g=$(kv --json get cart)
+check "the put replaced both siblings" \
+  test "$(json_get "$g" '[s["value"] for s in j["siblings"]]')" = "['plum']"
+ctx=$(json_get "$g" 'j["context"]')
+check "del with context" kv del cart --context "$ctx" --w one
+g=$(kv get cart --json)
+check "after the delete found is false" test "$(json_get "$g" 'j["found"]')" = False
+check "get of a missing key exits 0" kv get never-written
+g=$(kv --json get never-written)
+check "missing key: found false, no siblings" \
+  test "$(json_get "$g" '(j["found"], j["siblings"], j["key"])')" = "(False, [], 'never-written')"
+check "stats --json is JSON" sh -c "'$CLI' --host '$HOST' --json stats | python3 -c 'import json,sys; json.load(sys.stdin)'"
+check "ring --json has partitions" sh -c "'$CLI' --host '$HOST' ring --json | python3 -c 'import json,sys; assert json.load(sys.stdin)[\"partitions\"]'"
+
+# ---- 200 acknowledged writes survive kill -9 ----
+acked=0
+for ((i = 0; i < WRITES; i++)); do
+  kv put "w$i" "v$i" --w 1 >/dev/null 2>>"$TMP/put.err" && acked=$((acked + 1))
+done
+check "$WRITES writes acknowledged" test "$acked" -eq "$WRITES"
+kill -9 "$PID"
+wait "$PID" 2>/dev/null
+PID=""
+start_node
+check "node answers after kill -9 and restart" wait_up || finish
+found=0
+for ((i = 0; i < WRITES; i++)); do
+  v=$(kv --json get "w$i" 2>/dev/null)
+  [ "$(json_get "$v" '[s.get("value") for s in j["siblings"]]')" = "['v$i']" ] &&
+    found=$((found + 1))
+done
+check "all $WRITES acknowledged writes found after restart ($found)" test "$found" -eq "$WRITES"
+
+finish

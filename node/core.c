@@ -438,6 +438,55 @@ static bool core__admin_arg(kv_slice args, const char *name, char *out,
   return false;
 }
 
+/* "preflist" {"key": K}: the partition of K and its replicas, primaries
+ * first, as this node's ring says (like riak-admin's preflist). */
+static void core__admin_preflist(node *n, uint64_t conn, const wire_msg *m) {
+  mp_reader rd;
+  uint32_t cnt;
+  kv_slice key = {0};
+  bool found = false;
+  mp_reader_init(&rd, m->raw.ptr, m->raw.len);
+  if (m->raw.len && mp_read_map(&rd, &cnt) == 0) {
+    for (uint32_t i = 0; i < cnt && !found; i++) {
+      kv_slice k;
+      if (mp_read_bytes(&rd, &k))
+        break;
+      if (mp_slice_eq(k, "key"))
+        found = mp_read_bytes(&rd, &key) == 0 && key.len <= KV_KEY_MAX;
+      else if (mp_skip(&rd))
+        break;
+    }
+  }
+  if (!found) {
+    core__send_error(n, conn, m->req_id, KV_EINVAL, "preflist needs a key");
+    return;
+  }
+  const ring *rg = gossip_ring(n->gossip);
+  uint32_t p = ring_partition(rg, key.ptr, key.len);
+  size_t idx[NODE_FANOUT_MAX];
+  size_t np = 0;
+  size_t total = ring_preflist(rg, p, idx, NODE_FANOUT_MAX, &np);
+  if (total > NODE_FANOUT_MAX)
+    total = NODE_FANOUT_MAX;
+  if (np > total)
+    np = total;
+  msgpack_packer pk;
+  size_t start;
+  wire_begin(&n->out, &pk, &start, WIRE_ADMIN_OK, m->req_id, 1);
+  msgpack_pack_map(&pk, 3);
+  core__pack_kv_u64(&pk, "partition", p);
+  mp_pack_cstr(&pk, "primaries");
+  msgpack_pack_array(&pk, np);
+  for (size_t i = 0; i < np; i++)
+    mp_pack_cstr(&pk, ring_node_id(rg, idx[i]));
+  mp_pack_cstr(&pk, "fallbacks");
+  msgpack_pack_array(&pk, total - np);
+  for (size_t i = np; i < total; i++)
+    mp_pack_cstr(&pk, ring_node_id(rg, idx[i]));
+  wire_end(&n->out, start);
+  core__send_conn(n, conn);
+}
+
 static void core__admin_done(node *n, uint64_t conn, uint64_t req_id,
                              const char *what) {
   msgpack_packer pk;
@@ -467,6 +516,10 @@ static void core__admin(node *n, uint64_t conn, const wire_msg *m) {
       core__admin_stats(n, &pk);
     wire_end(&n->out, start);
     core__send_conn(n, conn);
+    return;
+  }
+  if (mp_slice_eq(m->text, "preflist")) {
+    core__admin_preflist(n, conn, m);
     return;
   }
   int rc;
@@ -506,7 +559,7 @@ static void core__admin(node *n, uint64_t conn, const wire_msg *m) {
   } else {
     core__send_error(n, conn, m->req_id, KV_EUNKNOWN,
                      "unknown admin command '%.*s' (known: status, ring, "
-                     "stats, join, leave, remove, transfers)",
+                     "stats, join, leave, remove, transfers, preflist)",
                      (int)(m->text.len > 64 ? 64 : m->text.len),
                      (const char *)m->text.ptr);
     return;

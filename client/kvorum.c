@@ -1125,6 +1125,23 @@ static void kv__ring_refresh(kv_client *c, uint64_t now) {
 static void kv__expire(kv_client *c, uint64_t now) {
   if (now < c->min_deadline_ms)
     return;
+  /* A connection whose HELLO timed out goes down first (its requests fail
+   * or move with it); conn_fail changes the list, so rescan after each. */
+  for (bool again = true; again;) {
+    again = false;
+    for (kv__req *q = c->head.next; q != &c->head; q = q->next) {
+      if (q->kind == KV__K_HELLO && q->deadline_ms <= now) {
+        kv__conn_fail(c, q->conn, KV_ECONN, "no hello from %s within %u ms",
+                      q->conn->addr, (unsigned)q->timeout_ms);
+        again = true;
+        break;
+      }
+    }
+  }
+  /* Detach the expired requests, then run their callbacks (which may
+   * queue new requests). */
+  kv__req expired;
+  expired.next = expired.prev = &expired;
   uint64_t next = UINT64_MAX;
   for (kv__req *q = c->head.next, *nx; q != &c->head; q = nx) {
     nx = q->next;
@@ -1133,24 +1150,20 @@ static void kv__expire(kv_client *c, uint64_t now) {
         next = q->deadline_ms;
       continue;
     }
-    kv__conn *k = q->conn;
-    if (q->kind == KV__K_HELLO) {
-      kv__conn_fail(c, k, KV_ECONN, "no hello from %s within %u ms",
-                    k->addr, (unsigned)q->timeout_ms);
-      /* The list changed under us: start over. */
-      nx = c->head.next;
-      next = UINT64_MAX;
-      continue;
-    }
-    char text[KV__ERRMSG_MAX];
-    snprintf(text, sizeof(text), "no reply from %s within %u ms", k->addr,
-             (unsigned)q->timeout_ms);
     kv__req_unlink(c, q);
-    kv__complete(c, q, KV_ETIMEDOUT, text, NULL);
-    nx = c->head.next; /* callbacks may have changed the list */
-    next = UINT64_MAX;
+    q->prev = expired.prev;
+    q->next = &expired;
+    expired.prev->next = q;
+    expired.prev = q;
   }
   c->min_deadline_ms = next;
+  for (kv__req *q = expired.next, *nx; q != &expired; q = nx) {
+    nx = q->next;
+    char text[KV__ERRMSG_MAX];
+    snprintf(text, sizeof(text), "no reply from %s within %u ms",
+             q->conn->addr, (unsigned)q->timeout_ms);
+    kv__complete(c, q, KV_ETIMEDOUT, text, NULL);
+  }
 }
 
 /* ---- public API: connecting ---- */

@@ -204,6 +204,19 @@ class Cluster:
             return None
         return sorted(s.get("value", "<deleted>") for s in g["siblings"])
 
+    def preflist(self, i, key):
+        """(partition, primaries, fallbacks) of key as node i sees it."""
+        p = self.cli_json(i, "preflist", key)
+        if p is None:
+            return None
+        return p["partition"], p["primaries"], p["fallbacks"]
+
+    def stats(self, i):
+        return self.cli_json(i, "stats") or {}
+
+    def stat_sum(self, nodes, name):
+        return sum(self.stats(i).get(name, 0) for i in nodes)
+
     def status(self, i):
         return self.cli_json(i, "status")
 

@@ -48,8 +48,6 @@ class Load(threading.Thread):
 
 
 try:
-    for i in (1, 2, 3):
-        c.start(i, seeds=False) if False else None
     # The first three form the cluster; n4 is not started yet.
     seeds3 = ",".join(c.peer(i) for i in (1, 2, 3))
     for i in (1, 2, 3):

@@ -1,0 +1,842 @@
+/*
+ * test_gossip.c: unit tests of gossip/ (membership, phi-accrual detection,
+ * ring agreement), all in one process over a tiny simulated network: a
+ * queue of messages with delivery times, random latency and loss drawn from
+ * a seed. Time is simulated; nothing sleeps. A failing check prints the
+ * seed of the simulation it ran in.
+ * Depends on: kvgossip (and through it kvring, kvproto).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gossip.h"
+#include "kv_err.h"
+#include "mp.h"
+#include "phi.h"
+
+#define SIM_NODES_MAX 8
+#define SIM_QUEUE_MAX 16384
+#define SIM_STEP_MS 10
+#define SIM_TICK_MS 50
+#define SIM_CAPTURE_MAX 64
+#define SIM_Q 64
+
+static int passed, failed;
+static uint64_t cur_seed; /* reported by CHECK only */
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: %s: check failed: %s (seed %llu)\n", __FILE__,  \
+              __LINE__, __func__, #cond, (unsigned long long)cur_seed);        \
+      return 1;                                                                \
+    }                                                                          \
+  } while (0)
+
+/* ---- the simulated network ---- */
+
+typedef struct sim sim;
+
+typedef struct sim_node {
+  sim *s;
+  gossip *g;
+  char id[16];
+  char addr[32];
+  bool up;
+  int ring_changes;
+  int member_changes;
+} sim_node;
+
+typedef struct sim_msg {
+  int to;
+  uint64_t at;
+  uint8_t *data;
+  size_t len;
+} sim_msg;
+
+typedef struct sim_capture {
+  uint8_t *data;
+  size_t len;
+} sim_capture;
+
+struct sim {
+  sim_node nodes[SIM_NODES_MAX];
+  int n;
+  sim_msg *q;
+  size_t nq;
+  uint64_t now;
+  uint64_t rng;
+  uint32_t lat_max_ms;
+  uint32_t loss_pct;
+  size_t overflow;
+  size_t bad_receive;
+  size_t sent;
+  sim_capture cap[SIM_CAPTURE_MAX];
+  size_t ncap;
+};
+
+static uint64_t sim_rand(sim *s) {
+  uint64_t x = s->rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return s->rng = x;
+}
+
+static void sim_send(void *ctx, const char *addr, const uint8_t *p,
+                     size_t len) {
+  sim_node *from = ctx;
+  sim *s = from->s;
+  s->sent++;
+  if (s->ncap < SIM_CAPTURE_MAX) {
+    s->cap[s->ncap].data = malloc(len);
+    if (s->cap[s->ncap].data) {
+      memcpy(s->cap[s->ncap].data, p, len);
+      s->cap[s->ncap++].len = len;
+    }
+  }
+  int to = -1;
+  for (int i = 0; i < s->n; i++)
+    if (strcmp(s->nodes[i].addr, addr) == 0)
+      to = i;
+  if (to < 0 || !from->up)
+    return;
+  if (s->loss_pct && sim_rand(s) % 100 < s->loss_pct)
+    return;
+  if (s->nq >= SIM_QUEUE_MAX) {
+    s->overflow++;
+    return;
+  }
+  uint8_t *copy = malloc(len);
+  if (!copy) {
+    s->overflow++;
+    return;
+  }
+  memcpy(copy, p, len);
+  uint64_t lat = s->lat_max_ms ? sim_rand(s) % (s->lat_max_ms + 1) : 0;
+  s->q[s->nq++] = (sim_msg){.to = to, .at = s->now + lat, .data = copy,
+                            .len = len};
+}
+
+static void sim_ring_changed(void *ctx, const ring *r) {
+  sim_node *nd = ctx;
+  (void)r;
+  nd->ring_changes++;
+}
+
+static void sim_member_changed(void *ctx, const gossip_member *m) {
+  sim_node *nd = ctx;
+  (void)m;
+  nd->member_changes++;
+}
+
+static int sim_init(sim *s, uint64_t seed, uint32_t lat_max_ms,
+                    uint32_t loss_pct) {
+  memset(s, 0, sizeof(*s));
+  s->q = calloc(SIM_QUEUE_MAX, sizeof(*s->q));
+  s->rng = seed * 2654435761u + 88172645463325252ull;
+  s->lat_max_ms = lat_max_ms;
+  s->loss_pct = loss_pct;
+  s->now = 1000000; /* not zero: no special meaning of time 0 */
+  cur_seed = seed;
+  return s->q ? 0 : -1;
+}
+
+static void sim_free(sim *s) {
+  for (int i = 0; i < s->n; i++)
+    gossip_free(s->nodes[i].g);
+  for (size_t i = 0; i < s->nq; i++)
+    free(s->q[i].data);
+  for (size_t i = 0; i < s->ncap; i++)
+    free(s->cap[i].data);
+  free(s->q);
+}
+
+/* Starts (or restarts) node i with the given seeds and saved ring. */
+static int sim_start(sim *s, int i, const char *const *seeds, size_t nseeds,
+                     const ring *saved, uint64_t incarnation) {
+  sim_node *nd = &s->nodes[i];
+  if (i >= s->n)
+    s->n = i + 1;
+  gossip_free(nd->g);
+  nd->s = s;
+  snprintf(nd->id, sizeof(nd->id), "n%d", i + 1);
+  snprintf(nd->addr, sizeof(nd->addr), "10.0.0.%d:7000", i + 1);
+  gossip_config cfg = {
+      .id = nd->id,
+      .region = "eu",
+      .zone = "",
+      .client_addr = "client",
+      .peer_addr = nd->addr,
+      .incarnation = incarnation,
+      .seeds = seeds,
+      .nseeds = nseeds,
+      .q = SIM_Q,
+      .n = 3,
+      .rng_seed = sim_rand(s),
+  };
+  gossip_io io = {.ctx = nd,
+                  .send = sim_send,
+                  .ring_changed = sim_ring_changed,
+                  .member_changed = sim_member_changed};
+  nd->up = true;
+  nd->g = gossip_new(&cfg, &io, saved, s->now);
+  return nd->g ? 0 : -1;
+}
+
+static void sim_kill(sim *s, int i) { s->nodes[i].up = false; }
+
+/* Advances the simulation by one step: delivers due messages, ticks. */
+static void sim_step(sim *s) {
+  s->now += SIM_STEP_MS;
+  size_t i = 0;
+  while (i < s->nq) {
+    if (s->q[i].at > s->now) {
+      i++;
+      continue;
+    }
+    sim_msg m = s->q[i];
+    s->q[i] = s->q[--s->nq];
+    sim_node *nd = &s->nodes[m.to];
+    if (nd->up && gossip_receive(nd->g, m.data, m.len, s->now) != 0)
+      s->bad_receive++;
+    free(m.data);
+    i = 0; /* the queue changed under us; rescan (bounded by its size) */
+  }
+  if (s->now % SIM_TICK_MS == 0)
+    for (int k = 0; k < s->n; k++)
+      if (s->nodes[k].up)
+        gossip_tick(s->nodes[k].g, s->now);
+}
+
+typedef bool (*sim_pred)(sim *s, void *arg);
+
+/* Runs until pred holds or max_ms passed. Returns ms taken, or -1. */
+static long sim_run_until(sim *s, uint64_t max_ms, sim_pred pred, void *arg) {
+  uint64_t start = s->now;
+  while (s->now - start <= max_ms) {
+    if (pred(s, arg))
+      return (long)(s->now - start);
+    sim_step(s);
+  }
+  return -1;
+}
+
+static void sim_run(sim *s, uint64_t ms) {
+  uint64_t end = s->now + ms;
+  while (s->now < end)
+    sim_step(s);
+}
+
+/* Every up node sees every up node valid and alive, and all up nodes hold
+ * one identical ring containing exactly the up nodes. */
+static bool sim_converged(sim *s, void *arg) {
+  (void)arg;
+  const ring *first = NULL;
+  int up = 0;
+  for (int i = 0; i < s->n; i++)
+    up += s->nodes[i].up;
+  for (int i = 0; i < s->n; i++) {
+    if (!s->nodes[i].up)
+      continue;
+    const gossip *g = s->nodes[i].g;
+    const ring *r = gossip_ring(g);
+    if ((int)ring_node_count(r) != up)
+      return false;
+    if (!first)
+      first = r;
+    else if (!ring_equal(first, r))
+      return false;
+    for (int j = 0; j < s->n; j++) {
+      if (!s->nodes[j].up)
+        continue;
+      const gossip_member *m = gossip_find(g, s->nodes[j].id);
+      if (!m || m->status != GOSSIP_VALID || !m->alive ||
+          ring_node_index(r, s->nodes[j].id) < 0)
+        return false;
+    }
+  }
+  for (uint32_t p = 0; first && p < ring_q(first); p++)
+    if (ring_owner(first, p) < 0)
+      return false;
+  return first != NULL;
+}
+
+static int sim_start_cluster(sim *s, int count) {
+  static const char *const seeds[] = {"10.0.0.1:7000", "10.0.0.2:7000"};
+  for (int i = 0; i < count; i++)
+    if (sim_start(s, i, seeds, 2, NULL, 1))
+      return -1;
+  return 0;
+}
+
+/* ---- phi ---- */
+
+static int test_phi_detector(void) {
+  gossip_phi d;
+  gossip_phi_init(&d, 1000, 500);
+  CHECK(gossip_phi_value(&d, 5000) == 0.0);
+  uint64_t t = 10000;
+  for (int i = 0; i < 30; i++, t += 1000)
+    gossip_phi_heartbeat(&d, t);
+  t -= 1000; /* last arrival */
+  double mean, std;
+  gossip_phi_stats(&d, &mean, &std);
+  CHECK(fabs(mean - 1000) < 1e-9);
+  CHECK(std == 500); /* the floor */
+  CHECK(gossip_phi_value(&d, t + 500) < 0.5);
+  CHECK(gossip_phi_value(&d, t + 1000) < 1.0);
+  double prev = -1;
+  for (uint64_t dt = 0; dt <= 20000; dt += 100) {
+    double phi = gossip_phi_value(&d, t + dt);
+    CHECK(isfinite(phi) && phi >= 0);
+    CHECK(phi >= prev);
+    prev = phi;
+  }
+  CHECK(gossip_phi_value(&d, t + 3000) < 8.0);
+  CHECK(gossip_phi_value(&d, t + 4000) > 8.0);
+  CHECK(gossip_phi_value(&d, t + 100000) > 100.0);
+  /* A gap of more than GOSSIP_PHI_GAP_MAX_INTERVALS is not a sample. */
+  gossip_phi_heartbeat(&d, t + 60000);
+  gossip_phi_stats(&d, &mean, &std);
+  CHECK(fabs(mean - 1000) < 1e-9);
+  /* Jittery arrivals raise the deviation above the floor. */
+  gossip_phi j;
+  gossip_phi_init(&j, 1000, 10);
+  for (int i = 0; i < 40; i++)
+    gossip_phi_heartbeat(&j, 1000 + (uint64_t)i * 1000 + (i % 2) * 300);
+  gossip_phi_stats(&j, &mean, &std);
+  CHECK(std > 100 && std < 400);
+  /* First estimate: one arrival only, mean = interval. */
+  gossip_phi f;
+  gossip_phi_init(&f, 1000, 500);
+  gossip_phi_heartbeat(&f, 7000);
+  CHECK(gossip_phi_value(&f, 8000) < 1.0);
+  CHECK(gossip_phi_value(&f, 12000) > 8.0);
+  return 0;
+}
+
+/* Phi as gossip reports it: low under regular heartbeats, rising with
+ * silence. */
+static int test_phi_in_gossip(void) {
+  sim s;
+  CHECK(sim_init(&s, 11, 50, 0) == 0);
+  CHECK(sim_start_cluster(&s, 2) == 0);
+  CHECK(sim_run_until(&s, 5000, sim_converged, NULL) >= 0);
+  double max_phi = 0;
+  for (int i = 0; i < 2000; i++) {
+    sim_step(&s);
+    const gossip_member *m = gossip_find(s.nodes[0].g, "n2");
+    CHECK(m && m->alive);
+    if (m->phi > max_phi)
+      max_phi = m->phi;
+  }
+  CHECK(max_phi < 3.0);
+  sim_kill(&s, 1);
+  double prev = 0;
+  for (int i = 0; i < 1000; i++) {
+    sim_step(&s);
+    const gossip_member *m = gossip_find(s.nodes[0].g, "n2");
+    CHECK(m->phi >= prev - 1e-9 || i < 30);
+    prev = m->phi;
+  }
+  CHECK(prev > 20);
+  CHECK(!gossip_alive(s.nodes[0].g, "n2"));
+  CHECK(strcmp(gossip_status_name(GOSSIP_VALID, false), "down") == 0);
+  sim_free(&s);
+  return 0;
+}
+
+/* ---- convergence ---- */
+
+static int converge(int count, uint64_t seed, uint32_t loss, long *took) {
+  sim s;
+  CHECK(sim_init(&s, seed, 200, loss) == 0);
+  CHECK(sim_start_cluster(&s, count) == 0);
+  *took = sim_run_until(&s, 5000, sim_converged, NULL);
+  if (*took < 0)
+    for (int i = 0; i < count; i++)
+      fprintf(stderr, "  %s: ring v%llu %zu nodes, %zu members\n",
+              s.nodes[i].id,
+              (unsigned long long)ring_version(gossip_ring(s.nodes[i].g)),
+              ring_node_count(gossip_ring(s.nodes[i].g)),
+              gossip_member_count(s.nodes[i].g));
+  CHECK(*took >= 0);
+  CHECK(s.bad_receive == 0 && s.overflow == 0);
+  /* One ring: every node saw the same ring version, one claimant. */
+  const char *c = gossip_claimant(s.nodes[0].g);
+  CHECK(strcmp(c, "n1") == 0);
+  sim_free(&s);
+  return 0;
+}
+
+static int test_converge3(void) {
+  long worst = 0, took;
+  for (uint64_t seed = 1; seed <= 20; seed++) {
+    if (converge(3, seed, 0, &took))
+      return 1;
+    if (took > worst)
+      worst = took;
+  }
+  printf("  3 nodes converge: worst %ld ms over 20 seeds\n", worst);
+  return 0;
+}
+
+static int test_converge5(void) {
+  long worst = 0, took;
+  for (uint64_t seed = 100; seed < 120; seed++) {
+    if (converge(5, seed, 0, &took))
+      return 1;
+    if (took > worst)
+      worst = took;
+  }
+  printf("  5 nodes converge: worst %ld ms over 20 seeds\n", worst);
+  return 0;
+}
+
+/* ---- failure detection ---- */
+
+typedef struct down_arg {
+  int victim;
+} down_arg;
+
+static bool sim_all_see_down(sim *s, void *arg) {
+  const down_arg *a = arg;
+  for (int i = 0; i < s->n; i++)
+    if (s->nodes[i].up && gossip_alive(s->nodes[i].g, s->nodes[a->victim].id))
+      return false;
+  return true;
+}
+
+static int test_kill_detected(void) {
+  long worst = 0;
+  for (uint64_t seed = 200; seed < 210; seed++) {
+    sim s;
+    CHECK(sim_init(&s, seed, 200, 0) == 0);
+    CHECK(sim_start_cluster(&s, 5) == 0);
+    CHECK(sim_run_until(&s, 5000, sim_converged, NULL) >= 0);
+    sim_run(&s, 20000);
+    down_arg a = {.victim = (int)(seed % 5)};
+    sim_kill(&s, a.victim);
+    long took = sim_run_until(&s, 10000, sim_all_see_down, &a);
+    CHECK(took >= 0);
+    CHECK(took <= 5000);
+    if (took > worst)
+      worst = took;
+    sim_free(&s);
+  }
+  printf("  killed node seen down by all: worst %ld ms over 10 seeds\n",
+         worst);
+  return 0;
+}
+
+static int test_no_false_down(void) {
+  size_t sent = 0;
+  for (uint64_t seed = 300; seed < 305; seed++) {
+    sim s;
+    CHECK(sim_init(&s, seed, 200, 10) == 0);
+    CHECK(sim_start_cluster(&s, 5) == 0);
+    CHECK(sim_run_until(&s, 10000, sim_converged, NULL) >= 0);
+    double max_phi = 0;
+    uint64_t end = s.now + 60000;
+    while (s.now < end) {
+      sim_step(&s);
+      for (int i = 0; i < s.n; i++)
+        for (size_t k = 0; k < gossip_member_count(s.nodes[i].g); k++) {
+          const gossip_member *m = gossip_member_at(s.nodes[i].g, k);
+          CHECK(m->alive);
+          if (m->phi > max_phi)
+            max_phi = m->phi;
+        }
+    }
+    CHECK(sim_converged(&s, NULL));
+    sent += s.sent;
+    printf("  60 s, 0-200 ms latency, 10%% loss, seed %llu: max phi %.2f\n",
+           (unsigned long long)seed, max_phi);
+    sim_free(&s);
+  }
+  printf("  (%zu messages sent in 5 x 60 s)\n", sent);
+  return 0;
+}
+
+/* ---- join, leave, remove, merge, restart ---- */
+
+static int test_join_running(void) {
+  long worst = 0;
+  for (uint64_t seed = 400; seed < 410; seed++) {
+    sim s;
+    CHECK(sim_init(&s, seed, 200, 0) == 0);
+    CHECK(sim_start_cluster(&s, 5) == 0);
+    CHECK(sim_run_until(&s, 5000, sim_converged, NULL) >= 0);
+    sim_run(&s, 5000);
+    uint64_t v = ring_version(gossip_ring(s.nodes[0].g));
+    static const char *const seeds[] = {"10.0.0.3:7000"};
+    CHECK(sim_start(&s, 5, seeds, 1, NULL, 1) == 0);
+    long took = sim_run_until(&s, 5000, sim_converged, NULL);
+    CHECK(took >= 0);
+    CHECK(ring_version(gossip_ring(s.nodes[5].g)) == v + 1);
+    CHECK(ring_owned_count(gossip_ring(s.nodes[5].g),
+                           (size_t)ring_node_index(gossip_ring(s.nodes[5].g),
+                                                   "n6")) >= SIM_Q / 6);
+    if (took > worst)
+      worst = took;
+    sim_free(&s);
+  }
+  printf("  join into 5 nodes, all agree: worst %ld ms over 10 seeds\n",
+         worst);
+  return 0;
+}
+
+typedef struct out_arg {
+  const char *id;
+} out_arg;
+
+/* Every up node has id out of its ring and sees it removed; rings agree. */
+static bool sim_all_out(sim *s, void *arg) {
+  const out_arg *a = arg;
+  const ring *first = NULL;
+  for (int i = 0; i < s->n; i++) {
+    if (!s->nodes[i].up || strcmp(s->nodes[i].id, a->id) == 0)
+      continue;
+    const ring *r = gossip_ring(s->nodes[i].g);
+    const gossip_member *m = gossip_find(s->nodes[i].g, a->id);
+    if (ring_node_index(r, a->id) >= 0 || !m || m->status != GOSSIP_REMOVED)
+      return false;
+    if (!first)
+      first = r;
+    else if (!ring_equal(first, r))
+      return false;
+  }
+  return true;
+}
+
+static int test_leave_remove(void) {
+  sim s;
+  CHECK(sim_init(&s, 500, 200, 0) == 0);
+  CHECK(sim_start_cluster(&s, 5) == 0);
+  CHECK(sim_run_until(&s, 5000, sim_converged, NULL) >= 0);
+  gossip *g1 = s.nodes[0].g;
+  CHECK(gossip_leave(g1, "nobody", s.now) == KV_ENOTFOUND);
+  CHECK(gossip_remove(g1, "nobody", s.now) == KV_ENOTFOUND);
+  /* n3 leaves (the operator asks n3 itself). */
+  CHECK(gossip_leave(s.nodes[2].g, "n3", s.now) == 0);
+  CHECK(gossip_leave(s.nodes[2].g, "n3", s.now) == KV_ESTATE);
+  out_arg a = {.id = "n3"};
+  long took = sim_run_until(&s, 5000, sim_all_out, &a);
+  CHECK(took >= 0);
+  printf("  leave: n3 out of every ring after %ld ms\n", took);
+  CHECK(ring_node_count(gossip_ring(g1)) == 4);
+  /* The node that left learns it too. */
+  sim_run(&s, 2000);
+  CHECK(gossip_self(s.nodes[2].g)->status == GOSSIP_REMOVED);
+  CHECK(ring_node_index(gossip_ring(s.nodes[2].g), "n3") < 0);
+  /* n4 dies; an operator removes it through n2. */
+  sim_kill(&s, 3);
+  sim_kill(&s, 2);
+  sim_run(&s, 6000);
+  CHECK(!gossip_alive(s.nodes[1].g, "n4"));
+  CHECK(gossip_remove(s.nodes[1].g, "n4", s.now) == 0);
+  CHECK(gossip_remove(s.nodes[1].g, "n4", s.now) == KV_ESTATE);
+  a.id = "n4";
+  took = sim_run_until(&s, 5000, sim_all_out, &a);
+  CHECK(took >= 0);
+  printf("  remove: dead n4 out of every ring after %ld ms\n", took);
+  CHECK(ring_node_count(gossip_ring(g1)) == 3);
+  for (uint32_t p = 0; p < SIM_Q; p++)
+    CHECK(ring_owner(gossip_ring(g1), p) >= 0);
+  /* Removing the claimant itself hands the claim to the next one. */
+  CHECK(gossip_remove(s.nodes[1].g, "n1", s.now) == 0);
+  a.id = "n1";
+  CHECK(sim_run_until(&s, 5000, sim_all_out, &a) >= 0);
+  CHECK(strcmp(gossip_claimant(s.nodes[1].g), "n2") == 0);
+  CHECK(s.bad_receive == 0);
+  sim_free(&s);
+  return 0;
+}
+
+static int test_merge_one_node_clusters(void) {
+  sim s;
+  CHECK(sim_init(&s, 600, 200, 0) == 0);
+  /* No seeds: each forms a cluster of one at once. */
+  CHECK(sim_start(&s, 0, NULL, 0, NULL, 1) == 0);
+  static const char *const self_seed[] = {"10.0.0.2:7000"};
+  CHECK(sim_start(&s, 1, self_seed, 1, NULL, 1) == 0);
+  for (int i = 0; i < 2; i++) {
+    const ring *r = gossip_ring(s.nodes[i].g);
+    CHECK(ring_node_count(r) == 1 && ring_version(r) == 1);
+    CHECK(gossip_self(s.nodes[i].g)->status == GOSSIP_VALID);
+    CHECK(ring_owned_count(r, 0) == SIM_Q);
+  }
+  sim_run(&s, 3000);
+  CHECK(ring_node_count(gossip_ring(s.nodes[1].g)) == 1);
+  CHECK(gossip_join(s.nodes[1].g, "", s.now) == KV_EINVAL);
+  CHECK(gossip_join(s.nodes[1].g, "10.0.0.1:7000", s.now) == 0);
+  CHECK(gossip_self(s.nodes[1].g)->status == GOSSIP_JOINING);
+  CHECK(gossip_member_count(s.nodes[1].g) == 1);
+  long took = sim_run_until(&s, 5000, sim_converged, NULL);
+  CHECK(took >= 0);
+  printf("  two one-node clusters merged after %ld ms\n", took);
+  CHECK(ring_version(gossip_ring(s.nodes[0].g)) == 2);
+  /* A node in a bigger cluster cannot join another one. */
+  CHECK(gossip_join(s.nodes[0].g, "10.0.0.9:7000", s.now) == KV_ESTATE);
+  CHECK(s.nodes[0].ring_changes >= 2 && s.nodes[1].ring_changes >= 2);
+  sim_free(&s);
+  return 0;
+}
+
+static int test_restart_with_ring(void) {
+  sim s;
+  CHECK(sim_init(&s, 700, 200, 0) == 0);
+  CHECK(sim_start_cluster(&s, 3) == 0);
+  CHECK(sim_run_until(&s, 5000, sim_converged, NULL) >= 0);
+  sim_run(&s, 5000);
+  ring *saved = ring_clone(gossip_ring(s.nodes[1].g));
+  CHECK(saved);
+  uint64_t v = ring_version(saved);
+  sim_kill(&s, 1);
+  sim_run(&s, 8000);
+  CHECK(!gossip_alive(s.nodes[0].g, "n2"));
+  /* Same id, same incarnation: heartbeats start again from 1. */
+  static const char *const seeds[] = {"10.0.0.1:7000"};
+  CHECK(sim_start(&s, 1, seeds, 1, saved, 1) == 0);
+  ring_free(saved);
+  CHECK(gossip_self(s.nodes[1].g)->status == GOSSIP_VALID);
+  long took = sim_run_until(&s, 5000, sim_converged, NULL);
+  CHECK(took >= 0);
+  printf("  restarted node valid and alive again after %ld ms\n", took);
+  for (int i = 0; i < 3; i++)
+    CHECK(ring_version(gossip_ring(s.nodes[i].g)) == v);
+  sim_run(&s, 10000);
+  CHECK(sim_converged(&s, NULL));
+  sim_free(&s);
+  return 0;
+}
+
+/* A brand-new node with seeds does not claim a ring of its own at once. */
+static int test_boot_waits_for_seeds(void) {
+  sim s;
+  CHECK(sim_init(&s, 800, 200, 0) == 0);
+  static const char *const seeds[] = {"10.0.0.2:7000"};
+  CHECK(sim_start(&s, 0, seeds, 1, NULL, 1) == 0);
+  CHECK(ring_node_count(gossip_ring(s.nodes[0].g)) == 0);
+  sim_run(&s, 1500);
+  CHECK(ring_node_count(gossip_ring(s.nodes[0].g)) == 0);
+  /* Nobody answers: after the boot rounds it forms a cluster of one. */
+  sim_run(&s, 2000);
+  CHECK(ring_node_count(gossip_ring(s.nodes[0].g)) == 1);
+  sim_free(&s);
+  return 0;
+}
+
+/* ---- malformed payloads ---- */
+
+typedef struct snapshot {
+  size_t count;
+  gossip_member m[16];
+  uint64_t sv[16];
+  ring *r;
+  char claimant[RING_NAME_MAX];
+} snapshot;
+
+static void snap_take(const gossip *g, snapshot *sn) {
+  sn->count = gossip_member_count(g);
+  for (size_t i = 0; i < sn->count && i < 16; i++) {
+    sn->m[i] = *gossip_member_at(g, i);
+    sn->sv[i] = gossip_status_version(g, sn->m[i].id);
+  }
+  sn->r = ring_clone(gossip_ring(g));
+  snprintf(sn->claimant, sizeof(sn->claimant), "%s", gossip_claimant(g));
+}
+
+static bool snap_same(const gossip *g, snapshot *sn) {
+  snapshot now;
+  snap_take(g, &now);
+  bool same = now.count == sn->count && ring_equal(now.r, sn->r) &&
+              strcmp(now.claimant, sn->claimant) == 0;
+  for (size_t i = 0; same && i < sn->count && i < 16; i++)
+    same = memcmp(&now.m[i], &sn->m[i], sizeof(now.m[i])) == 0 &&
+           now.sv[i] == sn->sv[i];
+  ring_free(now.r);
+  return same;
+}
+
+static int test_malformed(void) {
+  sim s;
+  CHECK(sim_init(&s, 900, 0, 0) == 0);
+  CHECK(sim_start_cluster(&s, 3) == 0);
+  CHECK(sim_run_until(&s, 5000, sim_converged, NULL) >= 0);
+  /* Collect fresh heartbeats and digests. */
+  for (size_t i = 0; i < s.ncap; i++)
+    free(s.cap[i].data);
+  s.ncap = 0;
+  sim_run(&s, 3000);
+  CHECK(s.ncap > 4);
+  gossip *g = s.nodes[2].g;
+  uint64_t now = s.now;
+  size_t bad = 0, ok = 0;
+  snapshot sn;
+  snap_take(g, &sn);
+  CHECK(gossip_receive(g, NULL, 0, now) == KV_EPROTO);
+  CHECK(gossip_receive(g, s.cap[0].data, GOSSIP_MSG_MAX + 1, now) ==
+        KV_EPROTO);
+  CHECK(snap_same(g, &sn));
+  uint8_t buf[8192];
+  for (size_t c = 0; c < s.ncap; c++) {
+    const sim_capture *cp = &s.cap[c];
+    if (cp->len > sizeof(buf) - 8)
+      continue;
+    /* Every truncation is rejected and changes nothing. */
+    for (size_t len = 0; len < cp->len; len++) {
+      memcpy(buf, cp->data, len);
+      CHECK(gossip_receive(g, buf, len, now) == KV_EPROTO);
+    }
+    CHECK(snap_same(g, &sn));
+    /* Trailing garbage is rejected. */
+    memcpy(buf, cp->data, cp->len);
+    buf[cp->len] = 0xc0;
+    CHECK(gossip_receive(g, buf, cp->len + 1, now) == KV_EPROTO);
+    CHECK(snap_same(g, &sn));
+    /* Byte flips: rejected without change, or accepted. */
+    for (int k = 0; k < 200; k++) {
+      memcpy(buf, cp->data, cp->len);
+      size_t at = (size_t)(sim_rand(&s) % cp->len);
+      buf[at] ^= (uint8_t)(1 + sim_rand(&s) % 255);
+      int rc = gossip_receive(g, buf, cp->len, now);
+      CHECK(rc == 0 || rc == KV_EPROTO);
+      if (rc) {
+        bad++;
+        CHECK(snap_same(g, &sn));
+      } else {
+        ok++;
+        ring_free(sn.r);
+        snap_take(g, &sn);
+      }
+    }
+  }
+  /* Random bytes. */
+  for (int k = 0; k < 5000; k++) {
+    size_t len = (size_t)(sim_rand(&s) % 300);
+    for (size_t i = 0; i < len; i++)
+      buf[i] = (uint8_t)sim_rand(&s);
+    if (len)
+      buf[0] = (uint8_t)(0x90 | (sim_rand(&s) % 16)); /* a fixarray */
+    int rc = gossip_receive(g, buf, len, now);
+    CHECK(rc == 0 || rc == KV_EPROTO);
+    if (rc)
+      CHECK(snap_same(g, &sn));
+  }
+  ring_free(sn.r);
+  /* Hand-made: bad status, too many members, long id, wrong version. */
+  kvbuf b;
+  msgpack_packer pk;
+  static const struct {
+    uint32_t ver, status, count;
+    size_t idlen;
+  } cases[] = {{GOSSIP_WIRE_VERSION, 9, 0, 2},
+               {GOSSIP_WIRE_VERSION, 1, GOSSIP_MEMBERS_MAX + 1, 2},
+               {GOSSIP_WIRE_VERSION, 1, 0, RING_NAME_MAX},
+               {GOSSIP_WIRE_VERSION, 1, 0, 0},
+               {GOSSIP_WIRE_VERSION + 1, 1, 0, 2}};
+  char longid[RING_NAME_MAX + 1];
+  memset(longid, 'x', sizeof(longid));
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    kvbuf_init(&b);
+    mp_packer_init(&pk, &b);
+    msgpack_pack_array(&pk, 8);
+    msgpack_pack_uint32(&pk, cases[c].ver);
+    msgpack_pack_uint32(&pk, 2);
+    msgpack_pack_array(&pk, 9);
+    mp_pack_str(&pk, longid, cases[c].idlen);
+    mp_pack_cstr(&pk, "eu");
+    mp_pack_cstr(&pk, "");
+    mp_pack_cstr(&pk, "c");
+    mp_pack_cstr(&pk, "10.0.0.9:7000");
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_uint64(&pk, 5);
+    msgpack_pack_uint32(&pk, cases[c].status);
+    msgpack_pack_uint64(&pk, 0);
+    msgpack_pack_uint64(&pk, 0);
+    mp_pack_cstr(&pk, "");
+    msgpack_pack_false(&pk);
+    msgpack_pack_array(&pk, cases[c].count);
+    for (uint32_t i = 0; i < cases[c].count; i++)
+      msgpack_pack_nil(&pk);
+    msgpack_pack_nil(&pk);
+    snap_take(g, &sn);
+    CHECK(gossip_receive(g, b.data, b.len, now) == KV_EPROTO);
+    CHECK(snap_same(g, &sn));
+    ring_free(sn.r);
+    kvbuf_free(&b);
+  }
+  printf("  malformed: %zu flips rejected, %zu accepted; truncations and "
+         "5000 random payloads rejected\n",
+         bad, ok);
+  sim_free(&s);
+  return 0;
+}
+
+static int test_config(void) {
+  gossip_io io = {.send = sim_send};
+  gossip_config cfg = {.id = "a", .peer_addr = "a:1"};
+  CHECK(gossip_new(NULL, &io, NULL, 0) == NULL);
+  CHECK(gossip_new(&cfg, NULL, NULL, 0) == NULL);
+  gossip_config bad = cfg;
+  bad.id = "";
+  CHECK(gossip_new(&bad, &io, NULL, 0) == NULL);
+  bad = cfg;
+  bad.q = 3;
+  CHECK(gossip_new(&bad, &io, NULL, 0) == NULL);
+  bad = cfg;
+  bad.nseeds = GOSSIP_SEEDS_MAX + 1;
+  CHECK(gossip_new(&bad, &io, NULL, 0) == NULL);
+  gossip_free(NULL);
+  gossip *g = gossip_new(&cfg, &io, NULL, 0);
+  CHECK(g);
+  CHECK(strcmp(gossip_self(g)->region, GOSSIP_REGION_DEFAULT) == 0);
+  CHECK(ring_q(gossip_ring(g)) == RING_Q_DEFAULT);
+  CHECK(gossip_alive(g, "a") && !gossip_alive(g, "b"));
+  CHECK(gossip_find(g, "b") == NULL && gossip_member_at(g, 1) == NULL);
+  gossip_free(g);
+  CHECK(strcmp(gossip_status_name(GOSSIP_JOINING, true), "joining") == 0);
+  CHECK(strcmp(gossip_status_name(GOSSIP_VALID, true), "up") == 0);
+  CHECK(strcmp(gossip_status_name(GOSSIP_LEAVING, true), "leaving") == 0);
+  CHECK(strcmp(gossip_status_name(GOSSIP_REMOVED, false), "removed") == 0);
+  return 0;
+}
+
+typedef struct test_case {
+  const char *name;
+  int (*fn)(void);
+} test_case;
+
+int main(void) {
+  static const test_case tests[] = {
+      {"phi_detector", test_phi_detector},
+      {"phi_in_gossip", test_phi_in_gossip},
+      {"config", test_config},
+      {"converge3", test_converge3},
+      {"converge5", test_converge5},
+      {"boot_waits_for_seeds", test_boot_waits_for_seeds},
+      {"kill_detected", test_kill_detected},
+      {"no_false_down", test_no_false_down},
+      {"join_running", test_join_running},
+      {"leave_remove", test_leave_remove},
+      {"merge_one_node_clusters", test_merge_one_node_clusters},
+      {"restart_with_ring", test_restart_with_ring},
+      {"malformed", test_malformed},
+  };
+  for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+    printf("%s\n", tests[i].name);
+    fflush(stdout);
+    if (tests[i].fn() == 0) {
+      passed++;
+    } else {
+      failed++;
+      printf("FAIL %s\n", tests[i].name);
+    }
+  }
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

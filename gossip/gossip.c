@@ -218,8 +218,8 @@ static void gossip__send(gossip *g, const char *addr, int kind,
   bool with_ring = g->ring_enc.len > 0;
   if (kind == GOSSIP__MSG_DIGEST && version > 0 && !with_ring)
     return; /* the ring did not encode (OOM): send nothing rather than lie */
-  kvbuf_free(&g->out);
-  kvbuf_init(&g->out);
+  g->out.len = 0;
+  g->out.oom = 0;
   msgpack_packer pk;
   mp_packer_init(&pk, &g->out);
   msgpack_pack_array(&pk, kind == GOSSIP__MSG_HEARTBEAT
@@ -358,7 +358,7 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms) {
     /* Our own entry: our heartbeat must stay ahead of any copy out there
      * (a restart with the same incarnation starts counting again). */
     if (e->incarnation == m->pub.incarnation &&
-        e->heartbeat >= m->pub.heartbeat)
+        e->heartbeat > m->pub.heartbeat)
       m->pub.heartbeat = e->heartbeat + 1;
     if (gossip__status_newer(e->status_version, e->status, m->status_version,
                              m->pub.status)) {
@@ -479,9 +479,31 @@ static const gossip__member *gossip__claimant(const gossip *g,
   return NULL;
 }
 
+/* True when member m needs the claimant: in or out of the ring, or a
+ * status that follows from the ring. */
+static bool gossip__claim_due(const gossip *g, const gossip__member *m) {
+  bool in = ring_node_index(g->ring, m->pub.id) >= 0;
+  switch (m->pub.status) {
+  case GOSSIP_JOINING:
+    return in || m->pub.alive;
+  case GOSSIP_VALID:
+    return !in && m->pub.alive;
+  case GOSSIP_LEAVING:
+    return true;
+  case GOSSIP_REMOVED:
+    return in;
+  }
+  return false;
+}
+
 static void gossip__claim(gossip *g, uint64_t now_ms) {
   const gossip__member *c = gossip__claimant(g, now_ms);
   if (c != gossip__me(g))
+    return;
+  bool due = false;
+  for (size_t i = 0; i < g->nmembers && !due; i++)
+    due = gossip__claim_due(g, &g->members[i]);
+  if (!due)
     return;
   ring *nr = ring_clone(g->ring);
   if (!nr)
@@ -672,13 +694,14 @@ int gossip_receive(gossip *g, const uint8_t *payload, size_t len,
   uint64_t ours = ring_version(g->ring);
   if (m.ring && gossip__ring_better(m.ring_version, m.claimant, ours,
                                     g->claimant)) {
-    gossip__set_ring(g, m.ring, m.claimant);
-    m.ring = NULL;
-    ours = ring_version(g->ring);
-  } else if (m.ring && m.ring_version == ours && !*g->claimant &&
-             ring_equal(m.ring, g->ring)) {
-    /* The same ring (we restarted with it): learn who made it. */
-    gossip__copy(g->claimant, sizeof(g->claimant), m.claimant);
+    if (ring_equal(m.ring, g->ring)) {
+      /* The same ring (we restarted with it): learn who made it. */
+      gossip__copy(g->claimant, sizeof(g->claimant), m.claimant);
+    } else {
+      gossip__set_ring(g, m.ring, m.claimant);
+      m.ring = NULL;
+      ours = ring_version(g->ring);
+    }
   }
   ring_free(m.ring);
   gossip__report_ring(g);

@@ -323,7 +323,8 @@ static int gossip__decode(gossip *g, const uint8_t *buf, size_t len,
       ring *rg = NULL;
       if (ring_decode(s.ptr, s.len, &rg) != 0 || !rg)
         return KV_EPROTO;
-      if (ring_version(rg) != m->ring_version || ring_node_count(rg) == 0) {
+      if (ring_version(rg) != m->ring_version || m->ring_version == 0 ||
+          ring_node_count(rg) == 0) {
         ring_free(rg);
         return KV_EPROTO;
       }

@@ -6,6 +6,9 @@
 
 #include "kv_err.h"
 
+/* First allocation of a kvbuf, in bytes. */
+#define MP__KVBUF_MIN 256
+
 /* ---- kvbuf ---- */
 
 void kvbuf_init(kvbuf *b) { memset(b, 0, sizeof(*b)); }
@@ -25,9 +28,14 @@ int kvbuf_reserve(kvbuf *b, size_t extra) {
     b->oom = 1;
     return KV_ENOMEM;
   }
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap < need)
+  size_t cap = b->cap ? b->cap : MP__KVBUF_MIN;
+  while (cap < need) {
+    if (cap > SIZE_MAX / 2) { /* doubling would wrap: take just enough */
+      cap = need;
+      break;
+    }
     cap *= 2;
+  }
   uint8_t *p = realloc(b->data, cap);
   if (!p) {
     b->oom = 1;

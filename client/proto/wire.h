@@ -106,10 +106,14 @@ enum {
   WIRE_Q_LOCAL_QUORUM = -5,
   WIRE_Q_EACH_QUORUM = -6,
 };
-/* Parses "one|quorum|all|local_one|local_quorum|each_quorum|<number>".
+/* Largest replica count wire_parse_quorum accepts as a number. */
+#define WIRE_Q_NUMBER_MAX 255
+/* Parses "one|quorum|all|local_one|local_quorum|each_quorum|default|
+ * <number>" (names case-insensitive, numbers 0..WIRE_Q_NUMBER_MAX).
  * Returns 0 and sets *out, or KV_EINVAL. */
 int wire_parse_quorum(const char *s, int32_t *out);
-/* Writes the name of q ("quorum", "2") into buf. */
+/* Writes the name of q ("quorum", "2", "default") into buf and returns
+ * buf ("" when cap is 0). */
 const char *wire_quorum_str(int32_t q, char *buf, size_t cap);
 
 /* Option flags. */
@@ -193,11 +197,16 @@ int wire_decode(const uint8_t *body, size_t len, const wire_limits *lim,
 int wire_sibling_next(mp_reader *r, wire_sibling *out);
 
 /*
- * Encoders append one whole frame (header + body) to out. They return 0 or
- * KV_ENOMEM. The encoder of each type writes the fields listed above;
- * wire_encode takes a wire_msg with the fields of msg->type set. For GET_OK
- * use wire_begin_get_ok / wire_add_sibling / wire_end_get_ok, which stream
- * siblings without an intermediate array.
+ * Encoders append one whole frame (header + body) to out. They return 0,
+ * KV_ENOMEM, KV_ETOOBIG (body over WIRE_FRAME_MAX) or, for wire_encode,
+ * KV_EINVAL (unknown type); on error nothing of the frame stays in out.
+ * The encoder of each type writes the fields listed above; wire_encode
+ * takes a wire_msg with the fields of msg->type set. raw is copied as
+ * encoded msgpack for ADMIN (empty: {}), ADMIN_OK (empty: nil) and GET_OK
+ * (empty: []), and packed as a bin for GOSSIP and PEER_MSG. A context or
+ * object whose ptr is NULL is sent as nil where the field allows nil. For
+ * GET_OK use wire_begin_get_ok / wire_add_sibling / wire_end_get_ok, which
+ * stream siblings without an intermediate array.
  */
 int wire_encode(kvbuf *out, const wire_msg *msg);
 int wire_encode_error(kvbuf *out, uint64_t req_id, int code, const char *fmt,
@@ -207,16 +216,23 @@ typedef struct wire_get_ok_writer {
   kvbuf *out;
   size_t frame_start;
   msgpack_packer pk;
+  uint32_t nsiblings; /* announced by wire_begin_get_ok */
+  uint32_t added;     /* wire_add_sibling calls so far */
 } wire_get_ok_writer;
 void wire_begin_get_ok(wire_get_ok_writer *w, kvbuf *out, uint64_t req_id,
                        uint32_t nsiblings);
 void wire_add_sibling(wire_get_ok_writer *w, uint32_t flags, uint64_t ts_ms,
                       const void *value, size_t len);
+/* Finishes the frame. Returns 0, KV_ENOMEM, KV_ETOOBIG (body over
+ * WIRE_FRAME_MAX) or KV_EINVAL (a sibling count other than the one
+ * announced); on error the partial frame is removed from out. */
 int wire_end_get_ok(wire_get_ok_writer *w, const void *context, size_t len);
 
 /* Lower-level helpers for messages with free-form bodies (ADMIN_OK):
  * wire_begin starts a frame and packs [type, req_id] plus nfields more
- * array slots into pk; wire_end patches the length. Returns 0/KV_ENOMEM. */
+ * array slots into pk; wire_end patches the length. wire_end returns 0,
+ * KV_ENOMEM or KV_ETOOBIG (body over WIRE_FRAME_MAX); on error the partial
+ * frame is removed from out (out->oom stays set after KV_ENOMEM). */
 void wire_begin(kvbuf *out, msgpack_packer *pk, size_t *frame_start,
                 uint32_t type, uint64_t req_id, uint32_t nfields);
 int wire_end(kvbuf *out, size_t frame_start);

@@ -23,19 +23,14 @@ int kvbuf_reserve(kvbuf *b, size_t extra) {
     return KV_ENOMEM;
   if (b->cap - b->len >= extra)
     return 0;
-  size_t need = b->len + extra;
-  if (need < b->len) {
+  if (extra > KVBUF_MAX - b->len) {
     b->oom = 1;
     return KV_ENOMEM;
   }
+  size_t need = b->len + extra;
   size_t cap = b->cap ? b->cap : MP__KVBUF_MIN;
-  while (cap < need) {
-    if (cap > SIZE_MAX / 2) { /* doubling would wrap: take just enough */
-      cap = need;
-      break;
-    }
-    cap *= 2;
-  }
+  while (cap < need)
+    cap = cap > KVBUF_MAX / 2 ? KVBUF_MAX : cap * 2;
   uint8_t *p = realloc(b->data, cap);
   if (!p) {
     b->oom = 1;

@@ -26,6 +26,9 @@ typedef struct kv_slice {
 
 /* ---- growable output buffer ---- */
 
+/* Most bytes a kvbuf holds; growing past it fails with KV_ENOMEM. */
+#define KVBUF_MAX ((size_t)UINT32_MAX)
+
 typedef struct kvbuf {
   uint8_t *data; /* malloc'd; owned by the kvbuf */
   size_t len;
@@ -36,7 +39,8 @@ typedef struct kvbuf {
 void kvbuf_init(kvbuf *b);
 /* Frees the storage; the kvbuf may be reused after kvbuf_init. */
 void kvbuf_free(kvbuf *b);
-/* Makes room for extra more bytes. Returns 0 or KV_ENOMEM (and sets oom). */
+/* Makes room for extra more bytes. Returns 0 or KV_ENOMEM (and sets oom)
+ * when memory runs out or len + extra would pass KVBUF_MAX. */
 int kvbuf_reserve(kvbuf *b, size_t extra);
 /* Appends len bytes. Returns 0 or KV_ENOMEM. */
 int kvbuf_append(kvbuf *b, const void *p, size_t len);

@@ -1,0 +1,142 @@
+/*
+ * drv_native.c: the native driver, over libkvorum's asynchronous API. It
+ * opens --connections clients (kv_connect), the i-th starting its host
+ * list at host i % nhosts so the first contacts are spread round robin;
+ * each client then routes requests to the key's preference list itself.
+ * Requests go round robin over the clients; kv_poll drives them all.
+ * Depends on bench.h and client/kvorum.h (target kvorum_client).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "kvorum.h"
+
+_Static_assert(BENCH_LVL_ONE == KV_ONE && BENCH_LVL_QUORUM == KV_QUORUM &&
+                   BENCH_LVL_ALL == KV_ALL &&
+                   BENCH_LVL_LOCAL_ONE == KV_LOCAL_ONE &&
+                   BENCH_LVL_LOCAL_QUORUM == KV_LOCAL_QUORUM &&
+                   BENCH_LVL_EACH_QUORUM == KV_EACH_QUORUM,
+               "bench's consistency levels must match kvorum.h");
+
+#define NATIVE_TIMEOUT_MS 5000 /* per request, as libkvorum's default */
+#define NATIVE_KIND_MAX 40
+
+typedef struct native__drv {
+  kv_client **cs;
+  size_t n, next;
+  kv_options opts;
+  bench_done_fn done;
+  void *arg;
+  /* Per slot: the slot number passed to libkvorum as the callback arg. */
+  struct native__tag {
+    struct native__drv *d;
+    uint32_t slot;
+  } *tags;
+} native__drv;
+
+static void native__close(void *dp) {
+  native__drv *d = dp;
+  if (!d)
+    return;
+  for (size_t i = 0; i < d->n; i++)
+    kv_close(d->cs[i]);
+  free(d->cs);
+  free(d->tags);
+  free(d);
+}
+
+static int native__open(const bench_opts *o, bench_done_fn done, void *arg,
+                        void **out, char *err, size_t errlen) {
+  native__drv *d = calloc(1, sizeof *d);
+  if (!d)
+    return KV_ENOMEM;
+  d->done = done;
+  d->arg = arg;
+  d->opts.r = o->r;
+  d->opts.w = o->w;
+  d->opts.dw = o->dw;
+  d->opts.timeout_ms = NATIVE_TIMEOUT_MS;
+  d->cs = calloc(o->connections, sizeof *d->cs);
+  d->tags = calloc(o->concurrency, sizeof *d->tags);
+  if (!d->cs || !d->tags) {
+    native__close(d);
+    return KV_ENOMEM;
+  }
+  for (uint32_t i = 0; i < o->concurrency; i++) {
+    d->tags[i].d = d;
+    d->tags[i].slot = i;
+  }
+  static char hosts[sizeof o->hosts_str];
+  for (uint32_t i = 0; i < o->connections; i++) {
+    /* The host list rotated to start at host i % nhosts. */
+    size_t len = 0;
+    hosts[0] = '\0';
+    for (size_t h = 0; h < o->nhosts; h++) {
+      const char *name = o->hosts[(i + h) % o->nhosts];
+      int w = snprintf(hosts + len, sizeof hosts - len, "%s%s", h ? "," : "",
+                       name);
+      if (w < 0 || (size_t)w >= sizeof hosts - len)
+        break;
+      len += (size_t)w;
+    }
+    int rc = kv_connect(hosts, NULL, &d->cs[i], err, errlen);
+    if (rc < 0) {
+      native__close(d);
+      return rc == KV_ENOMEM ? rc : KV_ECONN;
+    }
+    d->n++;
+  }
+  *out = d;
+  return 0;
+}
+
+static void native__cb(void *arg, int status, const char *errmsg,
+                       const kv_result *res) {
+  struct native__tag *t = arg;
+  (void)errmsg;
+  if (status) {
+    t->d->done(t->d->arg, t->slot, status, NULL, false, NULL, 0);
+    return;
+  }
+  t->d->done(t->d->arg, t->slot, 0, NULL, res && res->found,
+             res ? res->context : NULL, res ? res->context_len : 0);
+}
+
+static kv_client *native__pick(native__drv *d) {
+  return d->cs[d->next++ % d->n];
+}
+
+static int native__get(void *dp, uint32_t slot, const char *key,
+                       size_t klen) {
+  native__drv *d = dp;
+  return kv_get_async(native__pick(d), key, klen, &d->opts, native__cb,
+                      &d->tags[slot]);
+}
+
+static int native__put(void *dp, uint32_t slot, const char *key, size_t klen,
+                       const void *val, size_t vlen, const void *ctx,
+                       size_t ctx_len) {
+  native__drv *d = dp;
+  return kv_put_async(native__pick(d), key, klen, val, vlen, ctx, ctx_len,
+                      &d->opts, native__cb, &d->tags[slot]);
+}
+
+static int native__poll(void *dp, int64_t timeout_us) {
+  native__drv *d = dp;
+  /* kv_poll counts milliseconds: waits under one are taken as no wait. */
+  int64_t ms = timeout_us / 1000;
+  if (ms > INT32_MAX)
+    ms = INT32_MAX;
+  int rc = kv_poll(d->cs, d->n, (int)ms);
+  return rc;
+}
+
+const bench_driver bench_drv_native = {
+    .name = "native",
+    .open = native__open,
+    .get = native__get,
+    .put = native__put,
+    .poll = native__poll,
+    .close = native__close,
+};

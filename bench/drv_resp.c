@@ -1,0 +1,386 @@
+/*
+ * drv_resp.c: the RESP driver. Drives any Redis-protocol server with GET
+ * and SET over --connections non-blocking sockets (round robin over
+ * --hosts), pipelined: every request queued in one loop turn goes out in
+ * one write per connection, and replies, which Redis sends in order, are
+ * matched to slots through a FIFO per connection. Buffers grow to the
+ * largest burst and are then reused, so the steady state allocates
+ * nothing. Depends on bench.h, resp.h, kv_err.h and POSIX sockets.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "kv_err.h"
+#include "resp.h"
+
+#define RESP_CONNECT_TIMEOUT_MS 2000
+#define RESP_BUF_INIT (64u << 10)
+#define RESP_READS_PER_POLL 16 /* reads per readable socket per turn */
+#define RESP_KIND_MAX 40
+
+typedef struct resp__conn {
+  int fd;
+  char *out;
+  size_t out_off, out_len, out_cap;
+  char *in;
+  size_t in_len, in_cap;
+  uint32_t *fifo; /* slots waiting for a reply, oldest first */
+  size_t head, count, cap;
+} resp__conn;
+
+typedef struct resp__drv {
+  resp__conn *conns;
+  size_t nconns, next;
+  struct pollfd *pfds;
+  bench_done_fn done;
+  void *arg;
+} resp__drv;
+
+/* Connects to "host:port" within RESP_CONNECT_TIMEOUT_MS; returns a
+ * non-blocking socket or -1 with a message. */
+static int resp__dial(const char *hostport, char *err, size_t errlen) {
+  char host[BENCH_HOST_LEN_MAX];
+  snprintf(host, sizeof host, "%s", hostport);
+  char *colon = strrchr(host, ':');
+  if (!colon) {
+    snprintf(err, errlen, "'%s' is not HOST:PORT", hostport);
+    return -1;
+  }
+  *colon = '\0';
+  const char *port = colon + 1;
+  if (host[0] == '[' && colon[-1] == ']') {
+    colon[-1] = '\0';
+    memmove(host, host + 1, strlen(host));
+  }
+  struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                           .ai_socktype = SOCK_STREAM};
+  struct addrinfo *ai = NULL;
+  int g = getaddrinfo(host, port, &hints, &ai);
+  if (g) {
+    snprintf(err, errlen, "cannot resolve %s: %s", hostport, gai_strerror(g));
+    return -1;
+  }
+  int fd = -1;
+  int why = ECONNREFUSED;
+  for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                a->ai_protocol);
+    if (fd < 0) {
+      why = errno;
+      continue;
+    }
+    int rc = connect(fd, a->ai_addr, a->ai_addrlen);
+    if (rc < 0 && errno == EINPROGRESS) {
+      struct pollfd p = {.fd = fd, .events = POLLOUT};
+      rc = poll(&p, 1, RESP_CONNECT_TIMEOUT_MS);
+      if (rc == 0) {
+        why = ETIMEDOUT;
+        rc = -1;
+      } else if (rc > 0) {
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+        rc = soerr ? -1 : 0;
+        why = soerr;
+      } else {
+        why = errno;
+      }
+    } else if (rc < 0) {
+      why = errno;
+    }
+    if (rc < 0) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(ai);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot connect to %s: %s", hostport,
+             strerror(why));
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+static void resp__close(void *dp) {
+  resp__drv *d = dp;
+  if (!d)
+    return;
+  for (size_t i = 0; i < d->nconns; i++) {
+    resp__conn *c = &d->conns[i];
+    if (c->fd >= 0)
+      close(c->fd);
+    free(c->out);
+    free(c->in);
+    free(c->fifo);
+  }
+  free(d->conns);
+  free(d->pfds);
+  free(d);
+}
+
+static int resp__open(const bench_opts *o, bench_done_fn done, void *arg,
+                      void **out, char *err, size_t errlen) {
+  resp__drv *d = calloc(1, sizeof *d);
+  if (!d)
+    return KV_ENOMEM;
+  d->done = done;
+  d->arg = arg;
+  d->nconns = o->connections;
+  d->conns = calloc(d->nconns, sizeof *d->conns);
+  d->pfds = calloc(d->nconns, sizeof *d->pfds);
+  if (!d->conns || !d->pfds) {
+    d->nconns = 0;
+    resp__close(d);
+    return KV_ENOMEM;
+  }
+  for (size_t i = 0; i < d->nconns; i++)
+    d->conns[i].fd = -1;
+  for (size_t i = 0; i < d->nconns; i++) {
+    resp__conn *c = &d->conns[i];
+    c->cap = o->concurrency;
+    c->fifo = malloc(c->cap * sizeof *c->fifo);
+    c->out_cap = c->in_cap = RESP_BUF_INIT;
+    c->out = malloc(c->out_cap);
+    c->in = malloc(c->in_cap);
+    if (!c->fifo || !c->out || !c->in) {
+      resp__close(d);
+      return KV_ENOMEM;
+    }
+    c->fd = resp__dial(o->hosts[i % o->nhosts], err, errlen);
+    if (c->fd < 0) {
+      resp__close(d);
+      return KV_ECONN;
+    }
+  }
+  *out = d;
+  return 0;
+}
+
+/* Fails every request waiting on c and closes it. */
+static void resp__fail(resp__drv *d, resp__conn *c, const char *kind) {
+  if (c->fd >= 0)
+    close(c->fd);
+  c->fd = -1;
+  c->out_off = c->out_len = 0;
+  c->in_len = 0;
+  while (c->count) {
+    uint32_t slot = c->fifo[c->head];
+    c->head = (c->head + 1) % c->cap;
+    c->count--;
+    d->done(d->arg, slot, KV_ECLOSED, kind, false, NULL, 0);
+  }
+}
+
+/* Picks the next open connection, round robin. */
+static resp__conn *resp__pick(resp__drv *d) {
+  for (size_t i = 0; i < d->nconns; i++) {
+    resp__conn *c = &d->conns[d->next++ % d->nconns];
+    if (c->fd >= 0)
+      return c;
+  }
+  return NULL;
+}
+
+/* Makes room for n more bytes in c's output buffer. */
+static int resp__reserve(resp__conn *c, size_t n) {
+  if (c->out_off && c->out_off == c->out_len)
+    c->out_off = c->out_len = 0;
+  if (c->out_len + n <= c->out_cap)
+    return 0;
+  size_t cap = c->out_cap;
+  while (cap < c->out_len + n)
+    cap *= 2;
+  char *p = realloc(c->out, cap);
+  if (!p)
+    return KV_ENOMEM;
+  c->out = p;
+  c->out_cap = cap;
+  return 0;
+}
+
+static void resp__push(resp__conn *c, uint32_t slot) {
+  c->fifo[(c->head + c->count) % c->cap] = slot;
+  c->count++;
+}
+
+static int resp__get(void *dp, uint32_t slot, const char *key, size_t klen) {
+  resp__drv *d = dp;
+  resp__conn *c = resp__pick(d);
+  if (!c)
+    return KV_ECLOSED;
+  if (resp__reserve(c, resp_get_size(klen)) < 0)
+    return KV_ENOMEM;
+  c->out_len += resp_encode_get(c->out + c->out_len, key, klen);
+  resp__push(c, slot);
+  return 0;
+}
+
+static int resp__put(void *dp, uint32_t slot, const char *key, size_t klen,
+                     const void *val, size_t vlen, const void *ctx,
+                     size_t ctx_len) {
+  resp__drv *d = dp;
+  resp__conn *c = resp__pick(d);
+  if (!c)
+    return KV_ECLOSED;
+  if (resp__reserve(c, resp_set_size(klen, vlen)) < 0)
+    return KV_ENOMEM;
+  c->out_len += resp_encode_set(c->out + c->out_len, key, klen, val, vlen);
+  resp__push(c, slot);
+  return 0;
+}
+
+/* Writes what c has queued; returns 0, or -1 after failing c. */
+static int resp__flush(resp__drv *d, resp__conn *c) {
+  while (c->fd >= 0 && c->out_off < c->out_len) {
+    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                     MSG_NOSIGNAL);
+    if (n > 0) {
+      c->out_off += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return 0;
+    } else {
+      resp__fail(d, c, "resp_send_failed");
+      return -1;
+    }
+  }
+  if (c->out_off == c->out_len)
+    c->out_off = c->out_len = 0;
+  return 0;
+}
+
+/* Hands each complete reply in c's input to its slot. */
+static int resp__replies(resp__drv *d, resp__conn *c) {
+  size_t off = 0;
+  int n = 0;
+  while (off < c->in_len) {
+    resp_reply rep;
+    long used = resp_parse(c->in + off, c->in_len - off, &rep);
+    if (used == 0)
+      break;
+    if (used < 0 || c->count == 0) {
+      resp__fail(d, c, used < 0 ? "resp_protocol" : "resp_unexpected_reply");
+      return n;
+    }
+    off += (size_t)used;
+    uint32_t slot = c->fifo[c->head];
+    c->head = (c->head + 1) % c->cap;
+    c->count--;
+    n++;
+    if (rep.type == RESP_ERROR) {
+      char kind[RESP_KIND_MAX] = "resp_";
+      size_t k = 5;
+      for (size_t i = 0; i < rep.len && rep.str[i] != ' ' &&
+                         k + 1 < sizeof kind; i++)
+        kind[k++] = rep.str[i];
+      kind[k] = '\0';
+      d->done(d->arg, slot, KV_EIO, kind, false, NULL, 0);
+    } else {
+      bool found = !(rep.type == RESP_BULK && rep.str == NULL);
+      d->done(d->arg, slot, 0, NULL, found, NULL, 0);
+    }
+  }
+  if (off) {
+    memmove(c->in, c->in + off, c->in_len - off);
+    c->in_len -= off;
+  }
+  return n;
+}
+
+/* Reads what c has; returns replies handed out. */
+static int resp__read(resp__drv *d, resp__conn *c) {
+  int n = 0;
+  for (int i = 0; i < RESP_READS_PER_POLL && c->fd >= 0; i++) {
+    if (c->in_len == c->in_cap) {
+      if (c->in_cap >= (size_t)RESP_BULK_MAX * 2) {
+        resp__fail(d, c, "resp_reply_too_big");
+        return n;
+      }
+      char *p = realloc(c->in, c->in_cap * 2);
+      if (!p) {
+        resp__fail(d, c, "resp_out_of_memory");
+        return n;
+      }
+      c->in = p;
+      c->in_cap *= 2;
+    }
+    size_t space = c->in_cap - c->in_len;
+    ssize_t got = recv(c->fd, c->in + c->in_len, space, 0);
+    if (got > 0) {
+      c->in_len += (size_t)got;
+      n += resp__replies(d, c);
+      if ((size_t)got < space)
+        break; /* the socket is drained */
+    } else if (got < 0 && errno == EINTR) {
+      continue;
+    } else if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      break;
+    } else {
+      size_t lost = c->count;
+      resp__fail(d, c, got == 0 ? "resp_closed_by_server" : "resp_recv_failed");
+      return n + (int)lost;
+    }
+  }
+  return n;
+}
+
+static int resp__poll(void *dp, int64_t timeout_us) {
+  resp__drv *d = dp;
+  int n = 0;
+  size_t m = 0;
+  for (size_t i = 0; i < d->nconns; i++) {
+    resp__conn *c = &d->conns[i];
+    if (c->fd >= 0 && c->out_len > c->out_off)
+      resp__flush(d, c);
+    if (c->fd < 0)
+      continue;
+    d->pfds[m].fd = c->fd;
+    d->pfds[m].events = POLLIN;
+    if (c->out_len > c->out_off)
+      d->pfds[m].events |= POLLOUT;
+    d->pfds[m].revents = 0;
+    m++;
+  }
+  if (m == 0)
+    return KV_ECLOSED;
+  struct timespec ts = {.tv_sec = timeout_us / 1000000,
+                        .tv_nsec = (long)(timeout_us % 1000000) * 1000};
+  int pr = ppoll(d->pfds, m, timeout_us < 0 ? NULL : &ts, NULL);
+  if (pr < 0)
+    return errno == EINTR ? 0 : KV_EIO;
+  size_t j = 0;
+  for (size_t i = 0; i < d->nconns && j < m; i++) {
+    resp__conn *c = &d->conns[i];
+    if (c->fd < 0 || c->fd != d->pfds[j].fd)
+      continue;
+    short ev = d->pfds[j++].revents;
+    if (ev & POLLOUT)
+      resp__flush(d, c);
+    if (c->fd >= 0 && (ev & (POLLIN | POLLERR | POLLHUP)))
+      n += resp__read(d, c);
+  }
+  return n;
+}
+
+const bench_driver bench_drv_resp = {
+    .name = "resp",
+    .open = resp__open,
+    .get = resp__get,
+    .put = resp__put,
+    .poll = resp__poll,
+    .close = resp__close,
+};

@@ -1,0 +1,370 @@
+/*
+ * opts.c: kvorum-bench's command line. The flags are a contract for users'
+ * scripts: names and meanings do not change. Errors say which flag and
+ * what was expected. Depends on bench.h, gen.h and kv_err.h.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "kv_err.h"
+
+#define BENCH_DEFAULT_HOSTS "127.0.0.1:7101"
+#define BENCH_DEFAULT_KEYS 100000
+#define BENCH_DEFAULT_VALUE 100
+#define BENCH_DEFAULT_CONCURRENCY 64
+#define BENCH_DEFAULT_CONNECTIONS 4
+#define BENCH_DEFAULT_DURATION_S 10.0
+
+static const char bench__usage[] =
+    "usage: kvorum-bench [options]\n"
+    "  --hosts HOST:PORT[,HOST:PORT...]  servers (default " BENCH_DEFAULT_HOSTS
+    ")\n"
+    "  --protocol native|resp            libkvorum, or Redis GET/SET "
+    "(default native)\n"
+    "  --workload a|b|c|f|write-only|mix:READ/UPDATE\n"
+    "                                    YCSB A 50/50, B 95/5, C reads, F "
+    "read-modify-write (default a)\n"
+    "  --distribution uniform|zipfian|latest  key popularity (default "
+    "zipfian)\n"
+    "  --keys N                          key space user0..user<N-1> "
+    "(default 100000)\n"
+    "  --value-size N[-M]                value bytes, fixed or uniform in "
+    "N..M (default 100)\n"
+    "  --concurrency N                   requests in flight (default 64)\n"
+    "  --connections N                   connections, round robin over hosts "
+    "(default 4)\n"
+    "  --duration S | --ops N            length of the measured run "
+    "(default 10 s)\n"
+    "  --warmup S                        unmeasured run first (default 0)\n"
+    "  --rate OPS_PER_S                  open loop at this rate; latency "
+    "from the intended start\n"
+    "  --r R --w W --dw DW               per-request levels: N or "
+    "one|quorum|all|local_one|\n"
+    "                                    local_quorum|each_quorum (native "
+    "only)\n"
+    "  --load                            write every key once first "
+    "(reported apart)\n"
+    "  --json FILE                       every figure as JSON\n"
+    "  --report FILE.html                a self-contained HTML report\n"
+    "  --seed N                          random seed (default: from the "
+    "clock)\n"
+    "  --help                            this text\n"
+    "Exit status: 0 ok, 1 run failed or had errors-only, 2 bad flags.\n";
+
+static int bench__fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int bench__fail(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return KV_EINVAL;
+}
+
+/* Parses an unsigned decimal in [lo, hi]. */
+static int bench__u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
+  if (!s || !*s || *s == '-' || *s == '+')
+    return -1;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end || v < lo || v > hi)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* Parses a finite non-negative decimal in [lo, hi]. */
+static int bench__dbl(const char *s, double lo, double hi, double *out) {
+  if (!s || !*s)
+    return -1;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || *end || !isfinite(v) || v < lo || v > hi)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+int bench_parse_level(const char *s, int32_t *out) {
+  static const struct {
+    const char *name;
+    int32_t lvl;
+  } names[] = {{"one", BENCH_LVL_ONE},
+               {"quorum", BENCH_LVL_QUORUM},
+               {"all", BENCH_LVL_ALL},
+               {"local_one", BENCH_LVL_LOCAL_ONE},
+               {"local_quorum", BENCH_LVL_LOCAL_QUORUM},
+               {"each_quorum", BENCH_LVL_EACH_QUORUM}};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (!strcmp(s, names[i].name)) {
+      *out = names[i].lvl;
+      return 0;
+    }
+  }
+  uint64_t v;
+  if (bench__u64(s, 1, 255, &v) < 0)
+    return KV_EINVAL;
+  *out = (int32_t)v;
+  return 0;
+}
+
+const char *bench_level_str(int32_t lvl, char *buf, size_t len) {
+  static const char *const names[] = {"one", "quorum", "all", "local_one",
+                                      "local_quorum", "each_quorum"};
+  if (lvl == 0)
+    snprintf(buf, len, "default");
+  else if (lvl < 0 && lvl >= BENCH_LVL_EACH_QUORUM)
+    snprintf(buf, len, "%s", names[-lvl - 1]);
+  else
+    snprintf(buf, len, "%d", (int)lvl);
+  return buf;
+}
+
+/* Splits o->hosts_str into o->hosts, checking each is HOST:PORT. */
+static int bench__hosts(bench_opts *o, char *err, size_t errlen) {
+  o->nhosts = 0;
+  const char *p = o->hosts_str;
+  while (1) {
+    const char *comma = strchr(p, ',');
+    size_t n = comma ? (size_t)(comma - p) : strlen(p);
+    if (o->nhosts == BENCH_HOSTS_MAX)
+      return bench__fail(err, errlen, "--hosts: more than %d hosts",
+                         BENCH_HOSTS_MAX);
+    if (n == 0 || n >= BENCH_HOST_LEN_MAX)
+      return bench__fail(err, errlen,
+                         "--hosts: expected HOST:PORT[,HOST:PORT...], got "
+                         "'%s'",
+                         o->hosts_str);
+    char *h = o->hosts[o->nhosts];
+    memcpy(h, p, n);
+    h[n] = '\0';
+    const char *colon = strrchr(h, ':');
+    uint64_t port;
+    if (!colon || colon == h || bench__u64(colon + 1, 1, 65535, &port) < 0)
+      return bench__fail(err, errlen,
+                         "--hosts: '%s' is not HOST:PORT with a port in "
+                         "1..65535",
+                         h);
+    o->nhosts++;
+    if (!comma)
+      break;
+    p = comma + 1;
+  }
+  return 0;
+}
+
+/* Parses "N" or "N-M" into the value size range. */
+static int bench__value_size(const char *s, bench_opts *o) {
+  char lo[32];
+  const char *dash = strchr(s, '-');
+  uint64_t a, b;
+  if (!dash)
+    return bench__u64(s, 0, BENCH_VALUE_MAX, &a) < 0
+               ? -1
+               : (o->value_min = o->value_max = (uint32_t)a, 0);
+  size_t n = (size_t)(dash - s);
+  if (n == 0 || n >= sizeof lo)
+    return -1;
+  memcpy(lo, s, n);
+  lo[n] = '\0';
+  if (bench__u64(lo, 0, BENCH_VALUE_MAX, &a) < 0 ||
+      bench__u64(dash + 1, 0, BENCH_VALUE_MAX, &b) < 0 || b < a)
+    return -1;
+  o->value_min = (uint32_t)a;
+  o->value_max = (uint32_t)b;
+  return 0;
+}
+
+static void bench__defaults(bench_opts *o) {
+  memset(o, 0, sizeof *o);
+  snprintf(o->hosts_str, sizeof o->hosts_str, "%s", BENCH_DEFAULT_HOSTS);
+  snprintf(o->workload, sizeof o->workload, "a");
+  gen_mix_parse("a", &o->mix);
+  o->dist = GEN_ZIPFIAN;
+  o->keys = BENCH_DEFAULT_KEYS;
+  o->value_min = o->value_max = BENCH_DEFAULT_VALUE;
+  o->concurrency = BENCH_DEFAULT_CONCURRENCY;
+  o->connections = BENCH_DEFAULT_CONNECTIONS;
+  o->duration_s = BENCH_DEFAULT_DURATION_S;
+  o->proto = BENCH_NATIVE;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  o->seed = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec ^
+            ((uint64_t)getpid() << 32);
+}
+
+/* The flags that take a value. */
+static const char *const bench__valued[] = {
+    "hosts", "workload", "distribution", "keys", "value-size",
+    "concurrency", "connections", "duration", "ops", "warmup", "rate", "r",
+    "w", "dw", "protocol", "json", "report", "seed", NULL};
+
+int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out,
+                     char *err, size_t errlen) {
+  bench__defaults(o);
+  bool have_duration = false, have_ops = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
+      return bench__fail(err, errlen,
+                         "unexpected argument '%s' (flags start with --; "
+                         "see --help)",
+                         a);
+    char name[32];
+    const char *val = NULL;
+    const char *eq = strchr(a + 2, '=');
+    size_t nlen = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+    if (nlen >= sizeof name)
+      return bench__fail(err, errlen, "unknown flag '%s' (see --help)", a);
+    memcpy(name, a + 2, nlen);
+    name[nlen] = '\0';
+    if (!strcmp(name, "help")) {
+      fputs(bench__usage, out);
+      return 1;
+    }
+    if (!strcmp(name, "load") || !strcmp(name, "quiet")) {
+      if (eq)
+        return bench__fail(err, errlen, "--%s takes no value", name);
+      if (name[0] == 'l')
+        o->load = true;
+      else
+        o->quiet = true;
+      continue;
+    }
+    bool known = false;
+    for (size_t k = 0; bench__valued[k]; k++)
+      known = known || !strcmp(name, bench__valued[k]);
+    if (!known)
+      return bench__fail(err, errlen, "unknown flag '--%s' (see --help)",
+                         name);
+    if (eq) {
+      val = eq + 1;
+    } else {
+      if (i + 1 >= argc)
+        return bench__fail(err, errlen, "--%s needs a value", name);
+      val = argv[++i];
+    }
+    uint64_t u;
+    double d;
+    if (!strcmp(name, "hosts")) {
+      if (strlen(val) >= sizeof o->hosts_str)
+        return bench__fail(err, errlen, "--hosts: list too long");
+      snprintf(o->hosts_str, sizeof o->hosts_str, "%s", val);
+    } else if (!strcmp(name, "workload")) {
+      if (strlen(val) >= sizeof o->workload || gen_mix_parse(val, &o->mix))
+        return bench__fail(err, errlen,
+                           "--workload: expected a, b, c, f, write-only or "
+                           "mix:READ/UPDATE (e.g. mix:90/10), got '%s'",
+                           val);
+      snprintf(o->workload, sizeof o->workload, "%s", val);
+    } else if (!strcmp(name, "distribution")) {
+      if (!strcmp(val, "uniform"))
+        o->dist = GEN_UNIFORM;
+      else if (!strcmp(val, "zipfian"))
+        o->dist = GEN_ZIPFIAN;
+      else if (!strcmp(val, "latest"))
+        o->dist = GEN_LATEST;
+      else
+        return bench__fail(err, errlen,
+                           "--distribution: expected uniform, zipfian or "
+                           "latest, got '%s'",
+                           val);
+    } else if (!strcmp(name, "keys")) {
+      if (bench__u64(val, 1, BENCH_KEYS_MAX, &o->keys) < 0)
+        return bench__fail(err, errlen,
+                           "--keys: expected an integer in 1..%llu, got '%s'",
+                           (unsigned long long)BENCH_KEYS_MAX, val);
+    } else if (!strcmp(name, "value-size")) {
+      if (bench__value_size(val, o) < 0)
+        return bench__fail(err, errlen,
+                           "--value-size: expected N or N-M with N <= M <= "
+                           "%u, got '%s'",
+                           BENCH_VALUE_MAX, val);
+    } else if (!strcmp(name, "concurrency")) {
+      if (bench__u64(val, 1, BENCH_CONCURRENCY_MAX, &u) < 0)
+        return bench__fail(err, errlen,
+                           "--concurrency: expected an integer in 1..%d, got "
+                           "'%s'",
+                           BENCH_CONCURRENCY_MAX, val);
+      o->concurrency = (uint32_t)u;
+    } else if (!strcmp(name, "connections")) {
+      if (bench__u64(val, 1, BENCH_CONNECTIONS_MAX, &u) < 0)
+        return bench__fail(err, errlen,
+                           "--connections: expected an integer in 1..%d, got "
+                           "'%s'",
+                           BENCH_CONNECTIONS_MAX, val);
+      o->connections = (uint32_t)u;
+    } else if (!strcmp(name, "duration")) {
+      if (bench__dbl(val, 0.001, BENCH_DURATION_MAX_S, &d) < 0)
+        return bench__fail(err, errlen,
+                           "--duration: expected seconds in 0.001..%.0f, got "
+                           "'%s'",
+                           BENCH_DURATION_MAX_S, val);
+      o->duration_s = d;
+      have_duration = true;
+    } else if (!strcmp(name, "ops")) {
+      if (bench__u64(val, 1, UINT64_MAX / 2, &o->ops) < 0)
+        return bench__fail(err, errlen,
+                           "--ops: expected a positive integer, got '%s'",
+                           val);
+      have_ops = true;
+    } else if (!strcmp(name, "warmup")) {
+      if (bench__dbl(val, 0, BENCH_DURATION_MAX_S, &o->warmup_s) < 0)
+        return bench__fail(err, errlen,
+                           "--warmup: expected seconds in 0..%.0f, got '%s'",
+                           BENCH_DURATION_MAX_S, val);
+    } else if (!strcmp(name, "rate")) {
+      if (bench__dbl(val, 0, BENCH_RATE_MAX, &o->rate) < 0)
+        return bench__fail(err, errlen,
+                           "--rate: expected operations per second in "
+                           "0..%.0f (0: closed loop), got '%s'",
+                           BENCH_RATE_MAX, val);
+    } else if (!strcmp(name, "r") || !strcmp(name, "w") ||
+               !strcmp(name, "dw")) {
+      int32_t *dst = name[0] == 'r' ? &o->r : name[0] == 'w' ? &o->w : &o->dw;
+      if (bench_parse_level(val, dst) < 0)
+        return bench__fail(err, errlen,
+                           "--%s: expected a number of replicas (1..255) or "
+                           "one|quorum|all|local_one|local_quorum|"
+                           "each_quorum, got '%s'",
+                           name, val);
+    } else if (!strcmp(name, "protocol")) {
+      if (!strcmp(val, "native"))
+        o->proto = BENCH_NATIVE;
+      else if (!strcmp(val, "resp"))
+        o->proto = BENCH_RESP;
+      else
+        return bench__fail(err, errlen,
+                           "--protocol: expected native or resp, got '%s'",
+                           val);
+    } else if (!strcmp(name, "json")) {
+      o->json_path = val;
+    } else if (!strcmp(name, "report")) {
+      o->report_path = val;
+    } else if (!strcmp(name, "seed")) {
+      if (bench__u64(val, 0, UINT64_MAX, &o->seed) < 0)
+        return bench__fail(err, errlen,
+                           "--seed: expected a non-negative integer, got '%s'",
+                           val);
+    }
+  }
+  if (have_duration && have_ops)
+    return bench__fail(err, errlen,
+                       "--duration and --ops exclude each other: give one");
+  if (have_ops)
+    o->duration_s = 0;
+  if (o->connections > o->concurrency)
+    return bench__fail(err, errlen,
+                       "--connections (%u) is more than --concurrency (%u): "
+                       "some connections would stay idle",
+                       o->connections, o->concurrency);
+  return bench__hosts(o, err, errlen);
+}

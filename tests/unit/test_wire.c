@@ -996,6 +996,44 @@ static void test_random(void) {
     printf("random failures with seed %" PRIu64 "\n", seed);
 }
 
+/* The example frames of docs/protocol.md decode as the document says. */
+static void test_spec_examples(void) {
+  const uint8_t hello[] = {0x00, 0x00, 0x00, 0x08, 0x94, 0x01,
+                           0x01, 0x01, 0xa3, 'c',  'l',  'i'};
+  const uint8_t get[] = {0x00, 0x00, 0x00, 0x07, 0x94, 0x04,
+                         0x02, 0xc4, 0x01, 'k',  0x80};
+  uint32_t blen;
+  wire_msg d;
+  CHECK(wire_frame_check(hello, sizeof(hello), NULL, &blen) == 0 &&
+        blen == 8);
+  CHECK(wire_decode(hello + 4, blen, NULL, &d) == 0);
+  CHECK(d.type == WIRE_HELLO && d.req_id == 1 && d.version == 1 &&
+        seq(d.text, S("cli")));
+  CHECK(wire_frame_check(get, sizeof(get), NULL, &blen) == 0 && blen == 7);
+  CHECK(wire_decode(get + 4, blen, NULL, &d) == 0);
+  CHECK(d.type == WIRE_GET && d.req_id == 2 && seq(d.key, S("k")) &&
+        d.opts.r == 0 && d.opts.flags == 0);
+  /* Our encoder produces exactly these bytes. */
+  wire_msg m;
+  memset(&m, 0, sizeof(m));
+  m.type = WIRE_HELLO;
+  m.req_id = 1;
+  m.version = 1;
+  m.text = S("cli");
+  kvbuf b;
+  kvbuf_init(&b);
+  CHECK(wire_encode(&b, &m) == 0 && b.len == sizeof(hello) &&
+        memcmp(b.data, hello, sizeof(hello)) == 0);
+  b.len = 0;
+  memset(&m, 0, sizeof(m));
+  m.type = WIRE_GET;
+  m.req_id = 2;
+  m.key = S("k");
+  CHECK(wire_encode(&b, &m) == 0 && b.len == sizeof(get) &&
+        memcmp(b.data, get, sizeof(get)) == 0);
+  kvbuf_free(&b);
+}
+
 int main(void) {
   test_roundtrip_all();
   test_roundtrip_nil_and_empty();
@@ -1006,6 +1044,7 @@ int main(void) {
   test_unknown_type();
   test_forward_compat();
   test_error_and_names();
+  test_spec_examples();
   test_random();
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;

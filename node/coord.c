@@ -90,7 +90,7 @@ static uint32_t coord__targets(node *n, core_req *r, bool sloppy) {
       memset(t, 0, sizeof(*t));
       snprintf(t->id, sizeof(t->id), "%s", id);
       snprintf(t->addr, sizeof(t->addr), "%s", m->peer_addr);
-      snprintf(t->hint_for, sizeof(t->hint_for), "%s", r->targets[i].id);
+      memcpy(t->hint_for, r->targets[i].id, sizeof(t->hint_for));
       t->alive = true;
       break;
     }

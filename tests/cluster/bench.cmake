@@ -1,0 +1,19 @@
+# Cluster-tier tests of kvorum-bench: against a throwaway redis-server over
+# RESP, and (when the node and client exist) against one kvorumd natively.
+if(TARGET kvorum-bench)
+  find_program(KV_REDIS_SERVER redis-server)
+  if(KV_REDIS_SERVER)
+    add_test(NAME cluster_bench_resp
+             COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/test_bench_resp.sh
+                     $<TARGET_FILE:kvorum-bench> ${KV_REDIS_SERVER})
+    set_tests_properties(cluster_bench_resp PROPERTIES TIMEOUT 120
+                         LABELS cluster)
+  endif()
+endif()
+if(TARGET kvorum-bench AND TARGET kvorumd AND TARGET kvorum_client)
+  add_test(NAME cluster_bench_native
+           COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/test_bench_native.sh
+                   $<TARGET_FILE:kvorum-bench> $<TARGET_FILE:kvorumd>)
+  set_tests_properties(cluster_bench_native PROPERTIES TIMEOUT 120
+                       LABELS cluster)
+endif()

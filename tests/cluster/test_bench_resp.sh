@@ -1,0 +1,97 @@
+#!/bin/sh
+# test_bench_resp.sh BENCH [REDIS_SERVER]: runs kvorum-bench --protocol resp
+# against a throwaway redis-server on 127.0.0.1 for about 2 s with --load,
+# and checks the JSON figures, that there were no errors, and that the HTML
+# report holds inline SVG. Redis is killed in a trap, even on failure.
+set -u
+BENCH=${1:?usage: test_bench_resp.sh BENCH [REDIS_SERVER]}
+REDIS=${2:-redis-server}
+WAIT_STEPS=100 # redis-server readiness checks, 0.1 s apart at most
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+dir=$(mktemp -d)
+rpid=
+cleanup() {
+  [ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
+  rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$REDIS" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$dir" >"$dir/redis.log" 2>&1 &
+rpid=$!
+# Ready when it accepts a connection: poll the port, bounded.
+i=0
+until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; do
+  i=$((i + 1))
+  if [ $i -ge $WAIT_STEPS ] || ! kill -0 "$rpid" 2>/dev/null; then
+    echo "redis-server did not start" >&2
+    cat "$dir/redis.log" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+  python3 -c 'import select; select.select([], [], [], 0.1)'
+done
+
+# Bad flags exit 2 without touching the server.
+"$BENCH" --protocol resp --hosts 127.0.0.1:$port --keys abc 2>/dev/null
+[ $? -eq 2 ] && ok || bad "bad flags did not exit 2"
+
+if timeout 60 "$BENCH" --protocol resp --hosts 127.0.0.1:$port --load \
+  --keys 5000 --workload a --distribution zipfian --value-size 50-200 \
+  --concurrency 32 --connections 4 --duration 2 --seed 1 \
+  --json "$dir/out.json" --report "$dir/out.html" >"$dir/stdout" 2>"$dir/stderr"; then
+  ok
+else
+  bad "kvorum-bench failed"; cat "$dir/stderr" >&2
+fi
+grep -q "^run: " "$dir/stdout" && ok || bad "no run summary on stdout"
+grep -q "ops/s" "$dir/stderr" && ok || bad "no progress lines on stderr"
+
+python3 - "$dir/out.json" <<'PY' && ok || bad "JSON checks"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["errors"] == 0, j["errors"]
+assert j["throughput_ops_s"] > 0
+for op in ("read", "update"):
+    o = j["ops"][op]
+    assert o["count"] > 0, op
+    for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us"):
+        assert k in o, k
+    assert o["p50_us"] <= o["p90_us"] <= o["p99_us"] <= o["p999_us"] <= o["max_us"], o
+assert len(j["series"]) >= 2, len(j["series"])
+assert j["load"]["ops"]["insert"]["count"] == 5000, j["load"]
+assert j["load"]["errors"] == 0
+assert j["config"]["protocol"] == "resp" and j["config"]["keys"] == 5000
+PY
+grep -q "<svg" "$dir/out.html" && ok || bad "no <svg in the report"
+grep -qi "<script" "$dir/out.html" && bad "the report has a script" || ok
+
+# Every key written by --load is there.
+n=$(python3 - "$port" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+s.sendall(b"DBSIZE\r\n")
+print(s.recv(64).decode().strip().lstrip(":"))
+PY
+)
+[ "$n" = 5000 ] && ok || bad "redis holds $n keys, expected 5000"
+
+# Open loop with --ops, workload F: all reads found after the load.
+if timeout 60 "$BENCH" --protocol resp --hosts 127.0.0.1:$port --keys 5000 \
+  --workload f --rate 2000 --ops 1000 --concurrency 8 --connections 2 \
+  --json "$dir/f.json" >/dev/null 2>&1; then ok; else bad "workload f run"; fi
+python3 - "$dir/f.json" <<'PY' && ok || bad "workload f JSON"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["errors"] == 0 and j["not_found"] == 0, j
+assert j["ops"]["rmw"]["count"] > 0
+assert j["ops_total"] == 1000, j["ops_total"]
+PY
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

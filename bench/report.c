@@ -21,9 +21,9 @@
 #define REPORT_SPECTRUM_POINTS 51 /* percentile spectrum: 0 .. 99.999 */
 #define REPORT_SPECTRUM_DECADES 5.0
 
-static const double report__pcts[] = {50, 90, 99, 99.9};
+/* The percentiles drawn over time, as kept in bench_point. */
 static const char *const report__pct_names[] = {"p50", "p90", "p99", "p999"};
-#define REPORT_NPCTS (sizeof report__pcts / sizeof report__pcts[0])
+#define REPORT_NPCTS (sizeof report__pct_names / sizeof report__pct_names[0])
 
 static const char *report__dist(gen_dist d) {
   return d == GEN_UNIFORM ? "uniform" : d == GEN_LATEST ? "latest" : "zipfian";

@@ -27,6 +27,11 @@
 
 typedef struct store store; /* opaque */
 
+/* Partition numbers are 0 .. STORE_PARTS_MAX - 1 (2-byte key prefixes, the
+ * last one kept free so that every partition ends where the next prefix
+ * starts); others give KV_EINVAL. */
+#define STORE_PARTS_MAX 0xffffu
+
 typedef struct store_config {
   const char *dir;         /* data directory; created if missing */
   size_t write_buffer_mb;  /* memtable size; 0 = default 64 */
@@ -74,6 +79,13 @@ int store_meta_put(store *s, const char *name, const void *val, size_t vlen);
 typedef int (*store_scan_fn)(void *arg, const uint8_t *key, size_t klen,
                              const uint8_t *val, size_t vlen);
 int store_scan(store *s, uint32_t part, store_scan_fn fn, void *arg);
+/* Like store_scan, for at most limit objects (0 = no limit) whose keys
+ * come strictly after after (NULL = from the first). Returns 0 when it
+ * reached the end of the partition or the limit, fn's non-zero value, or a
+ * KV_E* code. */
+int store_scan_from(store *s, uint32_t part, const void *after,
+                    size_t after_len, size_t limit, store_scan_fn fn,
+                    void *arg);
 /* Deletes every object of partition part (range delete). */
 int store_drop_partition(store *s, uint32_t part);
 
@@ -83,6 +95,10 @@ int store_hint_put(store *s, const char *owner, uint32_t part, const void *key,
                    size_t klen, const void *val, size_t vlen);
 int store_hint_delete(store *s, const char *owner, uint32_t part,
                       const void *key, size_t klen);
+/* Reads one hint: 0 with a malloc'd *val (caller frees), KV_ENOTFOUND, or
+ * a KV_E* code. */
+int store_hint_get(store *s, const char *owner, uint32_t part, const void *key,
+                   size_t klen, uint8_t **val, size_t *vlen);
 typedef int (*store_hint_fn)(void *arg, uint32_t part, const uint8_t *key,
                              size_t klen, const uint8_t *val, size_t vlen);
 int store_hint_scan(store *s, const char *owner, store_hint_fn fn, void *arg);

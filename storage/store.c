@@ -1,0 +1,685 @@
+/*
+ * store.c: the RocksDB storage engine of a node (see store.h).
+ *
+ * One database, three column families ("default" objects, "hints", "meta").
+ * Writes of the event loop are staged into one rocksdb_writebatch_t and,
+ * for store_get, into an overlay: an open-addressing hash table from the
+ * prefixed key to its latest staged value or deletion. store_commit writes
+ * the batch (WAL written, not fsynced) and empties both. store_sync fsyncs
+ * the WAL (rocksdb_flush_wal with sync, which calls DB::SyncWAL whatever
+ * manual_wal_flush says) and is the one call made from another thread; it
+ * touches only the database handle and, on failure, the error message,
+ * which a mutex guards.
+ *
+ * Every RocksDB errptr string becomes a KV_E* code here, in store__error.
+ * Depends on: RocksDB C API (rocksdb/c.h), pthreads, kv_err.h.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../client/proto/kv_err.h"
+
+#define STORE_ERRMSG_MAX 512
+#define STORE_PATH_MAX 4096
+#define STORE_WRITE_BUFFER_MB_DEFAULT 64
+#define STORE_BLOCK_CACHE_MB_DEFAULT 128
+#define STORE_PARALLELISM 2
+#define STORE_BLOOM_BITS_PER_KEY 10.0
+#define STORE_PREFIX_LEN 2
+/* Hint keys: owner, STORE_HINT_SEP, partition, key. */
+#define STORE_HINT_SEP 0x00
+#define STORE_OVERLAY_CAP_MIN 64 /* slots; a power of two */
+
+enum { STORE_CF_DEFAULT, STORE_CF_HINTS, STORE_CF_META, STORE_CF_COUNT };
+static const char *const store__cf_names[STORE_CF_COUNT] = {"default",
+                                                            "hints", "meta"};
+
+/* A staged write: key and value share one allocation (key first). */
+typedef struct store__staged {
+  uint64_t hash;
+  uint8_t *key; /* NULL: free slot */
+  size_t klen;
+  uint8_t *val; /* points into the key's allocation */
+  size_t vlen;
+  bool deleted;
+} store__staged;
+
+struct store {
+  rocksdb_t *db;
+  rocksdb_options_t *opts;
+  rocksdb_block_based_table_options_t *bbto;
+  rocksdb_cache_t *cache;
+  rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
+  rocksdb_writeoptions_t *wo;      /* WAL written, not fsynced */
+  rocksdb_writeoptions_t *wo_sync; /* fsynced (meta) */
+  rocksdb_readoptions_t *ro;
+  /* Group commit (loop thread only). */
+  rocksdb_writebatch_t *batch;
+  size_t staged;
+  store__staged *slots;
+  size_t slots_cap; /* power of two */
+  size_t slots_used;
+  /* Scratch for building keys (loop thread only). */
+  uint8_t *kbuf;
+  size_t kbuf_cap;
+  char *dir;
+  pthread_mutex_t err_mu; /* guards errmsg (store_sync may fail off-loop) */
+  char errmsg[STORE_ERRMSG_MAX];
+};
+
+/* ---- errors ---- */
+
+__attribute__((format(printf, 2, 3))) static void
+store__msg(store *s, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  pthread_mutex_lock(&s->err_mu);
+  vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+  pthread_mutex_unlock(&s->err_mu);
+  va_end(ap);
+}
+
+/*
+ * Turns a RocksDB error string into a KV_E* code and the store's message
+ * ("what: rocksdb text"), frees errptr, and returns the code. A lock
+ * failure (another process has the directory open) becomes KV_EBUSY with a
+ * message naming the directory.
+ */
+static int store__error(store *s, char *errptr, const char *what) {
+  int rc = KV_ESTORAGE;
+  const char *e = errptr ? errptr : "unknown error";
+  if (strstr(e, "No space left"))
+    rc = KV_ENOSPC;
+  else if (strstr(e, "While lock file") || strstr(e, "/LOCK") ||
+           strstr(e, "Resource temporarily unavailable"))
+    rc = KV_EBUSY;
+  else if (strstr(e, "Corruption"))
+    rc = KV_ECORRUPT;
+  else if (strstr(e, "IO error"))
+    rc = KV_EIO;
+  if (rc == KV_EBUSY)
+    store__msg(s, "data directory %s is in use by another kvorumd (%s)",
+               s->dir, e);
+  else
+    store__msg(s, "%s: %s", what, e);
+  rocksdb_free(errptr);
+  return rc;
+}
+
+const char *store_errmsg(const store *s) { return s->errmsg; }
+
+/* ---- keys ---- */
+
+/* Makes room for n bytes in the key scratch. Returns 0 or KV_ENOMEM. */
+static int store__kreserve(store *s, size_t n) {
+  if (n <= s->kbuf_cap)
+    return 0;
+  size_t cap = s->kbuf_cap ? s->kbuf_cap : 256;
+  while (cap < n)
+    cap *= 2;
+  uint8_t *p = realloc(s->kbuf, cap);
+  if (!p)
+    return KV_ENOMEM;
+  s->kbuf = p;
+  s->kbuf_cap = cap;
+  return 0;
+}
+
+static void store__prefix(uint8_t *out, uint32_t part) {
+  out[0] = (uint8_t)(part >> 8);
+  out[1] = (uint8_t)part;
+}
+
+/* Builds the object key of (part, key) in the scratch. Returns 0,
+ * KV_EINVAL (partition out of range) or KV_ENOMEM. */
+static int store__okey(store *s, uint32_t part, const void *key, size_t klen) {
+  if (part >= STORE_PARTS_MAX) {
+    store__msg(s, "partition %u out of range", part);
+    return KV_EINVAL;
+  }
+  if (store__kreserve(s, STORE_PREFIX_LEN + klen))
+    return KV_ENOMEM;
+  store__prefix(s->kbuf, part);
+  if (klen)
+    memcpy(s->kbuf + STORE_PREFIX_LEN, key, klen);
+  return 0;
+}
+
+/* Builds the hint key owner \0 part key in the scratch; *len gets its
+ * length. */
+static int store__hkey(store *s, const char *owner, uint32_t part,
+                       const void *key, size_t klen, size_t *len) {
+  size_t olen = strlen(owner);
+  if (part >= STORE_PARTS_MAX) {
+    store__msg(s, "partition %u out of range", part);
+    return KV_EINVAL;
+  }
+  if (store__kreserve(s, olen + 1 + STORE_PREFIX_LEN + klen))
+    return KV_ENOMEM;
+  memcpy(s->kbuf, owner, olen);
+  s->kbuf[olen] = STORE_HINT_SEP;
+  store__prefix(s->kbuf + olen + 1, part);
+  if (klen)
+    memcpy(s->kbuf + olen + 1 + STORE_PREFIX_LEN, key, klen);
+  *len = olen + 1 + STORE_PREFIX_LEN + klen;
+  return 0;
+}
+
+/* ---- overlay of staged writes ---- */
+
+static uint64_t store__hash(const uint8_t *p, size_t n) { /* FNV-1a */
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++)
+    h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+/* The slot of key, or the free slot where it would go. */
+static store__staged *store__slot(store__staged *slots, size_t cap,
+                                  uint64_t h, const uint8_t *key,
+                                  size_t klen) {
+  size_t i = (size_t)h & (cap - 1);
+  for (;;) {
+    store__staged *e = &slots[i];
+    if (!e->key || (e->hash == h && e->klen == klen &&
+                    memcmp(e->key, key, klen) == 0))
+      return e;
+    i = (i + 1) & (cap - 1);
+  }
+}
+
+static int store__overlay_grow(store *s) {
+  size_t cap = s->slots_cap ? s->slots_cap * 2 : STORE_OVERLAY_CAP_MIN;
+  store__staged *n = calloc(cap, sizeof(*n));
+  if (!n)
+    return KV_ENOMEM;
+  for (size_t i = 0; i < s->slots_cap; i++) {
+    store__staged *e = &s->slots[i];
+    if (e->key)
+      *store__slot(n, cap, e->hash, e->key, e->klen) = *e;
+  }
+  free(s->slots);
+  s->slots = n;
+  s->slots_cap = cap;
+  return 0;
+}
+
+static void store__overlay_clear(store *s) {
+  for (size_t i = 0; i < s->slots_cap && s->slots_used; i++) {
+    if (s->slots[i].key) {
+      free(s->slots[i].key);
+      memset(&s->slots[i], 0, sizeof(s->slots[i]));
+      s->slots_used--;
+    }
+  }
+  s->slots_used = 0;
+}
+
+/* Records the latest staged state of the key in the scratch (klen bytes).
+ * Returns 0 or KV_ENOMEM (nothing changed). */
+static int store__overlay_set(store *s, size_t klen, const void *val,
+                              size_t vlen, bool deleted) {
+  if ((s->slots_used + 1) * 2 > s->slots_cap && store__overlay_grow(s))
+    return KV_ENOMEM;
+  uint8_t *mem = malloc(klen + vlen + 1);
+  if (!mem)
+    return KV_ENOMEM;
+  memcpy(mem, s->kbuf, klen);
+  if (vlen)
+    memcpy(mem + klen, val, vlen);
+  uint64_t h = store__hash(s->kbuf, klen);
+  store__staged *e = store__slot(s->slots, s->slots_cap, h, s->kbuf, klen);
+  if (e->key)
+    free(e->key);
+  else
+    s->slots_used++;
+  e->hash = h;
+  e->key = mem;
+  e->klen = klen;
+  e->val = mem + klen;
+  e->vlen = vlen;
+  e->deleted = deleted;
+  return 0;
+}
+
+static const store__staged *store__overlay_get(const store *s, size_t klen) {
+  if (!s->slots_used)
+    return NULL;
+  uint64_t h = store__hash(s->kbuf, klen);
+  const store__staged *e =
+      store__slot(s->slots, s->slots_cap, h, s->kbuf, klen);
+  return e->key ? e : NULL;
+}
+
+/* ---- open and close ---- */
+
+static void store__destroy(store *s) {
+  for (int i = 0; i < STORE_CF_COUNT; i++)
+    if (s->cf[i])
+      rocksdb_column_family_handle_destroy(s->cf[i]);
+  if (s->db)
+    rocksdb_close(s->db);
+  if (s->batch)
+    rocksdb_writebatch_destroy(s->batch);
+  if (s->wo)
+    rocksdb_writeoptions_destroy(s->wo);
+  if (s->wo_sync)
+    rocksdb_writeoptions_destroy(s->wo_sync);
+  if (s->ro)
+    rocksdb_readoptions_destroy(s->ro);
+  if (s->opts)
+    rocksdb_options_destroy(s->opts);
+  if (s->bbto)
+    rocksdb_block_based_options_destroy(s->bbto);
+  if (s->cache)
+    rocksdb_cache_destroy(s->cache);
+  store__overlay_clear(s);
+  free(s->slots);
+  free(s->kbuf);
+  free(s->dir);
+  pthread_mutex_destroy(&s->err_mu);
+  free(s);
+}
+
+/* Sets the options: sizes from cfg, bloom filters, a block cache. */
+static void store__options(store *s, const store_config *cfg) {
+  size_t wb = cfg->write_buffer_mb ? cfg->write_buffer_mb
+                                   : STORE_WRITE_BUFFER_MB_DEFAULT;
+  size_t bc = cfg->block_cache_mb ? cfg->block_cache_mb
+                                  : STORE_BLOCK_CACHE_MB_DEFAULT;
+  s->opts = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(s->opts, 1);
+  rocksdb_options_set_create_missing_column_families(s->opts, 1);
+  rocksdb_options_increase_parallelism(s->opts, STORE_PARALLELISM);
+  rocksdb_options_set_write_buffer_size(s->opts, wb * 1024 * 1024);
+  s->cache = rocksdb_cache_create_lru(bc * 1024 * 1024);
+  s->bbto = rocksdb_block_based_options_create();
+  rocksdb_block_based_options_set_block_cache(s->bbto, s->cache);
+  /* The table options take ownership of the filter policy. */
+  rocksdb_block_based_options_set_filter_policy(
+      s->bbto, rocksdb_filterpolicy_create_bloom(STORE_BLOOM_BITS_PER_KEY));
+  rocksdb_options_set_block_based_table_factory(s->opts, s->bbto);
+  s->wo = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(s->wo, 0);
+  s->wo_sync = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(s->wo_sync, 1);
+  s->ro = rocksdb_readoptions_create();
+  s->batch = rocksdb_writebatch_create();
+}
+
+int store_open(const store_config *cfg, store **out, bool *fresh, char *err,
+               size_t errlen) {
+  char path[STORE_PATH_MAX];
+  *out = NULL;
+  if (fresh)
+    *fresh = false;
+  if (!cfg || !cfg->dir || !*cfg->dir) {
+    snprintf(err, errlen, "no data directory given");
+    return KV_EINVAL;
+  }
+  if ((size_t)snprintf(path, sizeof(path), "%s/CURRENT", cfg->dir) >=
+      sizeof(path)) {
+    snprintf(err, errlen, "data directory path too long");
+    return KV_EINVAL;
+  }
+  store *s = calloc(1, sizeof(*s));
+  if (!s || !(s->dir = strdup(cfg->dir))) {
+    free(s);
+    snprintf(err, errlen, "out of memory");
+    return KV_ENOMEM;
+  }
+  pthread_mutex_init(&s->err_mu, NULL);
+  snprintf(s->errmsg, sizeof(s->errmsg), "no error");
+  if (mkdir(cfg->dir, 0755) != 0 && errno != EEXIST) {
+    int e = errno;
+    snprintf(err, errlen, "cannot create data directory %s: %s", cfg->dir,
+             strerror(e));
+    store__destroy(s);
+    return e == ENOSPC ? KV_ENOSPC : KV_EIO;
+  }
+  bool had_db = access(path, F_OK) == 0;
+  store__options(s, cfg);
+  const rocksdb_options_t *cf_opts[STORE_CF_COUNT];
+  for (int i = 0; i < STORE_CF_COUNT; i++)
+    cf_opts[i] = s->opts;
+  char *e = NULL;
+  s->db = rocksdb_open_column_families(s->opts, cfg->dir, STORE_CF_COUNT,
+                                       store__cf_names, cf_opts, s->cf, &e);
+  if (e || !s->db) {
+    int rc = store__error(s, e, "cannot open the database");
+    snprintf(err, errlen, "%s", s->errmsg);
+    if (s->db) {
+      rocksdb_close(s->db);
+      s->db = NULL;
+    }
+    memset(s->cf, 0, sizeof(s->cf));
+    store__destroy(s);
+    return rc;
+  }
+  if (fresh)
+    *fresh = !had_db;
+  *out = s;
+  return 0;
+}
+
+void store_close(store *s) {
+  if (!s)
+    return;
+  store_commit(s);
+  store__destroy(s);
+}
+
+/* ---- objects ---- */
+
+/* Copies a pinnable slice into a malloc'd buffer for the caller. */
+static int store__take(rocksdb_pinnableslice_t *ps, uint8_t **val,
+                       size_t *vlen) {
+  size_t n = 0;
+  const char *p = rocksdb_pinnableslice_value(ps, &n);
+  uint8_t *v = malloc(n ? n : 1);
+  if (!v) {
+    rocksdb_pinnableslice_destroy(ps);
+    return KV_ENOMEM;
+  }
+  if (n)
+    memcpy(v, p, n);
+  rocksdb_pinnableslice_destroy(ps);
+  *val = v;
+  *vlen = n;
+  return 0;
+}
+
+/* Reads key (klen bytes of the scratch) from column family cf. */
+static int store__get(store *s, int cf, size_t klen, uint8_t **val,
+                      size_t *vlen, const char *what) {
+  char *e = NULL;
+  rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(
+      s->db, s->ro, s->cf[cf], (const char *)s->kbuf, klen, &e);
+  if (e) {
+    rocksdb_pinnableslice_destroy(ps);
+    return store__error(s, e, what);
+  }
+  if (!ps)
+    return KV_ENOTFOUND;
+  return store__take(ps, val, vlen);
+}
+
+int store_get(store *s, uint32_t part, const void *key, size_t klen,
+              uint8_t **val, size_t *vlen) {
+  *val = NULL;
+  *vlen = 0;
+  int rc = store__okey(s, part, key, klen);
+  if (rc)
+    return rc;
+  klen += STORE_PREFIX_LEN;
+  const store__staged *st = store__overlay_get(s, klen);
+  if (st) {
+    if (st->deleted)
+      return KV_ENOTFOUND;
+    uint8_t *v = malloc(st->vlen ? st->vlen : 1);
+    if (!v)
+      return KV_ENOMEM;
+    if (st->vlen)
+      memcpy(v, st->val, st->vlen);
+    *val = v;
+    *vlen = st->vlen;
+    return 0;
+  }
+  return store__get(s, STORE_CF_DEFAULT, klen, val, vlen, "read failed");
+}
+
+int store_stage_put(store *s, uint32_t part, const void *key, size_t klen,
+                    const void *val, size_t vlen) {
+  int rc = store__okey(s, part, key, klen);
+  if (rc)
+    return rc;
+  klen += STORE_PREFIX_LEN;
+  if ((rc = store__overlay_set(s, klen, val, vlen, false)))
+    return rc;
+  rocksdb_writebatch_put_cf(s->batch, s->cf[STORE_CF_DEFAULT],
+                            (const char *)s->kbuf, klen, val, vlen);
+  s->staged++;
+  return 0;
+}
+
+int store_stage_delete(store *s, uint32_t part, const void *key,
+                       size_t klen) {
+  int rc = store__okey(s, part, key, klen);
+  if (rc)
+    return rc;
+  klen += STORE_PREFIX_LEN;
+  if ((rc = store__overlay_set(s, klen, NULL, 0, true)))
+    return rc;
+  rocksdb_writebatch_delete_cf(s->batch, s->cf[STORE_CF_DEFAULT],
+                               (const char *)s->kbuf, klen);
+  s->staged++;
+  return 0;
+}
+
+size_t store_staged(const store *s) { return s->staged; }
+
+int store_commit(store *s) {
+  if (!s->staged)
+    return 0;
+  char *e = NULL;
+  rocksdb_write(s->db, s->wo, s->batch, &e);
+  /* Committed or failed as a whole: either way the batch is done with. */
+  rocksdb_writebatch_clear(s->batch);
+  store__overlay_clear(s);
+  s->staged = 0;
+  return e ? store__error(s, e, "write failed") : 0;
+}
+
+int store_sync(store *s) {
+  char *e = NULL;
+  rocksdb_flush_wal(s->db, 1, &e);
+  return e ? store__error(s, e, "fsync of the write-ahead log failed") : 0;
+}
+
+/* ---- meta ---- */
+
+int store_meta_get(store *s, const char *name, uint8_t **val, size_t *vlen) {
+  size_t n = strlen(name);
+  *val = NULL;
+  *vlen = 0;
+  if (store__kreserve(s, n + 1))
+    return KV_ENOMEM;
+  memcpy(s->kbuf, name, n);
+  return store__get(s, STORE_CF_META, n, val, vlen, "metadata read failed");
+}
+
+int store_meta_put(store *s, const char *name, const void *val, size_t vlen) {
+  char *e = NULL;
+  rocksdb_put_cf(s->db, s->wo_sync, s->cf[STORE_CF_META], name, strlen(name),
+                 val, vlen, &e);
+  return e ? store__error(s, e, "metadata write failed") : 0;
+}
+
+/* ---- scans ---- */
+
+/* Iterates column family cf over [lo, hi) on a snapshot, starting at seek
+ * (skipping a key equal to it when skip_eq). Calls visit for each key; a
+ * non-zero return stops the scan and is returned. At most limit keys (0 =
+ * no limit). The bounds and seek key must stay valid and unchanged during
+ * the whole scan (visit may use the store's key scratch). */
+typedef int (*store__visit_fn)(void *arg, const uint8_t *key, size_t klen,
+                               const uint8_t *val, size_t vlen);
+
+static int store__iterate(store *s, int cf, const uint8_t *lo, size_t lolen,
+                          const uint8_t *hi, size_t hilen,
+                          const uint8_t *seek, size_t seeklen, bool skip_eq,
+                          size_t limit, store__visit_fn visit, void *arg) {
+  const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_snapshot(ro, snap);
+  rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, lolen);
+  if (hi)
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, hilen);
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
+  int rc = 0;
+  size_t n = 0;
+  rocksdb_iter_seek(it, (const char *)seek, seeklen);
+  if (skip_eq && rocksdb_iter_valid(it)) {
+    size_t kl = 0;
+    const char *k = rocksdb_iter_key(it, &kl);
+    if (kl == seeklen && memcmp(k, seek, kl) == 0)
+      rocksdb_iter_next(it);
+  }
+  for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    size_t kl = 0, vl = 0;
+    const char *k = rocksdb_iter_key(it, &kl);
+    if (limit && n == limit)
+      break;
+    const char *v = rocksdb_iter_value(it, &vl);
+    n++;
+    if ((rc = visit(arg, (const uint8_t *)k, kl, (const uint8_t *)v, vl)))
+      break;
+  }
+  if (!rc) {
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    if (e)
+      rc = store__error(s, e, "scan failed");
+  }
+  rocksdb_iter_destroy(it);
+  rocksdb_readoptions_destroy(ro);
+  rocksdb_release_snapshot(s->db, snap);
+  return rc;
+}
+
+typedef struct store__scan_ctx {
+  store_scan_fn fn;
+  void *arg;
+} store__scan_ctx;
+
+static int store__scan_visit(void *arg, const uint8_t *key, size_t klen,
+                             const uint8_t *val, size_t vlen) {
+  store__scan_ctx *c = arg;
+  return c->fn(c->arg, key + STORE_PREFIX_LEN, klen - STORE_PREFIX_LEN, val,
+               vlen);
+}
+
+int store_scan_from(store *s, uint32_t part, const void *after,
+                    size_t after_len, size_t limit, store_scan_fn fn,
+                    void *arg) {
+  uint8_t lo[STORE_PREFIX_LEN], hi[STORE_PREFIX_LEN];
+  size_t alen = after ? after_len : 0;
+  if (part >= STORE_PARTS_MAX) {
+    store__msg(s, "partition %u out of range", part);
+    return KV_EINVAL;
+  }
+  /* The seek key gets its own copy: fn may use the key scratch. */
+  uint8_t *seek = malloc(STORE_PREFIX_LEN + alen);
+  if (!seek)
+    return KV_ENOMEM;
+  store__prefix(seek, part);
+  if (alen)
+    memcpy(seek + STORE_PREFIX_LEN, after, alen);
+  store__prefix(lo, part);
+  store__prefix(hi, part + 1);
+  store__scan_ctx c = {fn, arg};
+  int rc = store__iterate(s, STORE_CF_DEFAULT, lo, sizeof(lo), hi, sizeof(hi),
+                          seek, STORE_PREFIX_LEN + alen, after != NULL, limit,
+                          store__scan_visit, &c);
+  free(seek);
+  return rc;
+}
+
+int store_scan(store *s, uint32_t part, store_scan_fn fn, void *arg) {
+  return store_scan_from(s, part, NULL, 0, 0, fn, arg);
+}
+
+int store_drop_partition(store *s, uint32_t part) {
+  uint8_t lo[STORE_PREFIX_LEN], hi[STORE_PREFIX_LEN];
+  if (part >= STORE_PARTS_MAX) {
+    store__msg(s, "partition %u out of range", part);
+    return KV_EINVAL;
+  }
+  store__prefix(lo, part);
+  store__prefix(hi, part + 1);
+  char *e = NULL;
+  rocksdb_delete_range_cf(s->db, s->wo, s->cf[STORE_CF_DEFAULT],
+                          (const char *)lo, sizeof(lo), (const char *)hi,
+                          sizeof(hi), &e);
+  return e ? store__error(s, e, "dropping a partition failed") : 0;
+}
+
+/* ---- hints ---- */
+
+int store_hint_put(store *s, const char *owner, uint32_t part, const void *key,
+                   size_t klen, const void *val, size_t vlen) {
+  size_t n = 0;
+  int rc = store__hkey(s, owner, part, key, klen, &n);
+  if (rc)
+    return rc;
+  char *e = NULL;
+  rocksdb_put_cf(s->db, s->wo, s->cf[STORE_CF_HINTS], (const char *)s->kbuf,
+                 n, val, vlen, &e);
+  return e ? store__error(s, e, "hint write failed") : 0;
+}
+
+int store_hint_get(store *s, const char *owner, uint32_t part, const void *key,
+                   size_t klen, uint8_t **val, size_t *vlen) {
+  size_t n = 0;
+  *val = NULL;
+  *vlen = 0;
+  int rc = store__hkey(s, owner, part, key, klen, &n);
+  if (rc)
+    return rc;
+  return store__get(s, STORE_CF_HINTS, n, val, vlen, "hint read failed");
+}
+
+int store_hint_delete(store *s, const char *owner, uint32_t part,
+                      const void *key, size_t klen) {
+  size_t n = 0;
+  int rc = store__hkey(s, owner, part, key, klen, &n);
+  if (rc)
+    return rc;
+  char *e = NULL;
+  rocksdb_delete_cf(s->db, s->wo, s->cf[STORE_CF_HINTS],
+                    (const char *)s->kbuf, n, &e);
+  return e ? store__error(s, e, "hint delete failed") : 0;
+}
+
+typedef struct store__hint_ctx {
+  size_t olen;
+  store_hint_fn fn;
+  void *arg;
+} store__hint_ctx;
+
+static int store__hint_visit(void *arg, const uint8_t *key, size_t klen,
+                             const uint8_t *val, size_t vlen) {
+  store__hint_ctx *c = arg;
+  size_t head = c->olen + 1 + STORE_PREFIX_LEN;
+  if (klen < head)
+    return 0; /* not a hint key of ours; cannot happen within bounds */
+  uint32_t part = ((uint32_t)key[c->olen + 1] << 8) | key[c->olen + 2];
+  return c->fn(c->arg, part, key + head, klen - head, val, vlen);
+}
+
+int store_hint_scan(store *s, const char *owner, store_hint_fn fn, void *arg) {
+  size_t olen = strlen(owner);
+  /* The bounds get their own copy: fn may use the key scratch. */
+  uint8_t *lo = malloc(2 * (olen + 1));
+  if (!lo)
+    return KV_ENOMEM;
+  uint8_t *hi = lo + olen + 1;
+  memcpy(lo, owner, olen);
+  lo[olen] = STORE_HINT_SEP;
+  memcpy(hi, owner, olen);
+  hi[olen] = STORE_HINT_SEP + 1;
+  store__hint_ctx c = {olen, fn, arg};
+  int rc = store__iterate(s, STORE_CF_HINTS, lo, olen + 1, hi, olen + 1, lo,
+                          olen + 1, false, 0, store__hint_visit, &c);
+  free(lo);
+  return rc;
+}

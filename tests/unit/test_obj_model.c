@@ -220,7 +220,10 @@ static bool step_put(model *m, int i, char *why, size_t cap) {
   x->hist = hist;
   x->flags = below(m, 5) == 0 ? OBJ_DELETED : 0;
   x->ts_ms = 1000 + (uint64_t)e;
-  snprintf(x->value, sizeof(x->value), x->flags ? "" : "e%d", e);
+  if (x->flags)
+    x->value[0] = '\0';
+  else
+    snprintf(x->value, sizeof(x->value), "e%d", e);
   if (below(m, 4) == 0 && !reencode(&m->o[i])) {
     snprintf(why, cap, "re-encoding replica %d failed", i);
     return false;

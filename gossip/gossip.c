@@ -16,7 +16,7 @@
 
 #define GOSSIP__HEARTBEAT_FIELDS 5
 #define GOSSIP__DIGEST_FIELDS 8
-#define GOSSIP__ENTRY_FIELDS 9
+#define GOSSIP__ENTRY_FIELDS 10
 #define GOSSIP__SEED_SLOTS (GOSSIP_SEEDS_MAX + 1) /* + the gossip_join seed */
 
 enum { GOSSIP__MSG_HEARTBEAT = 1, GOSSIP__MSG_DIGEST = 2 };
@@ -25,6 +25,7 @@ enum { GOSSIP__MSG_HEARTBEAT = 1, GOSSIP__MSG_DIGEST = 2 };
 typedef struct gossip__member {
   gossip_member pub;
   uint64_t status_version;
+  uint64_t status_incarnation; /* the member's incarnation the status is for */
   gossip_phi phi;
 } gossip__member;
 
@@ -38,6 +39,7 @@ typedef struct gossip__entry {
   uint64_t incarnation;
   uint64_t heartbeat;
   uint64_t status_version;
+  uint64_t status_incarnation;
   gossip_status status;
 } gossip__entry;
 
@@ -153,6 +155,7 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
   m->pub.status = e->status;
   m->pub.alive = true;
   m->status_version = e->status_version;
+  m->status_incarnation = e->status_incarnation;
   gossip_phi_init(&m->phi, g->interval_ms, gossip__min_std(g));
   gossip_phi_heartbeat(&m->phi, now_ms);
   return m;
@@ -207,6 +210,7 @@ static void gossip__pack_member(msgpack_packer *pk, const gossip__member *m) {
   msgpack_pack_uint64(pk, m->pub.heartbeat);
   msgpack_pack_uint32(pk, (uint32_t)m->pub.status);
   msgpack_pack_uint64(pk, m->status_version);
+  msgpack_pack_uint64(pk, m->status_incarnation);
 }
 
 /* Builds a heartbeat or digest in g->out and sends it to addr. */
@@ -274,7 +278,8 @@ static int gossip__read_entry(mp_reader *r, gossip__entry *e) {
       gossip__read_name(r, e->client_addr, sizeof(e->client_addr)) ||
       gossip__read_name(r, e->peer_addr, sizeof(e->peer_addr)) ||
       mp_read_uint(r, &e->incarnation) || mp_read_uint(r, &e->heartbeat) ||
-      mp_read_u32(r, &status) || mp_read_uint(r, &e->status_version))
+      mp_read_u32(r, &status) || mp_read_uint(r, &e->status_version) ||
+      mp_read_uint(r, &e->status_incarnation))
     return KV_EPROTO;
   if (!e->id[0] || !e->peer_addr[0] || status > GOSSIP_REMOVED)
     return KV_EPROTO;
@@ -363,13 +368,15 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms) {
       m->pub.heartbeat = e->heartbeat + 1;
     if (gossip__status_newer(e->status_version, e->status, m->status_version,
                              m->pub.status)) {
-      if (e->status == GOSSIP_REMOVED && e->incarnation < m->pub.incarnation &&
-          m->pub.status == GOSSIP_JOINING) {
-        /* A new incarnation of a removed node joins again. */
+      if (e->status == GOSSIP_REMOVED && m->pub.status == GOSSIP_JOINING &&
+          e->status_incarnation < m->pub.incarnation) {
+        /* We were removed in an earlier life; this one joins again. */
         m->status_version = e->status_version + 1;
+        m->status_incarnation = m->pub.incarnation;
       } else {
         m->pub.status = e->status;
         m->status_version = e->status_version;
+        m->status_incarnation = e->status_incarnation;
         gossip__changed(g, m);
       }
     }
@@ -396,6 +403,7 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms) {
                            m->pub.status)) {
     m->pub.status = e->status;
     m->status_version = e->status_version;
+    m->status_incarnation = e->status_incarnation;
     changed = true;
   }
   if (changed)
@@ -542,6 +550,7 @@ static void gossip__claim(gossip *g, uint64_t now_ms) {
     if (to != m->pub.status) {
       m->pub.status = to;
       m->status_version++;
+      m->status_incarnation = m->pub.incarnation;
       gossip__changed(g, m);
       spread = true;
     }
@@ -608,6 +617,7 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
   self.incarnation = cfg->incarnation;
   self.heartbeat = 1;
   self.status = GOSSIP_JOINING;
+  self.status_incarnation = cfg->incarnation;
   g->self = 0;
   gossip__member *me = gossip__insert(g, &self, now_ms);
   g->self = (size_t)(me - g->members);
@@ -772,6 +782,7 @@ int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms) {
   me = gossip__me(g);
   me->pub.status = GOSSIP_JOINING;
   me->status_version++;
+  me->status_incarnation = me->pub.incarnation;
   gossip__changed(g, me);
   if (g->nseeds < GOSSIP__SEED_SLOTS)
     g->nseeds++;
@@ -790,6 +801,7 @@ static int gossip__operator(gossip *g, const char *id, gossip_status to) {
     return KV_ESTATE;
   m->pub.status = to;
   m->status_version++;
+  m->status_incarnation = m->pub.incarnation;
   gossip__changed(g, m);
   gossip__broadcast(g);
   return 0;

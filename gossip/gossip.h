@@ -47,8 +47,10 @@
  *   on equal versions the later status (joining < valid < leaving <
  *   removed) wins, so an operator's leave/remove beats older entries. A
  *   node that sees a copy of its own heartbeat ahead of it (a restart with
- *   the same incarnation) jumps past it; a new incarnation of a removed
- *   node joins again.
+ *   the same incarnation) jumps past it. A status remembers the member's
+ *   incarnation it was decided for: a node removed in an earlier
+ *   incarnation that starts again as joining (no ring with itself in it)
+ *   joins again; a remove of the running incarnation sticks.
  * - Phi: a normal model of the last GOSSIP_PHI_WINDOW inter-arrival times
  *   (gossip/phi.h), standard deviation at least interval_ms /
  *   GOSSIP_PHI_MIN_STD_DIVISOR, first estimate mean = interval_ms. With
@@ -70,7 +72,7 @@
  *
  * Wire format (msgpack; GOSSIP_WIRE_VERSION):
  *   entry     = [id, region, zone, client_addr, peer_addr, incarnation,
- *                heartbeat, status, status_version]
+ *                heartbeat, status, status_version, status_incarnation]
  *   heartbeat = [version, 1, sender entry, ring version, claimant]
  *   digest    = [version, 2, sender entry, ring version, claimant,
  *                want_reply, [entry...], ring_encode() bin | nil]

@@ -75,6 +75,7 @@ struct sim {
   size_t overflow;
   size_t bad_receive;
   size_t sent;
+  size_t biggest; /* largest payload sent */
   sim_capture cap[SIM_CAPTURE_MAX];
   size_t ncap;
 };
@@ -92,6 +93,8 @@ static void sim_send(void *ctx, const char *addr, const uint8_t *p,
   sim_node *from = ctx;
   sim *s = from->s;
   s->sent++;
+  if (len > s->biggest)
+    s->biggest = len;
   if (s->ncap < SIM_CAPTURE_MAX) {
     s->cap[s->ncap].data = malloc(len);
     if (s->cap[s->ncap].data) {
@@ -600,9 +603,10 @@ static int test_merge_one_node_clusters(void) {
   return 0;
 }
 
-static int test_restart_with_ring(void) {
+/* kvorumd restarts with a new incarnation; the same one is tested too. */
+static int restart_with_ring(uint64_t incarnation) {
   sim s;
-  CHECK(sim_init(&s, 700, 200, 0) == 0);
+  CHECK(sim_init(&s, 700 + incarnation, 200, 0) == 0);
   CHECK(sim_start_cluster(&s, 3) == 0);
   CHECK(sim_run_until(&s, 5000, sim_converged, NULL) >= 0);
   sim_run(&s, 5000);
@@ -612,9 +616,9 @@ static int test_restart_with_ring(void) {
   sim_kill(&s, 1);
   sim_run(&s, 8000);
   CHECK(!gossip_alive(s.nodes[0].g, "n2"));
-  /* Same id, same incarnation: heartbeats start again from 1. */
+  /* Same id; heartbeats start again from 1. */
   static const char *const seeds[] = {"10.0.0.1:7000"};
-  CHECK(sim_start(&s, 1, seeds, 1, saved, 1) == 0);
+  CHECK(sim_start(&s, 1, seeds, 1, saved, incarnation) == 0);
   ring_free(saved);
   CHECK(gossip_self(s.nodes[1].g)->status == GOSSIP_VALID);
   int before[3];
@@ -622,7 +626,9 @@ static int test_restart_with_ring(void) {
     before[i] = s.nodes[i].ring_changes;
   long took = sim_run_until(&s, 5000, sim_converged, NULL);
   CHECK(took >= 0);
-  printf("  restarted node valid and alive again after %ld ms\n", took);
+  printf("  restarted node (incarnation %llu) valid and alive again after "
+         "%ld ms\n",
+         (unsigned long long)incarnation, took);
   sim_run(&s, 10000);
   CHECK(sim_converged(&s, NULL));
   /* No ring change anywhere: same version, nothing reported. */
@@ -631,8 +637,13 @@ static int test_restart_with_ring(void) {
     CHECK(s.nodes[i].ring_changes == before[i]);
   }
   CHECK(strcmp(gossip_claimant(s.nodes[1].g), "n1") == 0);
+  CHECK(gossip_find(s.nodes[0].g, "n2")->incarnation == incarnation);
   sim_free(&s);
   return 0;
+}
+
+static int test_restart_with_ring(void) {
+  return restart_with_ring(1) || restart_with_ring(2);
 }
 
 /* A partition: each side sees the other down; an operator removes n5 on
@@ -802,7 +813,7 @@ static int test_malformed(void) {
     msgpack_pack_array(&pk, 8);
     msgpack_pack_uint32(&pk, cases[c].ver);
     msgpack_pack_uint32(&pk, 2);
-    msgpack_pack_array(&pk, 9);
+    msgpack_pack_array(&pk, 10);
     mp_pack_str(&pk, longid, cases[c].idlen);
     mp_pack_cstr(&pk, "eu");
     mp_pack_cstr(&pk, "");
@@ -812,6 +823,7 @@ static int test_malformed(void) {
     msgpack_pack_uint64(&pk, 5);
     msgpack_pack_uint32(&pk, cases[c].status);
     msgpack_pack_uint64(&pk, 0);
+    msgpack_pack_uint64(&pk, 1);
     msgpack_pack_uint64(&pk, 0);
     mp_pack_cstr(&pk, "");
     msgpack_pack_false(&pk);
@@ -828,6 +840,173 @@ static int test_malformed(void) {
   printf("  malformed: %zu flips rejected, %zu accepted; truncations and "
          "5000 random payloads rejected\n",
          bad, ok);
+  sim_free(&s);
+  return 0;
+}
+
+/* A crafted member entry for hand-made digests. */
+typedef struct craft {
+  const char *id;
+  uint64_t incarnation, heartbeat, status_version;
+  uint32_t status;
+} craft;
+
+static void craft_entry(msgpack_packer *pk, const char *id, size_t idlen,
+                        uint64_t inc, uint64_t hb, uint32_t st, uint64_t sv) {
+  char addr[GOSSIP_ADDR_MAX];
+  snprintf(addr, sizeof(addr), "%.*s:7000", (int)(idlen > 40 ? 40 : idlen),
+           id);
+  msgpack_pack_array(pk, 10);
+  mp_pack_str(pk, id, idlen);
+  mp_pack_cstr(pk, "eu");
+  mp_pack_cstr(pk, "z");
+  mp_pack_cstr(pk, "client");
+  mp_pack_cstr(pk, addr);
+  msgpack_pack_uint64(pk, inc);
+  msgpack_pack_uint64(pk, hb);
+  msgpack_pack_uint32(pk, st);
+  msgpack_pack_uint64(pk, sv);
+  msgpack_pack_uint64(pk, inc);
+}
+
+/* Builds a digest from "x" (joining, no ring) carrying one entry. */
+static int craft_digest(kvbuf *b, const craft *c) {
+  msgpack_packer pk;
+  kvbuf_init(b);
+  mp_packer_init(&pk, b);
+  msgpack_pack_array(&pk, 8);
+  msgpack_pack_uint32(&pk, GOSSIP_WIRE_VERSION);
+  msgpack_pack_uint32(&pk, 2);
+  craft_entry(&pk, "x", 1, 1, 1, GOSSIP_JOINING, 0);
+  msgpack_pack_uint64(&pk, 0);
+  mp_pack_cstr(&pk, "");
+  msgpack_pack_false(&pk);
+  msgpack_pack_array(&pk, 1);
+  craft_entry(&pk, c->id, strlen(c->id), c->incarnation, c->heartbeat,
+              c->status, c->status_version);
+  msgpack_pack_nil(&pk);
+  return b->oom ? -1 : 0;
+}
+
+/* Status precedence: a higher status version wins, on a tie the later
+ * status wins, and newer heartbeats never undo an operator's change. */
+static int test_status_precedence(void) {
+  sim s;
+  CHECK(sim_init(&s, 1100, 0, 0) == 0);
+  CHECK(sim_start(&s, 0, NULL, 0, NULL, 1) == 0);
+  gossip *g = s.nodes[0].g;
+  static const craft steps[] = {
+      /* id, inc, hb, sv, status -> expected status, hb below */
+      {"m", 1, 10, 1, GOSSIP_VALID},
+      {"m", 1, 20, 0, GOSSIP_JOINING},  /* older status, newer heartbeat */
+      {"m", 1, 15, 1, GOSSIP_LEAVING},  /* same version, later status */
+      {"m", 1, 30, 1, GOSSIP_VALID},    /* same version, earlier status */
+      {"m", 1, 31, 2, GOSSIP_REMOVED},  /* an operator's remove */
+      {"m", 2, 1, 1, GOSSIP_VALID},     /* new incarnation, old status */
+  };
+  static const struct {
+    gossip_status status;
+    uint64_t hb, inc;
+  } want[] = {{GOSSIP_VALID, 10, 1},   {GOSSIP_VALID, 20, 1},
+              {GOSSIP_LEAVING, 20, 1}, {GOSSIP_LEAVING, 30, 1},
+              {GOSSIP_REMOVED, 31, 1}, {GOSSIP_REMOVED, 1, 2}};
+  for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+    kvbuf b;
+    CHECK(craft_digest(&b, &steps[i]) == 0);
+    CHECK(gossip_receive(g, b.data, b.len, s.now) == 0);
+    kvbuf_free(&b);
+    const gossip_member *m = gossip_find(g, "m");
+    CHECK(m);
+    CHECK(m->status == want[i].status);
+    CHECK(m->heartbeat == want[i].hb && m->incarnation == want[i].inc);
+  }
+  CHECK(gossip_status_version(g, "m") == 2);
+  /* Our own entry: a copy ahead of us moves our heartbeat past it; a
+   * remove of us is taken. */
+  craft me = {"n1", 1, 500, 0, GOSSIP_VALID};
+  kvbuf b;
+  CHECK(craft_digest(&b, &me) == 0);
+  CHECK(gossip_receive(g, b.data, b.len, s.now) == 0);
+  kvbuf_free(&b);
+  CHECK(gossip_self(g)->heartbeat == 501);
+  CHECK(gossip_self(g)->status == GOSSIP_VALID);
+  me = (craft){"n1", 1, 1, 5, GOSSIP_REMOVED};
+  CHECK(craft_digest(&b, &me) == 0);
+  CHECK(gossip_receive(g, b.data, b.len, s.now) == 0);
+  kvbuf_free(&b);
+  CHECK(gossip_self(g)->status == GOSSIP_REMOVED);
+  CHECK(gossip_self(g)->heartbeat == 501);
+  sim_free(&s);
+  return 0;
+}
+
+/* A full table of GOSSIP_MEMBERS_MAX members with the longest names still
+ * makes a digest under GOSSIP_MSG_MAX that a peer accepts; more members
+ * than that are ignored, not stored. */
+static int test_table_limits(void) {
+  sim s;
+  CHECK(sim_init(&s, 1200, 0, 0) == 0);
+  CHECK(sim_start(&s, 0, NULL, 0, NULL, 1) == 0);
+  static const char *const seeds[] = {"10.0.0.1:7000"};
+  CHECK(sim_start(&s, 1, seeds, 1, NULL, 1) == 0);
+  gossip *g = s.nodes[0].g;
+  kvbuf b;
+  kvbuf_init(&b);
+  msgpack_packer pk;
+  mp_packer_init(&pk, &b);
+  msgpack_pack_array(&pk, 8);
+  msgpack_pack_uint32(&pk, GOSSIP_WIRE_VERSION);
+  msgpack_pack_uint32(&pk, 2);
+  craft_entry(&pk, "x", 1, 1, 1, GOSSIP_JOINING, 0);
+  msgpack_pack_uint64(&pk, 0);
+  mp_pack_cstr(&pk, "");
+  msgpack_pack_false(&pk);
+  msgpack_pack_array(&pk, GOSSIP_MEMBERS_MAX);
+  char id[RING_NAME_MAX];
+  for (int i = 0; i < GOSSIP_MEMBERS_MAX; i++) {
+    memset(id, 'a' + i % 26, sizeof(id));
+    snprintf(id, 8, "%05d", i);
+    id[5] = 'y';
+    craft_entry(&pk, id, RING_NAME_MAX - 1, 1, 1, GOSSIP_JOINING, 0);
+  }
+  msgpack_pack_nil(&pk);
+  CHECK(!b.oom);
+  CHECK(gossip_receive(g, b.data, b.len, s.now) == 0);
+  kvbuf_free(&b);
+  CHECK(gossip_member_count(g) == GOSSIP_MEMBERS_MAX);
+  CHECK(gossip_find(g, "n1") != NULL);
+  /* n1 now sends its full table to n2 (the only address the sim knows). */
+  s.biggest = 0;
+  for (int k = 0; k < 300; k++)
+    sim_step(&s);
+  size_t biggest = s.biggest;
+  CHECK(biggest > (size_t)GOSSIP_MEMBERS_MAX * RING_NAME_MAX);
+  CHECK(biggest <= GOSSIP_MSG_MAX);
+  CHECK(s.bad_receive == 0);
+  CHECK(gossip_member_count(s.nodes[1].g) == GOSSIP_MEMBERS_MAX);
+  printf("  a full table of %d members: digest of %zu bytes (max %u)\n",
+         GOSSIP_MEMBERS_MAX, biggest, GOSSIP_MSG_MAX);
+  sim_free(&s);
+  return 0;
+}
+
+/* A removed node restarted with a new incarnation (its data lost) joins
+ * again. */
+static int test_rejoin_after_remove(void) {
+  sim s;
+  CHECK(sim_init(&s, 1300, 200, 0) == 0);
+  CHECK(sim_start_cluster(&s, 3) == 0);
+  CHECK(sim_run_until(&s, 5000, sim_converged, NULL) >= 0);
+  sim_kill(&s, 2);
+  sim_run(&s, 6000);
+  CHECK(gossip_remove(s.nodes[0].g, "n3", s.now) == 0);
+  out_arg a = {.id = "n3"};
+  CHECK(sim_run_until(&s, 5000, sim_all_out, &a) >= 0);
+  static const char *const seeds[] = {"10.0.0.1:7000"};
+  CHECK(sim_start(&s, 2, seeds, 1, NULL, 2) == 0);
+  long took = sim_run_until(&s, 5000, sim_converged, NULL);
+  CHECK(took >= 0);
+  printf("  removed node back with a new incarnation after %ld ms\n", took);
   sim_free(&s);
   return 0;
 }
@@ -883,6 +1062,9 @@ int main(void) {
       {"partition_heal", test_partition_heal},
       {"restart_with_ring", test_restart_with_ring},
       {"malformed", test_malformed},
+      {"status_precedence", test_status_precedence},
+      {"table_limits", test_table_limits},
+      {"rejoin_after_remove", test_rejoin_after_remove},
   };
   for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
     printf("%s\n", tests[i].name);

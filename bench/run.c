@@ -12,6 +12,13 @@
  * whole of it as "rmw". The second step is issued by the runner after the
  * driver's poll returns, never from inside a driver callback.
  *
+ * An update sends the last causal context the runner saw for its key (from
+ * a read or a write reply, kept in a small direct-mapped cache), as a
+ * Dynamo client that keeps its contexts does; a write without context
+ * never replaces anything in kvorum, so blind updates of a hot key would
+ * only pile up siblings until the store refuses them. The load's inserts
+ * are blind. RESP has no contexts, so the cache stays empty there.
+ *
  * Nothing is allocated per request: slots, values and histograms are
  * allocated before the run. Depends on bench.h, gen.h, hdr.h, kv_err.h.
  */
@@ -26,6 +33,10 @@
 #define BENCH_VALUE_SLACK 4096 /* random offsets into the value pool */
 #define BENCH_NS_PER_S 1000000000ULL
 #define BENCH_SERIES_INIT 64
+/* The context cache: the last causal context seen per key, direct-mapped;
+ * contexts longer than an entry holds are not kept. */
+#define BENCH_CTX_CACHE_SLOTS 16384
+#define BENCH_CTX_CACHE_BYTES 240
 #define BENCH_TAIL_FOLD_S 0.25 /* a last partial second shorter than this is
                                  folded into the point before it */
 
@@ -95,8 +106,15 @@ typedef enum bench__phase {
   BENCH__RUN
 } bench__phase;
 
+typedef struct bench__ctxent {
+  uint64_t key_plus1; /* 0: empty */
+  uint16_t len;
+  uint8_t bytes[BENCH_CTX_CACHE_BYTES];
+} bench__ctxent;
+
 typedef struct bench__slot {
   uint64_t start_ns; /* intended start of the top-level operation */
+  uint64_t key_num;
   uint8_t op;        /* gen_op */
   uint8_t step;      /* rmw: 0 reading, 1 writing */
   uint8_t klen;
@@ -115,6 +133,7 @@ typedef struct bench__runner {
   uint32_t *rmw_ids; /* slots whose rmw read finished, write not sent */
   uint32_t nrmw;
   uint8_t *values;
+  bench__ctxent *ctxcache;
   gen_rng rng;
   gen_keys keys;
   bench_stats *st;
@@ -167,6 +186,12 @@ static void bench__done(void *arg, uint32_t id, int status, const char *kind,
     return;
   bench__slot *s = &r->slots[id];
   uint64_t now = bench_now_ns();
+  if (status == 0 && ctx && ctx_len && ctx_len <= BENCH_CTX_CACHE_BYTES) {
+    bench__ctxent *e = &r->ctxcache[s->key_num % BENCH_CTX_CACHE_SLOTS];
+    e->key_plus1 = s->key_num + 1;
+    e->len = (uint16_t)ctx_len;
+    memcpy(e->bytes, ctx, ctx_len);
+  }
   if (s->op == GEN_OP_RMW && s->step == 0) {
     if (status == 0) {
       hdr_record(r->st->op[GEN_OP_READ], (now - s->start_ns) / 1000);
@@ -214,9 +239,20 @@ static void bench__send(bench__runner *r, uint32_t id) {
   } else {
     size_t vlen;
     const uint8_t *v = bench__value(r, &vlen);
-    bool ctx = s->op == GEN_OP_RMW && s->ctx_len;
-    rc = r->drv->put(r->d, id, s->key, s->klen, v, vlen, ctx ? s->ctx : NULL,
-                     ctx ? s->ctx_len : 0);
+    const uint8_t *ctx = NULL;
+    size_t ctx_len = 0;
+    if (s->op == GEN_OP_RMW && s->ctx_len) {
+      ctx = s->ctx;
+      ctx_len = s->ctx_len;
+    } else if (s->op == GEN_OP_UPDATE) {
+      const bench__ctxent *e =
+          &r->ctxcache[s->key_num % BENCH_CTX_CACHE_SLOTS];
+      if (e->key_plus1 == s->key_num + 1) {
+        ctx = e->bytes;
+        ctx_len = e->len;
+      }
+    }
+    rc = r->drv->put(r->d, id, s->key, s->klen, v, vlen, ctx, ctx_len);
   }
   if (rc < 0)
     bench__finish(r, id, rc, NULL, false, bench_now_ns());
@@ -230,6 +266,7 @@ static void bench__issue(bench__runner *r, gen_op op, uint64_t key,
   s->op = (uint8_t)op;
   s->step = 0;
   s->ctx_len = 0;
+  s->key_num = key;
   s->klen = (uint8_t)gen_key_format(s->key, key);
   r->issued++;
   bench__send(r, id);
@@ -393,8 +430,9 @@ int bench_run(const bench_opts *o, const bench_driver *drv, bench_stats *load,
   r.free_ids = malloc(o->concurrency * sizeof *r.free_ids);
   r.rmw_ids = malloc(o->concurrency * sizeof *r.rmw_ids);
   r.values = malloc((size_t)o->value_max + BENCH_VALUE_SLACK);
+  r.ctxcache = calloc(BENCH_CTX_CACHE_SLOTS, sizeof *r.ctxcache);
   int rc = 0;
-  if (!r.slots || !r.free_ids || !r.rmw_ids || !r.values) {
+  if (!r.slots || !r.free_ids || !r.rmw_ids || !r.values || !r.ctxcache) {
     bench__errf(err, errlen, "out of memory for %u slots", o->concurrency);
     rc = KV_ENOMEM;
     goto out;
@@ -433,5 +471,6 @@ out:
   free(r.free_ids);
   free(r.rmw_ids);
   free(r.values);
+  free(r.ctxcache);
   return rc;
 }

@@ -516,6 +516,12 @@ static void test_runner(void) {
             run.kinds[0].count == 500,
         "errors %llu ops %llu", (unsigned long long)run.errors,
         (unsigned long long)run.ops);
+  /* Updates carry the last context seen for their key, and only that. */
+  CHECK(the_fake.puts_with_ctx > 0 &&
+            the_fake.puts_with_good_ctx == the_fake.puts_with_ctx,
+        "%llu of %llu update contexts belonged to their key",
+        (unsigned long long)the_fake.puts_with_good_ctx,
+        (unsigned long long)the_fake.puts_with_ctx);
   /* The reports carry the figures. */
   char *js = NULL, *html = NULL;
   size_t jl = 0, hl = 0;

@@ -93,6 +93,8 @@ int obj_context_check(const uint8_t *ctx, size_t len);
  * context), KV_ESIBLINGS (the result would exceed lim->siblings_max; o is
  * unchanged), or KV_ENOMEM (o unchanged). Sets *warn when the result has
  * more than siblings_warn siblings (warn may be NULL).
+ * Also KV_ETOOBIG (o unchanged) when lim->value_max is set and v->len
+ * exceeds it; lim NULL means obj_limits_default. Limits of 0 are off.
  */
 int obj_update(obj *o, const uint8_t *ctx, size_t ctx_len, uint64_t actor,
                const obj_value *v, uint64_t now_ms, const obj_limits *lim,

@@ -72,6 +72,7 @@ struct gossip {
   size_t self;
 
   uint64_t next_round_ms;
+  uint64_t next_check_ms; /* liveness and claimant, every GOSSIP_CHECK_MS */
   uint64_t boot_until_ms; /* no brand-new ring before this */
 
   gossip__entry *scratch; /* GOSSIP_MEMBERS_MAX decoded entries */
@@ -689,6 +690,9 @@ void gossip_tick(gossip *g, uint64_t now_ms) {
     if (g->next_round_ms <= now_ms)
       g->next_round_ms = now_ms + g->interval_ms;
   }
+  if (now_ms < g->next_check_ms)
+    return;
+  g->next_check_ms = now_ms + GOSSIP_CHECK_MS;
   gossip__liveness(g, now_ms);
   gossip__claim(g, now_ms);
 }

@@ -96,6 +96,7 @@
 #define GOSSIP_PHI_THRESHOLD_DEFAULT 8.0
 #define GOSSIP_PHI_MIN_STD_DIVISOR 2 /* min std dev = interval_ms / this */
 #define GOSSIP_BOOT_ROUNDS 2 /* rounds to hear from seeds before a new ring */
+#define GOSSIP_CHECK_MS 50   /* liveness and claimant at most this often */
 #define GOSSIP_N_DEFAULT 3
 #define GOSSIP_REGION_DEFAULT "default"
 #define GOSSIP_WIRE_VERSION 1

@@ -7,29 +7,8 @@
 #include <math.h>
 #include <string.h>
 
-void gossip_phi_init(gossip_phi *d, uint32_t interval_ms,
-                     uint32_t min_std_ms) {
-  memset(d, 0, sizeof(*d));
-  d->interval_ms = interval_ms ? interval_ms : 1;
-  d->min_std_ms = min_std_ms ? min_std_ms : 1;
-}
-
-void gossip_phi_heartbeat(gossip_phi *d, uint64_t now_ms) {
-  if (d->have_last && now_ms >= d->last_ms) {
-    uint64_t gap = now_ms - d->last_ms;
-    if (gap <= (uint64_t)d->interval_ms * GOSSIP_PHI_GAP_MAX_INTERVALS) {
-      d->samples_ms[d->next] = (uint32_t)gap;
-      d->next = (d->next + 1) % GOSSIP_PHI_WINDOW;
-      if (d->count < GOSSIP_PHI_WINDOW)
-        d->count++;
-    }
-  }
-  if (!d->have_last || now_ms >= d->last_ms)
-    d->last_ms = now_ms;
-  d->have_last = true;
-}
-
-void gossip_phi_stats(const gossip_phi *d, double *mean_ms, double *std_ms) {
+/* Recomputes the mean and deviation the detector uses from the window. */
+static void phi__refresh(gossip_phi *d) {
   double mean, std;
   if (d->count < GOSSIP_PHI_MIN_SAMPLES) {
     /* The first estimate: heartbeats at the configured interval. */
@@ -48,8 +27,37 @@ void gossip_phi_stats(const gossip_phi *d, double *mean_ms, double *std_ms) {
   }
   if (std < d->min_std_ms)
     std = d->min_std_ms;
-  *mean_ms = mean;
-  *std_ms = std;
+  d->mean_ms = mean;
+  d->std_ms = std;
+}
+
+void gossip_phi_init(gossip_phi *d, uint32_t interval_ms,
+                     uint32_t min_std_ms) {
+  memset(d, 0, sizeof(*d));
+  d->interval_ms = interval_ms ? interval_ms : 1;
+  d->min_std_ms = min_std_ms ? min_std_ms : 1;
+  phi__refresh(d);
+}
+
+void gossip_phi_heartbeat(gossip_phi *d, uint64_t now_ms) {
+  if (d->have_last && now_ms >= d->last_ms) {
+    uint64_t gap = now_ms - d->last_ms;
+    if (gap <= (uint64_t)d->interval_ms * GOSSIP_PHI_GAP_MAX_INTERVALS) {
+      d->samples_ms[d->next] = (uint32_t)gap;
+      d->next = (d->next + 1) % GOSSIP_PHI_WINDOW;
+      if (d->count < GOSSIP_PHI_WINDOW)
+        d->count++;
+      phi__refresh(d);
+    }
+  }
+  if (!d->have_last || now_ms >= d->last_ms)
+    d->last_ms = now_ms;
+  d->have_last = true;
+}
+
+void gossip_phi_stats(const gossip_phi *d, double *mean_ms, double *std_ms) {
+  *mean_ms = d->mean_ms;
+  *std_ms = d->std_ms;
 }
 
 double gossip_phi_value(const gossip_phi *d, uint64_t now_ms) {

@@ -34,6 +34,7 @@ typedef struct gossip_phi {
   bool have_last;
   uint32_t interval_ms; /* expected heartbeat interval: first estimate */
   uint32_t min_std_ms;  /* floor of the standard deviation */
+  double mean_ms, std_ms; /* of the window, refreshed on every arrival */
 } gossip_phi;
 
 /* Initialises a detector for a member heartbeating every interval_ms, with

@@ -680,6 +680,61 @@ static int test_partition_heal(void) {
   return 0;
 }
 
+/* Nodes started at random times within 3 s still end with one ring. */
+static int test_staggered_start(void) {
+  static const char *const seeds[] = {"10.0.0.1:7000", "10.0.0.2:7000"};
+  long worst = 0;
+  for (uint64_t seed = 1400; seed < 1410; seed++) {
+    sim s;
+    CHECK(sim_init(&s, seed, 200, 0) == 0);
+    uint64_t start[5], t0 = s.now, last = 0;
+    for (int i = 0; i < 5; i++) {
+      start[i] = t0 + (sim_rand(&s) % 300) * SIM_STEP_MS;
+      if (start[i] > last)
+        last = start[i];
+    }
+    bool started[5] = {false};
+    while (s.now <= last) {
+      for (int i = 0; i < 5; i++)
+        if (!started[i] && s.now >= start[i]) {
+          CHECK(sim_start(&s, i, seeds, 2, NULL, 1) == 0);
+          started[i] = true;
+        }
+      sim_step(&s);
+    }
+    long took = sim_run_until(&s, 5000, sim_converged, NULL);
+    CHECK(took >= 0);
+    if (took > worst)
+      worst = took;
+    sim_free(&s);
+  }
+  printf("  staggered starts: one ring at most %ld ms after the last start\n",
+         worst);
+  return 0;
+}
+
+/* The only seed starts late: the others formed clusters of one meanwhile;
+ * once the seed is up they merge into one ring. */
+static int test_late_seed(void) {
+  sim s;
+  CHECK(sim_init(&s, 1500, 200, 0) == 0);
+  static const char *const seeds[] = {"10.0.0.1:7000"};
+  s.n = 5;
+  for (int i = 1; i < 5; i++)
+    CHECK(sim_start(&s, i, seeds, 1, NULL, 1) == 0);
+  s.nodes[0].up = false;
+  snprintf(s.nodes[0].addr, sizeof(s.nodes[0].addr), "10.0.0.1:7000");
+  sim_run(&s, 4000);
+  for (int i = 1; i < 5; i++)
+    CHECK(ring_node_count(gossip_ring(s.nodes[i].g)) == 1);
+  CHECK(sim_start(&s, 0, seeds, 1, NULL, 1) == 0);
+  long took = sim_run_until(&s, 10000, sim_converged, NULL);
+  CHECK(took >= 0);
+  printf("  late seed: four clusters of one merged after %ld ms\n", took);
+  sim_free(&s);
+  return 0;
+}
+
 /* A brand-new node with seeds does not claim a ring of its own at once. */
 static int test_boot_waits_for_seeds(void) {
   sim s;
@@ -1053,6 +1108,8 @@ int main(void) {
       {"converge3", test_converge3},
       {"converge5", test_converge5},
       {"boot_waits_for_seeds", test_boot_waits_for_seeds},
+      {"staggered_start", test_staggered_start},
+      {"late_seed", test_late_seed},
       {"kill_detected", test_kill_detected},
       {"kill_detected_lossy", test_kill_detected_lossy},
       {"no_false_down", test_no_false_down},

@@ -28,8 +28,6 @@
 #define RING__FORMAT 1
 /* Number of elements of the top-level encoded array. */
 #define RING__FIELDS 7
-/* Largest replica count (plain n or per region). */
-#define RING_N_MAX RING_NODES_MAX
 /* Default replica count of a new ring. */
 #define RING__N_DEFAULT 3
 /* Conflict costs of two owners within N-1 partitions of each other. */
@@ -495,21 +493,32 @@ static void ring__claim_greedy(ring__claim *c) {
 static void ring__claim_repair(ring__claim *c) {
   ring *r = c->r;
   int32_t *o = r->owner;
-  uint32_t evals = 0;
+  uint32_t *moved = c->dist; /* reused: the partitions that moved */
+  uint32_t nmoved = 0, evals = 0;
+  bool stale = true;
   for (int pass = 0; pass < RING__FIX_PASSES_MAX; pass++) {
     bool improved = false;
     for (uint32_t p = 0; p < c->q; p++) {
       if (ring__cost_at(c, p, o[p]) == 0)
         continue;
+      if (stale) {
+        nmoved = 0;
+        for (uint32_t x = 0; x < c->q; x++)
+          if (o[x] != c->orig[x])
+            moved[nmoved++] = x;
+        stale = false;
+      }
+      /* A swap of two partitions that both stay put would move two more,
+       * so an unmoved p only pairs with moved partitions. */
       bool pm = o[p] != c->orig[p];
+      uint32_t ncand = pm ? c->q : nmoved;
       uint32_t best = c->q;
       int best_d = 0, best_mv = 0;
-      for (uint32_t x = 0; x < c->q; x++) {
+      for (uint32_t i = 0; i < ncand; i++) {
+        uint32_t x = pm ? i : moved[i];
         if (x == p || o[x] == o[p])
           continue;
         bool xm = o[x] != c->orig[x];
-        if (!pm && !xm)
-          continue;
         int mv = (o[x] != c->orig[p]) + (o[p] != c->orig[x]) - pm - xm;
         if (mv > 0)
           continue;
@@ -533,6 +542,7 @@ static void ring__claim_repair(ring__claim *c) {
         o[p] = o[best];
         o[best] = t;
         improved = true;
+        stale = true;
       }
     }
     if (!improved)

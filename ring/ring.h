@@ -30,6 +30,7 @@
 #define RING_NODES_MAX 256
 #define RING_REGIONS_MAX 16
 #define RING_NAME_MAX 64 /* node ids, regions, zones, NUL included */
+#define RING_N_MAX RING_NODES_MAX /* largest replica count, plain or per region */
 
 typedef struct ring ring; /* opaque */
 
@@ -66,6 +67,9 @@ int ring_remove_node(ring *r, const char *id);
 /* Replication: n replicas in total (one region), or per region
  * (ring_set_region_replicas, like Cassandra's NetworkTopologyStrategy).
  * The default is n = 3 and no per-region setting. */
+/* ring_set_n clamps n to 1..RING_N_MAX. ring_set_region_replicas returns 0,
+ * KV_EINVAL (empty or long name, n > RING_N_MAX) or KV_EFULL (more than
+ * RING_REGIONS_MAX regions); n == 0 removes the region's setting. */
 void ring_set_n(ring *r, uint32_t n);
 uint32_t ring_n(const ring *r);
 int ring_set_region_replicas(ring *r, const char *region, uint32_t n);

@@ -69,6 +69,12 @@
  *   it starts valid, and the ring does not change.
  * - Dead members stay in the table (down) until an operator removes them;
  *   removed ones stay as tombstones so that old gossip cannot revive them.
+ * - Limits: a node with seeds that hears from none within the boot rounds
+ *   forms a cluster of its own (and merges when a seed answers later, as
+ *   clusters of one do); the last valid member cannot leave (no claimant
+ *   is left to take it out); a message that would exceed GOSSIP_MSG_MAX
+ *   is not sent; ring_changed is not called when gossip_join drops the
+ *   old ring, only when the new one arrives.
  *
  * Wire format (msgpack; GOSSIP_WIRE_VERSION):
  *   entry     = [id, region, zone, client_addr, peer_addr, incarnation,

@@ -1,6 +1,6 @@
 /*
  * cli.c: the kvorum command: get, put and delete keys, and operate a
- * cluster (status, ring, stats, join, leave, remove, transfers).
+ * cluster (status, ring, stats, join, leave, remove, transfers, preflist).
  *
  * The CLI does not route: every request goes to --host, so tests and
  * operators pick the coordinator. Exit status: 0 success (a get that finds
@@ -116,6 +116,10 @@ static const cli_cmd cli_cmds[] = {
     {"remove", 0, 1, "NODE_ID", "Removes a (dead) node from the cluster.",
      cli_generic},
     {"transfers", 0, 0, "", "Shows partition transfers in progress.",
+     cli_generic},
+    {"preflist", 0, 1, "KEY",
+     "Shows KEY's partition and its replicas (primaries, then fallbacks)\n"
+     "as the contacted node's ring says.",
      cli_generic},
 };
 #define CLI_NCMDS (sizeof(cli_cmds) / sizeof(cli_cmds[0]))
@@ -629,7 +633,7 @@ static int cli_ring(kv_client *c, const cli_args *a) {
   return CLI_EXIT_OK;
 }
 
-/* stats, join, leave, remove, transfers: a map printed "key: value". */
+/* stats, join, leave, remove, transfers, preflist: a map printed "key: value". */
 static int cli_generic(kv_client *c, const cli_args *a) {
   const char *args[3] = {NULL, NULL, NULL};
   if (strcmp(a->cmd, "join") == 0) {
@@ -637,6 +641,9 @@ static int cli_generic(kv_client *c, const cli_args *a) {
     args[1] = a->pos[0];
   } else if (strcmp(a->cmd, "remove") == 0) {
     args[0] = "node";
+    args[1] = a->pos[0];
+  } else if (strcmp(a->cmd, "preflist") == 0) {
+    args[0] = "key";
     args[1] = a->pos[0];
   }
   uint8_t *raw;

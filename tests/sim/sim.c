@@ -301,6 +301,7 @@ typedef struct sim_node {
   uint64_t incarnation;
   uint64_t rng;
   int64_t skew_ms;
+  int store_err; /* injected storage failure (0: none) */
   char name[32], peer_addr[40], client_addr[40];
   sim_store st;
   bool flush_pending;
@@ -644,6 +645,8 @@ static int sim__stage(sim_node *nd, uint32_t part, const void *key,
                       size_t klen, const void *val, size_t vlen,
                       uint64_t token) {
   sim *s = nd->s;
+  if (nd->store_err)
+    return nd->store_err;
   sim_op op = {.part = part, .key = sim__dup(key, klen), .klen = klen,
                .val = val ? sim__dup(val, vlen) : NULL, .vlen = vlen,
                .token = token};
@@ -1429,6 +1432,8 @@ size_t sim_store_hints(sim *s, int i) {
 }
 
 size_t sim_store_staged(sim *s, int i) { return s->nodes[i].st.staged.len; }
+
+void sim_store_fail(sim *s, int i, int err) { s->nodes[i].store_err = err; }
 
 /* ---- clients ---- */
 

@@ -167,6 +167,9 @@ bool sim_blocked(const sim *s, int a, int b);
 int sim_store_get(sim *s, int i, const void *key, size_t klen, obj **out);
 size_t sim_store_hints(sim *s, int i);
 size_t sim_store_staged(sim *s, int i);
+/* From now on node i's store_put and store_del fail with err (a KV_E*
+ * code; 0 ends the failure), as a full or broken disk would. */
+void sim_store_fail(sim *s, int i, int err);
 
 /* Clients. sim_client_open connects a client to node i (which must be up)
  * and returns its handle (>= 0) or -1; nothing is sent, not even HELLO.

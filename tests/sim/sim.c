@@ -647,6 +647,9 @@ static int sim__stage(sim_node *nd, uint32_t part, const void *key,
   sim *s = nd->s;
   if (nd->store_err)
     return nd->store_err;
+  if (!val)
+    sim_logf(s, "%s deletes %.*s (partition %u)", nd->name,
+             (int)(klen > 32 ? 32 : klen), (const char *)key, part);
   sim_op op = {.part = part, .key = sim__dup(key, klen), .klen = klen,
                .val = val ? sim__dup(val, vlen) : NULL, .vlen = vlen,
                .token = token};

@@ -299,6 +299,13 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   if (r->need < r->need_dw)
     r->need = r->need_dw;
   r->durable = r->need_dw > 0;
+  /* A node that is no replica hands the write to one that is; that one
+   * judges availability with its own fallbacks. */
+  int self = coord__self_target(r);
+  if (self < 0 && !from_peer) {
+    coord__forward(n, r, m, is_delete);
+    return;
+  }
   uint32_t alive = coord__alive(r);
   uint32_t alive_p = coord__alive_primaries(r);
   if (alive < r->need || alive_p < r->need_p) {
@@ -310,11 +317,6 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
              alive_p, nrep, alive > alive_p ? " (plus fallbacks)" : "",
              need_up, r->need, r->need_p, r->need_dw);
     coord__fail(n, r, KV_EUNAVAIL, err);
-    return;
-  }
-  int self = coord__self_target(r);
-  if (self < 0 && !from_peer) {
-    coord__forward(n, r, m, is_delete);
     return;
   }
 

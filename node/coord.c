@@ -221,6 +221,50 @@ static void coord__put_check(node *n, core_req *r) {
   }
 }
 
+/* Before our actor makes a new dot on o: when o holds no live value of
+ * ours, our entry in its clock (if any) is raised to n->dot_floor, so the
+ * new dot is above every dot this actor handed out on any key, also on
+ * this key before a tombstone reap deleted its clock. Raising an entry
+ * without live values loses nothing. Returns 0 or KV_ENOMEM. */
+static int coord__floor(node *n, obj *o) {
+  if (n->dot_floor == 0)
+    return 0;
+  for (size_t i = 0; i < obj_sibling_count(o); i++) {
+    obj_value v;
+    if (obj_sibling(o, i, &v) == 0 && v.actor == n->actor)
+      return 0; /* our counter continues from our live values */
+  }
+  kvbuf b;
+  kvbuf_init(&b);
+  msgpack_packer pk;
+  mp_packer_init(&pk, &b);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_uint32(&pk, OBJ_FORMAT_VERSION);
+  msgpack_pack_array(&pk, 1);
+  msgpack_pack_array(&pk, 4);
+  msgpack_pack_uint64(&pk, n->actor);
+  msgpack_pack_uint64(&pk, n->dot_floor);
+  msgpack_pack_uint64(&pk, n->io.wall_ms(n->io.ctx));
+  msgpack_pack_array(&pk, 0);
+  obj *floor = NULL;
+  int rc = b.oom ? KV_ENOMEM : obj_decode(b.data, b.len, &floor);
+  kvbuf_free(&b);
+  if (rc == 0)
+    rc = obj_sync(o, floor, NULL);
+  obj_free(floor);
+  return rc;
+}
+
+/* After a new dot: remember the largest counter our actor used. */
+static void coord__floor_bump(node *n, const obj *o) {
+  for (size_t i = 0; i < obj_sibling_count(o); i++) {
+    obj_value v;
+    if (obj_sibling(o, i, &v) == 0 && v.actor == n->actor &&
+        v.counter > n->dot_floor)
+      n->dot_floor = v.counter;
+  }
+}
+
 /* Forwards a client write to an alive primary that coordinates it. */
 static void coord__forward(node *n, core_req *r, const wire_msg *m,
                            bool is_delete) {
@@ -332,6 +376,11 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     coord__fail(n, r, KV_ENOMEM, "out of memory");
     return;
   }
+  if (coord__floor(n, local)) {
+    obj_free(local);
+    coord__fail(n, r, KV_ENOMEM, "out of memory");
+    return;
+  }
   obj_value v = {.flags = is_delete ? OBJ_DELETED : 0,
                  .ts_ms = n->io.wall_ms(n->io.ctx),
                  .data = is_delete ? NULL : m->value.ptr,
@@ -359,6 +408,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     core__log(n, NODE_LOG_WARN, "a key in partition %u has %zu siblings",
               r->part, obj_sibling_count(local));
   }
+  coord__floor_bump(n, local);
   r->result = local;
   if (obj_encode(local, &r->enc)) {
     coord__fail(n, r, KV_ENOMEM, "out of memory");

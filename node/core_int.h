@@ -182,6 +182,11 @@ struct node {
   core_reap *reaps;           /* ring buffer of scheduled reap checks */
   uint32_t reap_head, reap_len;
   bool leaving_done;
+  /* The largest dot counter this node's actor has handed out on any key.
+   * A key whose object lacks live values of ours (never written by us, or
+   * reaped and created again) starts our counter above it, so no dot is
+   * handed out twice even after a tombstone reap forgot the key's clock. */
+  uint64_t dot_floor;
 };
 
 /* core.c */

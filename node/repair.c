@@ -16,10 +16,12 @@
  *    longer a primary of streams it in batches to every current primary,
  *    and drops the partition (range delete) only after each confirmed. A
  *    node that is leaving stops once it holds nothing.
- *  - Tombstone reaping: a tombstone is deleted only when every primary
+ *  - Tombstone reaping: tombstones are dropped only when every primary
  *    holds the same all-tombstone object and the newest tombstone is older
- *    than the grace period; each replica deletes only if its copy is still
- *    that object.
+ *    than the grace period; each replica reaps only if its copy is still
+ *    that object. The key keeps its version vector (a few bytes per actor)
+ *    so that no late hint, handoff or returning replica can resurrect a
+ *    value the delete saw.
  *
  * Pure: acts only through node_io, like the rest of the core.
  */
@@ -1084,18 +1086,72 @@ void repair_schedule_reap(node *n, uint32_t part, const uint8_t *key,
   n->reap_len++;
 }
 
-/* Deletes the local copy of key if it is still the tombstone-only object
- * whose encoding hashes to hash. */
+/* Encodes the clock of o without any value: [version, [[actor, counter,
+ * ts, []]...]]. Such an object reads as not found but still dominates
+ * every dot it has seen. Returns 0 or an error. */
+static int repair__clock_only(node *n, const obj *o, kvbuf *out) {
+  kvbuf ctx;
+  kvbuf_init(&ctx);
+  int rc = obj_context(o, &ctx);
+  mp_reader rd;
+  uint32_t two, cnt;
+  mp_reader_init(&rd, ctx.data, ctx.len);
+  uint64_t ver;
+  if (!rc && (mp_read_array(&rd, &two) || two != 2 ||
+              mp_read_uint(&rd, &ver) || mp_read_array(&rd, &cnt)))
+    rc = KV_ECORRUPT;
+  msgpack_packer pk;
+  mp_packer_init(&pk, out);
+  if (!rc) {
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint32(&pk, OBJ_FORMAT_VERSION);
+    msgpack_pack_array(&pk, cnt);
+  }
+  /* Every replica must build the same bytes: stamp the entries with the
+   * newest tombstone's time, which all replicas of an equal object share. */
+  uint64_t now = 0;
+  for (size_t i = 0; i < obj_sibling_count(o); i++) {
+    obj_value v;
+    if (obj_sibling(o, i, &v) == 0 && v.ts_ms > now)
+      now = v.ts_ms;
+  }
+  for (uint32_t i = 0; !rc && i < cnt; i++) {
+    uint32_t pair;
+    uint64_t actor, counter;
+    if (mp_read_array(&rd, &pair) || pair != 2 ||
+        mp_read_uint(&rd, &actor) || mp_read_uint(&rd, &counter)) {
+      rc = KV_ECORRUPT;
+      break;
+    }
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint64(&pk, actor);
+    msgpack_pack_uint64(&pk, counter);
+    msgpack_pack_uint64(&pk, now);
+    msgpack_pack_array(&pk, 0);
+  }
+  kvbuf_free(&ctx);
+  if (!rc && out->oom)
+    rc = KV_ENOMEM;
+  return rc;
+}
+
+/* Reaps the local copy of key if it is still the tombstone-only object
+ * whose encoding hashes to hash: the tombstones go, the clock stays, so a
+ * late hint, handoff or replica that still holds a deleted value can
+ * never bring it back (its dots are covered). */
 static void repair__reap_local(node *n, uint32_t part, const uint8_t *key,
                                size_t klen, uint64_t hash) {
   obj *o = NULL;
   uint64_t h = 0;
   if (core__local_read(n, part, key, klen, &o, &h) || !o)
     return;
-  if (h == hash && obj_all_deleted(o) &&
-      n->io.store_del(n->io.ctx, part, key, klen, 0) == 0) {
-    repair_tree_update(n, part, key, klen, h, 0);
-    n->stats.tombstones_reaped++;
+  if (h == hash && obj_all_deleted(o)) {
+    kvbuf enc;
+    kvbuf_init(&enc);
+    if (repair__clock_only(n, o, &enc) == 0 &&
+        core__local_write(n, part, key, klen, enc.data, enc.len, h, 0) == 0)
+      n->stats.tombstones_reaped++;
+    kvbuf_free(&enc);
   }
   obj_free(o);
 }

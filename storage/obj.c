@@ -526,8 +526,14 @@ bool obj_descends(const obj *a, const obj *b) {
     const obj__ent *eb = &b->ents[j];
     while (i < a->nents && a->ents[i].actor < eb->actor)
       i++;
-    if (i == a->nents || a->ents[i].actor != eb->actor ||
-        a->ents[i].counter < eb->counter)
+    if (i == a->nents || a->ents[i].actor != eb->actor)
+      return false;
+    const obj__ent *ea = &a->ents[i];
+    /* b must not have seen more of this actor, nor seen gone a value a
+     * still holds: a's live dots all lie above b's gone floor. Equal
+     * counters with different value lists are different histories. */
+    if (ea->counter < eb->counter ||
+        ea->counter - ea->nvals < eb->counter - eb->nvals)
       return false;
   }
   return true;
@@ -558,13 +564,18 @@ int obj_sync(obj *local, const obj *remote, bool *changed) {
   if (changed)
     *changed = false;
   if (obj_descends(local, remote)) {
-    /* Nothing to learn; only refresh the entry timestamps. */
+    /* Nothing to learn but newer entry timestamps. Those count as a
+     * change, so that replicas store the same bytes once they have synced
+     * (anti-entropy compares hashes of the stored encoding). */
     uint32_t i = 0;
     for (uint32_t j = 0; j < remote->nents; j++) {
       while (local->ents[i].actor < remote->ents[j].actor)
         i++;
-      if (local->ents[i].ts_ms < remote->ents[j].ts_ms)
+      if (local->ents[i].ts_ms < remote->ents[j].ts_ms) {
         local->ents[i].ts_ms = remote->ents[j].ts_ms;
+        if (changed)
+          *changed = true;
+      }
     }
     return 0;
   }

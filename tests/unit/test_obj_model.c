@@ -264,7 +264,14 @@ static bool step_sync(model *m, int i, int j, char *why, size_t cap) {
     return false;
   }
   bool changed = false, model_changed = (m->learned[i] & ~m->learned[j]) != 0;
+  obj *before = obj_clone(m->o[j]);
   int rc = obj_sync(m->o[j], src, &changed);
+  /* A sync that teaches nothing may still report a change when it only
+   * refreshed entry timestamps (obj_equal ignores those). */
+  if (!rc && changed && !model_changed && before &&
+      obj_equal(before, m->o[j]))
+    changed = false;
+  obj_free(before);
   obj_free(copy);
   trace(m, "sync:r%d->r%d ", i, j);
   m->learned[j] |= m->learned[i];

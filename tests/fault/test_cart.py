@@ -67,9 +67,10 @@ class Net:
             self.why = "ip or nft missing"
         else:
             try:
+                self.netns = True  # addresses below are the namespaces'
                 self._build()
-                self.netns = True
             except Exception as e:  # noqa: BLE001 - any failure: fall back
+                self.netns = False
                 self.why = str(e)
                 self.destroy()
 

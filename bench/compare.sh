@@ -1,0 +1,123 @@
+#!/bin/bash
+# bench/compare.sh: measures kvorum against redis-server with kvorum-bench,
+# side by side in one invocation, and prints ratios (this machine is shared
+# and noisy: absolute figures mean little, ratios taken minutes apart mean
+# more). Everything runs on 127.0.0.1 and is stopped at the end.
+#
+#   bench/compare.sh [BUILD_DIR] [SECONDS]
+#
+# Measures, with 100-byte values, 100k keys, uniform keys, 50 in flight:
+#   redis-server (no persistence) with --protocol resp, workload A
+#   one kvorumd, N=1, workload A
+#   three kvorumd, N=3 R=2 W=2, workload A
+#   three kvorumd at half their peak rate (open loop): p99
+#   three kvorumd, durable writes dw=2 with 64 in flight, against a loop of
+#   single fsynced RocksDB writes (bench/ref/fsync_ref)
+# and writes bench/results/*.json.
+set -u
+BUILD=${1:-build}
+SECS=${2:-10}
+BENCH=$BUILD/bench/kvorum-bench
+KVD=$BUILD/node/kvorumd
+CLI=$BUILD/client/kvorum
+FSYNC_REF=$BUILD/bench/kvorum-fsync-ref
+OUT=bench/results
+mkdir -p "$OUT"
+TMP=$(mktemp -d /tmp/kvcompare.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+tput_of() { /usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_ops_s"]))' "$1"; }
+p99_of() { /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["ops"]; print(max(v["p99_us"] for v in j.values() if v.get("count")))' "$1"; }
+errs_of() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["errors"])' "$1"; }
+ratio() { /usr/bin/python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
+
+COMMON=(--keys 100000 --value-size 100 --distribution uniform --concurrency 50
+        --connections 4 --duration "$SECS" --warmup 2 --seed 1)
+
+wait_nodes() { # HOST COUNT
+  for _ in $(seq 1 200); do
+    n=$("$CLI" --host "$1" status --json 2>/dev/null | grep -o '"state": *"up"' | wc -l)
+    [ "$n" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "compare: nodes did not come up" >&2
+  exit 1
+}
+
+start_nodes() { # COUNT N -> sets HOSTS
+  local count=$1 n=$2 seeds="" i
+  local cps=() pps=()
+  for i in $(seq 1 "$count"); do cps+=("$(port)"); pps+=("$(port)"); done
+  for i in $(seq 1 "$count"); do seeds="$seeds${seeds:+,}127.0.0.1:${pps[$((i-1))]}"; done
+  HOSTS=""
+  for i in $(seq 1 "$count"); do
+    "$KVD" --id "n$i" --listen "127.0.0.1:${cps[$((i-1))]}" --peer "127.0.0.1:${pps[$((i-1))]}" \
+      --data "$TMP/c$count-n$i" --seeds "$seeds" --n "$n" --r $(( n/2 + 1 )) --w $(( n/2 + 1 )) \
+      --log-level warn 2>>"$TMP/nodes.log" &
+    pids+=($!)
+    HOSTS="$HOSTS${HOSTS:+,}127.0.0.1:${cps[$((i-1))]}"
+  done
+  wait_nodes "127.0.0.1:${cps[0]}" "$count"
+}
+
+stop_nodes() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  pids=()
+}
+
+echo "== redis-server (no persistence), workload A"
+RP=$(port)
+redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+  --logfile "$TMP/redis.log" &
+pids+=($!)
+for _ in $(seq 1 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.05; done
+"$BENCH" --protocol resp --hosts "127.0.0.1:$RP" --workload a --load "${COMMON[@]}" \
+  --json "$OUT/redis_a.json" >/dev/null
+stop_nodes
+R_A=$(tput_of "$OUT/redis_a.json")
+
+echo "== one kvorumd, N=1, workload A"
+start_nodes 1 1
+"$BENCH" --hosts "$HOSTS" --workload a --load "${COMMON[@]}" --json "$OUT/kv1_a.json" >/dev/null
+stop_nodes
+K1=$(tput_of "$OUT/kv1_a.json")
+
+echo "== three kvorumd, N=3 R=2 W=2, workload A"
+start_nodes 3 3
+"$BENCH" --hosts "$HOSTS" --workload a --load "${COMMON[@]}" --r 2 --w 2 \
+  --json "$OUT/kv3_a.json" >/dev/null
+K3=$(tput_of "$OUT/kv3_a.json")
+HALF=$(( K3 / 2 ))
+echo "== three kvorumd at half the peak rate ($HALF ops/s), open loop"
+"$BENCH" --hosts "$HOSTS" --workload a "${COMMON[@]}" --r 2 --w 2 --rate "$HALF" \
+  --concurrency 256 --json "$OUT/kv3_a_half.json" >/dev/null
+P99H=$(p99_of "$OUT/kv3_a_half.json")
+echo "== three kvorumd, durable writes dw=2, 64 in flight"
+"$BENCH" --hosts "$HOSTS" --workload write-only "${COMMON[@]}" --w 2 --dw 2 \
+  --concurrency 64 --json "$OUT/kv3_dw.json" >/dev/null
+KDW=$(tput_of "$OUT/kv3_dw.json")
+stop_nodes
+FS=0
+if [ -x "$FSYNC_REF" ]; then
+  FS=$("$FSYNC_REF" "$TMP/fsyncref" "$SECS" 100)
+fi
+
+cat <<EOF
+
+| measurement | ops/s | reference | ops/s | ratio | target |
+|---|---|---|---|---|---|
+| 1 node N=1, workload A | $K1 | redis-server | $R_A | $(ratio "$K1" "$R_A") | >= 0.9 |
+| 3 nodes N=3 R=2 W=2, workload A | $K3 | redis-server | $R_A | $(ratio "$K3" "$R_A") | >= 0.75 |
+| 3 nodes, dw=2, 64 in flight | $KDW | fsynced RocksDB writes, one at a time | $FS | $( [ "$FS" -gt 0 ] && ratio "$KDW" "$FS" || echo -) | >= 10 |
+
+p99 of 3 nodes at half peak ($HALF ops/s): ${P99H} us (target < 2000 us)
+errors: redis $(errs_of "$OUT/redis_a.json"), kv1 $(errs_of "$OUT/kv1_a.json"), kv3 $(errs_of "$OUT/kv3_a.json"), half $(errs_of "$OUT/kv3_a_half.json"), dw $(errs_of "$OUT/kv3_dw.json")
+EOF

@@ -3,7 +3,9 @@
  * cluster (status, ring, stats, join, leave, remove, transfers, preflist).
  *
  * The CLI does not route: every request goes to --host, so tests and
- * operators pick the coordinator. Exit status: 0 success (a get that finds
+ * operators pick the coordinator; except with --region, when reads and
+ * writes go to a replica of the key in that region (found through the
+ * ring --host gives), and local levels count that region. Exit status: 0 success (a get that finds
  * nothing included), 1 operational error (the server's message on stderr),
  * 2 usage error (message and usage on stderr). Contexts are base64.
  * Depends on: libkvorum (kvorum.h, kvorum_int.h for base64/JSON), mp.h.
@@ -26,6 +28,8 @@
 #define CLI_TIMEOUT_MAX_MS (24u * 3600u * 1000u)
 #define CLI_CONNECT_TIMEOUT_MS 2000
 #define CLI_COL_MAX 256 /* bytes of one table cell */
+#define CLI_REGION_MAX 64 /* region names, NUL included (RING_NAME_MAX) */
+#define CLI_REGIONS_MAX 256 /* regions shown by status (one per member) */
 
 /* Flags: one bit each; a command lists the ones it takes. */
 enum {
@@ -55,6 +59,7 @@ static const struct cli_flag {
 
 typedef struct cli_args {
   const char *host;
+  const char *region; /* --region: the client's region, or NULL */
   bool json;
   bool help;
   const char *cmd;
@@ -126,11 +131,14 @@ static const cli_cmd cli_cmds[] = {
 
 static void cli_usage(FILE *f) {
   fprintf(f,
-          "usage: kvorum [--host HOST:PORT] [--json] COMMAND [ARGS...]\n"
+          "usage: kvorum [--host HOST:PORT] [--region NAME] [--json] COMMAND [ARGS...]\n"
           "\n"
           "Global options (before or after the command):\n"
           "  --host HOST:PORT  node to talk to (default %s); the CLI does\n"
           "                    not route: this node coordinates\n"
+          "  --region NAME     the client's region: reads and writes go to a\n"
+          "                    replica of the key in NAME, and local_one and\n"
+          "                    local_quorum count the replicas in NAME\n"
           "  --json            print machine-readable JSON\n"
           "  --help            this text; COMMAND --help for a command\n"
           "\n"
@@ -148,7 +156,7 @@ static void cli_usage(FILE *f) {
 }
 
 static void cli_cmd_usage(FILE *f, const cli_cmd *cmd) {
-  fprintf(f, "usage: kvorum [--host HOST:PORT] [--json] %s %s\n\n%s\n",
+  fprintf(f, "usage: kvorum [--host HOST:PORT] [--region NAME] [--json] %s %s\n\n%s\n",
           cmd->name, cmd->args, cmd->help);
   if (cmd->flags & (CLI_F_R | CLI_F_W | CLI_F_DW | CLI_F_PR | CLI_F_PW))
     fprintf(f, "\nLevels: a number or one|quorum|all|local_one|local_quorum|"
@@ -228,6 +236,19 @@ static int cli_parse(int argc, char **argv, cli_args *a) {
     size_t nl = eq ? (size_t)(eq - name) : strlen(name);
     if (nl == 4 && strncmp(name, "json", 4) == 0 && !eq) {
       a->json = true;
+      continue;
+    }
+    if (nl == 6 && strncmp(name, "region", 6) == 0) {
+      if (eq) {
+        a->region = eq + 1;
+      } else if (i + 1 < argc) {
+        a->region = argv[++i];
+      } else {
+        return cli_bad(NULL, "--region needs a value (a region name)");
+      }
+      if (!a->region[0] || strlen(a->region) >= CLI_REGION_MAX)
+        return cli_bad(NULL, "--region must be 1 to %d characters",
+                       CLI_REGION_MAX - 1);
       continue;
     }
     if (nl == 4 && strncmp(name, "host", 4) == 0) {
@@ -570,13 +591,50 @@ static int cli_status(kv_client *c, const cli_args *a) {
   char node[CLI_COL_MAX], ver[CLI_COL_MAX];
   cli_map_str(all, "node", node, sizeof(node));
   cli_map_str(all, "ring_version", ver, sizeof(ver));
-  printf("Node %s, ring version %s\n\n", node[0] ? node : "?",
+  printf("Node %s, ring version %s\n", node[0] ? node : "?",
          ver[0] ? ver : "?");
-  printf("%-8s %-12s %-22s %-22s %-12s %-8s %s\n", "State", "ID", "Listen",
-         "Peer", "Region", "Zone", "Partitions");
+  /* Members grouped by region (as nodetool status groups datacenters), the
+   * regions in the order their first member comes. */
+  char regions[CLI_REGIONS_MAX][CLI_REGION_MAX];
+  size_t nreg = 0;
   mp_reader r;
   uint32_t n = 0;
   if (cli_map_get(all, "members", &r) && mp_read_array(&r, &n) == 0) {
+    for (uint32_t i = 0; i < n; i++) {
+      kv_slice m;
+      if (mp_read_raw(&r, &m))
+        break;
+      char rg[CLI_REGION_MAX];
+      cli_map_str(m, "region", rg, sizeof(rg));
+      size_t k = 0;
+      while (k < nreg && strcmp(regions[k], rg) != 0)
+        k++;
+      if (k == nreg && nreg < CLI_REGIONS_MAX)
+        memcpy(regions[nreg++], rg, sizeof(rg));
+    }
+  }
+  for (size_t k = 0; k < nreg; k++) {
+    uint32_t members = 0, up = 0;
+    if (!cli_map_get(all, "members", &r) || mp_read_array(&r, &n) != 0)
+      break;
+    for (uint32_t i = 0; i < n; i++) {
+      kv_slice m;
+      if (mp_read_raw(&r, &m))
+        break;
+      char rg[CLI_REGION_MAX], st[CLI_COL_MAX];
+      cli_map_str(m, "region", rg, sizeof(rg));
+      cli_map_str(m, "state", st, sizeof(st));
+      if (strcmp(rg, regions[k]) == 0) {
+        members++;
+        up += strcmp(st, "up") == 0;
+      }
+    }
+    printf("\nRegion: %s (%u member%s, %u up)\n", regions[k], members,
+           members == 1 ? "" : "s", up);
+    printf("%-8s %-12s %-22s %-22s %-8s %s\n", "State", "ID", "Listen",
+           "Peer", "Zone", "Partitions");
+    if (!cli_map_get(all, "members", &r) || mp_read_array(&r, &n) != 0)
+      break;
     for (uint32_t i = 0; i < n; i++) {
       kv_slice m;
       if (mp_read_raw(&r, &m))
@@ -586,8 +644,10 @@ static int cli_status(kv_client *c, const cli_args *a) {
       char v[7][CLI_COL_MAX];
       for (size_t j = 0; j < 7; j++)
         cli_map_str(m, cols[j], v[j], sizeof(v[j]));
-      printf("%-8s %-12s %-22s %-22s %-12s %-8s %s\n", v[0], v[1], v[2], v[3],
-             v[4], v[5], v[6]);
+      if (strcmp(v[4], regions[k]) != 0)
+        continue;
+      printf("%-8s %-12s %-22s %-22s %-8s %s\n", v[0], v[1], v[2], v[3],
+             v[5], v[6]);
     }
   }
   free(raw);
@@ -698,9 +758,13 @@ int main(int argc, char **argv) {
   if (cli_options(&a, cmd, &o) || cli_context(&a, cmd, &ctx, &ctx_len))
     return CLI_EXIT_USAGE;
   free(ctx);
-  kv_connect_opts co = {.no_route = true,
+  /* With --region, requests go to a coordinator in that region (get
+   * --local stays on --host: it reads that node's replica). */
+  bool route = a.region && !(a.given & CLI_F_LOCAL);
+  kv_connect_opts co = {.no_route = !route,
                         .connect_timeout_ms = CLI_CONNECT_TIMEOUT_MS,
-                        .timeout_ms = o.timeout_ms};
+                        .timeout_ms = o.timeout_ms,
+                        .region = a.region};
   char err[512];
   kv_client *c = NULL;
   int rc = kv_connect(a.host, &co, &c, err, sizeof(err));

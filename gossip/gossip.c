@@ -647,6 +647,13 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
     if (!r)
       goto fail;
     ring_set_n(r, g->n);
+    for (size_t i = 0; i < cfg->nreplicas; i++) {
+      if (!cfg->replicas || ring_set_region_replicas(
+              r, cfg->replicas[i].region, cfg->replicas[i].n) != 0) {
+        ring_free(r);
+        goto fail;
+      }
+    }
     gossip__set_ring(g, r, "");
     if (!other_seeds) {
       /* No one to ask: a cluster of one, at once. */
@@ -777,6 +784,12 @@ int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms) {
   if (!r)
     return KV_ENOMEM;
   ring_set_n(r, ring_n(g->ring));
+  for (size_t i = 0; i < ring_region_count(g->ring); i++)
+    if (ring_set_region_replicas(r, ring_region_name(g->ring, i),
+                                 ring_region_replicas(g->ring, i)) != 0) {
+      ring_free(r);
+      return KV_ENOMEM;
+    }
   gossip__set_ring(g, r, "");
   /* Only ourselves remain, joining. */
   if (g->self != 0)

@@ -144,6 +144,12 @@ typedef struct gossip_io {
   void (*member_changed)(void *ctx, const gossip_member *m);
 } gossip_io;
 
+/* Replicas kept in one region (gossip_config.replicas). */
+typedef struct gossip_replicas {
+  const char *region;
+  uint32_t n;
+} gossip_replicas;
+
 typedef struct gossip_config {
   const char *id, *region, *zone; /* zone may be "" */
   const char *client_addr, *peer_addr;
@@ -152,6 +158,12 @@ typedef struct gossip_config {
   size_t nseeds;
   uint32_t q;                /* partitions of a ring this node creates */
   uint32_t n;                /* replicas of a ring this node creates */
+  /* Per-region replicas of a ring this node creates (Cassandra's
+   * NetworkTopologyStrategy): nreplicas entries, each a region and its
+   * count; 0 entries means n replicas over the whole cluster. At most
+   * RING_REGIONS_MAX; gossip_new fails on a bad entry. */
+  const gossip_replicas *replicas;
+  size_t nreplicas;
   uint32_t interval_ms;      /* default 1000 */
   uint32_t fanout;           /* default 3 */
   double phi_threshold;      /* default 8.0 */

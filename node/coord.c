@@ -3,6 +3,15 @@
  * tombstone put) with W/DW/PW, get with R/PR and read repair, forwarding of
  * writes to a replica, and request timeouts. The state machine is drawn in
  * core.h. Pure: no libuv, no RocksDB; all effects go through node_io.
+ *
+ * Levels and regions. N is the number of primaries of the key (over every
+ * region). one = 1, quorum = N/2+1, all = N and a number count answers
+ * from any region. The regional levels count per region, by the region
+ * each answering node is in: local_one needs 1 and local_quorum L/2+1 of
+ * the L primaries in the local region (the client's region when the
+ * request names one, else this node's); each_quorum needs a quorum of the
+ * primaries of every region that has any. A write always goes to every
+ * primary at once; only the condition for the acknowledgement differs.
  */
 #include "core_int.h"
 
@@ -12,24 +21,191 @@
 
 /* ---- levels and targets ---- */
 
-/* Resolves a requested level (number, name, or 0 for def) against nrep
- * replicas into *out. Returns 0 or KV_EINVAL with a message in err. */
+/* True for the levels that count answers per region. */
+static bool coord__regional(int32_t q) {
+  return q == WIRE_Q_LOCAL_ONE || q == WIRE_Q_LOCAL_QUORUM ||
+         q == WIRE_Q_EACH_QUORUM;
+}
+
+static const char *coord__level_name(int32_t q) {
+  switch (q) {
+  case WIRE_Q_LOCAL_ONE:
+    return "local_one";
+  case WIRE_Q_LOCAL_QUORUM:
+    return "local_quorum";
+  case WIRE_Q_EACH_QUORUM:
+    return "each_quorum";
+  default:
+    return "?";
+  }
+}
+
+/* One region's share of a request: its primaries and how its nodes
+ * (primaries and fallbacks located there) stand. */
+typedef struct coord__region {
+  const char *name;
+  uint32_t nprim;   /* primaries of the key in this region */
+  uint32_t alive;   /* targets here that are up */
+  uint32_t alive_p; /* primaries here that are up */
+  uint32_t ok;      /* targets here that answered */
+  uint32_t ok_p;    /* primaries here that answered */
+  uint32_t waiting; /* targets here whose answer is outstanding */
+} coord__region;
+
+typedef struct coord__tally {
+  uint32_t count;
+  coord__region reg[NODE_FANOUT_MAX];
+  const char *local; /* the request's local region */
+} coord__tally;
+
+/* The region target t is in ("" when its member is unknown). The string
+ * stays valid until gossip next changes its table. */
+static const char *coord__target_region(node *n, const core_target *t) {
+  if (t->self)
+    return n->region;
+  const gossip_member *m = gossip_find(n->gossip, t->id);
+  return m ? m->region : "";
+}
+
+/* The local region of r: the client's region when it named one (coord__init
+ * keeps it in r->owner, which only HINT requests use otherwise), else this
+ * node's. */
+static const char *coord__local_region(node *n, const core_req *r) {
+  return r->owner[0] ? r->owner : n->region;
+}
+
+static coord__region *coord__region_of(coord__tally *t, const char *name) {
+  for (uint32_t i = 0; i < t->count; i++)
+    if (strcmp(t->reg[i].name, name) == 0)
+      return &t->reg[i];
+  if (t->count == NODE_FANOUT_MAX)
+    return NULL;
+  coord__region *g = &t->reg[t->count++];
+  memset(g, 0, sizeof(*g));
+  g->name = name;
+  return g;
+}
+
+/* Counts r's targets per region. */
+static void coord__tally_of(node *n, const core_req *r, coord__tally *out) {
+  out->count = 0;
+  out->local = coord__local_region(n, r);
+  coord__region_of(out, out->local);
+  for (uint32_t i = 0; i < r->ntargets; i++) {
+    const core_target *t = &r->targets[i];
+    coord__region *g = coord__region_of(out, coord__target_region(n, t));
+    if (!g)
+      continue;
+    g->nprim += t->primary;
+    g->alive += t->alive;
+    g->alive_p += t->alive && t->primary;
+    g->ok += t->state == CORE_T_OK;
+    g->ok_p += t->state == CORE_T_OK && t->primary;
+    g->waiting += t->state == CORE_T_WAIT;
+  }
+}
+
+/* Answers regional level q needs from region g. */
+static uint32_t coord__region_need(const coord__tally *t,
+                                   const coord__region *g, int32_t q) {
+  bool local = strcmp(g->name, t->local) == 0;
+  switch (q) {
+  case WIRE_Q_LOCAL_ONE:
+    return local && g->nprim ? 1 : 0;
+  case WIRE_Q_LOCAL_QUORUM:
+    return local && g->nprim ? g->nprim / 2 + 1 : 0;
+  case WIRE_Q_EACH_QUORUM:
+    return g->nprim ? g->nprim / 2 + 1 : 0;
+  default:
+    return 0;
+  }
+}
+
+/* Judges regional level q (named what) over the tally: returns 1 when
+ * every region has its answers (counting primaries only when prim), -1
+ * when some region can no longer get them (or, with up_only, does not
+ * have enough nodes up to try), with a message in msg naming that region;
+ * 0 while undecided. verb is "acknowledged the write" or "answered the
+ * read". */
+static int coord__judge(const coord__tally *t, int32_t q, bool prim,
+                        bool up_only, const char *what, const char *verb,
+                        char *msg, size_t msglen) {
+  int res = 1;
+  for (uint32_t i = 0; i < t->count; i++) {
+    const coord__region *g = &t->reg[i];
+    uint32_t need = coord__region_need(t, g, q);
+    uint32_t got = prim ? g->ok_p : g->ok;
+    if (up_only) {
+      uint32_t up = prim ? g->alive_p : g->alive;
+      if (up < need) {
+        snprintf(msg, msglen,
+                 "%s=%s needs %u of %u replicas in %s but only %u %s up",
+                 what, coord__level_name(q), need, g->nprim, g->name, up,
+                 up == 1 ? "is" : "are");
+        return -1;
+      }
+      continue;
+    }
+    if (got >= need)
+      continue;
+    if (got + g->waiting < need) {
+      snprintf(msg, msglen,
+               "%s=%s needs %u of %u replicas in %s but only %u %s", what,
+               coord__level_name(q), need, g->nprim, g->name, got, verb);
+      return -1;
+    }
+    res = 0;
+  }
+  return res;
+}
+
+/* The region that still falls short of regional level q, for timeout
+ * messages: fills msg with "N of M in REGION". */
+static void coord__shortfall(const coord__tally *t, int32_t q, bool prim,
+                             char *msg, size_t msglen) {
+  msg[0] = '\0';
+  for (uint32_t i = 0; i < t->count; i++) {
+    const coord__region *g = &t->reg[i];
+    uint32_t need = coord__region_need(t, g, q);
+    uint32_t got = prim ? g->ok_p : g->ok;
+    if (got < need) {
+      snprintf(msg, msglen, "only %u of %u required replicas in %s", got,
+               need, g->name);
+      return;
+    }
+  }
+}
+
+/* Resolves a requested level (number, name, or 0 for def) against the
+ * tally of the key's nrep replicas into *out: for a regional level the sum
+ * of what each region must give. Returns 0 or KV_EINVAL with a message in
+ * err (also when a local level finds no replica in the local region). */
 static int coord__level(const char *what, int32_t q, uint32_t def,
-                        uint32_t nrep, uint32_t *out, char *err,
-                        size_t errlen) {
+                        uint32_t nrep, const coord__tally *t, uint32_t *out,
+                        char *err, size_t errlen) {
   uint32_t v;
   switch (q) {
   case WIRE_Q_DEFAULT:
     v = def < nrep ? def : nrep; /* defaults never exceed N */
     break;
   case WIRE_Q_ONE:
-  case WIRE_Q_LOCAL_ONE:
     v = 1;
     break;
   case WIRE_Q_QUORUM:
+    v = nrep / 2 + 1;
+    break;
+  case WIRE_Q_LOCAL_ONE:
   case WIRE_Q_LOCAL_QUORUM:
   case WIRE_Q_EACH_QUORUM:
-    v = nrep / 2 + 1;
+    v = 0;
+    for (uint32_t i = 0; i < t->count; i++)
+      v += coord__region_need(t, &t->reg[i], q);
+    if (v == 0) {
+      snprintf(err, errlen,
+               "%s=%s: the region %s holds no replica of this key", what,
+               coord__level_name(q), t->local);
+      return KV_EINVAL;
+    }
     break;
   case WIRE_Q_ALL:
     v = nrep;
@@ -52,8 +228,9 @@ static int coord__level(const char *what, int32_t q, uint32_t def,
 
 /* Fills r->targets with the primaries of r->part and, when sloppy, one
  * alive fallback for each primary that is down (it keeps a hint for that
- * primary). Returns the number of primaries (N for this key), 0 when the
- * node is in no ring yet. */
+ * primary), taken from the primary's region when that has one up, so the
+ * copy stays where the region's readers look. Returns the number of
+ * primaries (N for this key), 0 when the node is in no ring yet. */
 static uint32_t coord__targets(node *n, core_req *r, bool sloppy) {
   const ring *rg = gossip_ring(n->gossip);
   size_t idx[NODE_FANOUT_MAX];
@@ -76,24 +253,38 @@ static uint32_t coord__targets(node *n, core_req *r, bool sloppy) {
     t->state = CORE_T_IDLE;
   }
   uint32_t nprim = r->ntargets;
-  size_t next = np;
+  bool used[NODE_FANOUT_MAX];
+  memset(used, 0, sizeof(used));
   for (uint32_t i = 0; sloppy && i < nprim; i++) {
-    if (r->targets[i].alive)
+    if (r->targets[i].alive || r->ntargets >= NODE_FANOUT_MAX)
       continue;
-    while (next < total && r->ntargets < NODE_FANOUT_MAX) {
-      const char *id = ring_node_id(rg, idx[next++]);
-      const gossip_member *m = gossip_find(n->gossip, id);
-      if (strcmp(id, n->id) == 0 || !m || !m->alive ||
-          m->status == GOSSIP_REMOVED)
-        continue;
-      core_target *t = &r->targets[r->ntargets++];
-      memset(t, 0, sizeof(*t));
-      snprintf(t->id, sizeof(t->id), "%s", id);
-      snprintf(t->addr, sizeof(t->addr), "%s", m->peer_addr);
-      memcpy(t->hint_for, r->targets[i].id, sizeof(t->hint_for));
-      t->alive = true;
-      break;
+    const gossip_member *dead = gossip_find(n->gossip, r->targets[i].id);
+    const char *want = dead ? dead->region : NULL;
+    size_t pick = total;
+    const gossip_member *pm = NULL;
+    for (int pass = want ? 0 : 1; pass < 2 && pick == total; pass++) {
+      for (size_t k = np; k < total && pick == total; k++) {
+        if (used[k])
+          continue;
+        const char *id = ring_node_id(rg, idx[k]);
+        const gossip_member *m = gossip_find(n->gossip, id);
+        if (strcmp(id, n->id) == 0 || !m || !m->alive ||
+            m->status == GOSSIP_REMOVED ||
+            (pass == 0 && strcmp(m->region, want) != 0))
+          continue;
+        pick = k;
+        pm = m;
+      }
     }
+    if (pick == total)
+      continue;
+    used[pick] = true;
+    core_target *t = &r->targets[r->ntargets++];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->id, sizeof(t->id), "%s", ring_node_id(rg, idx[pick]));
+    snprintf(t->addr, sizeof(t->addr), "%s", pm->peer_addr);
+    memcpy(t->hint_for, r->targets[i].id, sizeof(t->hint_for));
+    t->alive = true;
   }
   return nprim;
 }
@@ -140,8 +331,14 @@ static int coord__init(node *n, core_req *r, uint64_t conn,
   r->conn = conn;
   r->reply_id = m->req_id;
   r->opts = m->opts;
-  r->opts.region.ptr = NULL; /* points into the frame; not kept */
+  r->opts.region.ptr = NULL; /* points into the frame; copied to owner */
   r->opts.region.len = 0;
+  size_t rl = m->opts.region.len < sizeof(r->owner) - 1
+                  ? m->opts.region.len
+                  : sizeof(r->owner) - 1;
+  if (rl)
+    memcpy(r->owner, m->opts.region.ptr, rl);
+  r->owner[rl] = '\0';
   r->timeout_ms = m->opts.timeout_ms ? m->opts.timeout_ms : n->timeout_ms;
   r->deadline_ms = r->start_ms + r->timeout_ms;
   r->klen = m->key.len;
@@ -185,10 +382,41 @@ static void coord__put_reply(node *n, core_req *r) {
 
 /* Decides a put: replies when W, DW and PW are met, fails when they no
  * longer can be. Frees r when it is decided. */
+/* Judges the regional parts of a put's W, DW and PW: 1 met, -1 lost (msg
+ * says where), 0 undecided. Levels that are not regional count as met. */
+static int coord__put_regions(node *n, core_req *r, char *msg,
+                              size_t msglen) {
+  int32_t qs[3] = {r->opts.w, r->opts.dw, r->opts.pw};
+  static const char *const names[3] = {"w", "dw", "pw"};
+  if (!coord__regional(qs[0]) && !coord__regional(qs[1]) &&
+      !coord__regional(qs[2]))
+    return 1;
+  coord__tally t;
+  coord__tally_of(n, r, &t);
+  int res = 1;
+  for (int i = 0; i < 3; i++) {
+    if (!coord__regional(qs[i]))
+      continue;
+    int j = coord__judge(&t, qs[i], i == 2, false, names[i],
+                         "acknowledged the write", msg, msglen);
+    if (j < 0)
+      return -1;
+    if (j == 0)
+      res = 0;
+  }
+  return res;
+}
+
 static void coord__put_check(node *n, core_req *r) {
   uint32_t waiting = coord__waiting(r);
   if (!r->replied) {
-    if (r->acks >= r->need && r->dw_acks >= r->need_dw &&
+    char rmsg[WIRE_ERRMSG_MAX];
+    int regions = coord__put_regions(n, r, rmsg, sizeof(rmsg));
+    if (regions < 0) {
+      coord__fail(n, r, KV_EQUORUM, rmsg);
+      return;
+    }
+    if (regions > 0 && r->acks >= r->need && r->dw_acks >= r->need_dw &&
         r->p_acks >= r->need_p) {
       coord__put_reply(n, r);
       if (!r->is_delete) {
@@ -268,10 +496,16 @@ static void coord__floor_bump(node *n, const obj *o) {
 /* Forwards a client write to an alive primary that coordinates it. */
 static void coord__forward(node *n, core_req *r, const wire_msg *m,
                            bool is_delete) {
+  /* A primary in the local region first, so the write is coordinated
+   * next to its client; else any alive primary. */
+  const char *local = coord__local_region(n, r);
   int ti = -1;
-  for (uint32_t i = 0; i < r->ntargets && ti < 0; i++)
-    if (r->targets[i].alive && !r->targets[i].self)
-      ti = (int)i;
+  for (int pass = 0; pass < 2 && ti < 0; pass++)
+    for (uint32_t i = 0; i < r->ntargets && ti < 0; i++)
+      if (r->targets[i].alive && !r->targets[i].self &&
+          (pass == 1 ||
+           strcmp(coord__target_region(n, &r->targets[i]), local) == 0))
+        ti = (int)i;
   if (ti < 0) {
     n->stats.unavailable++;
     coord__fail(n, r, KV_EUNAVAIL, "no replica of this key is up");
@@ -288,6 +522,9 @@ static void coord__forward(node *n, core_req *r, const wire_msg *m,
   f.value = m->value;
   f.context = m->context;
   f.opts = m->opts;
+  /* The coordinator judges local levels by our local region. */
+  f.opts.region.ptr = (const uint8_t *)local;
+  f.opts.region.len = strlen(local);
   f.flags = is_delete ? WIRE_COORD_DELETE : 0;
   wire_encode(&n->out, &f);
   coord__send_target(n, r, 0);
@@ -330,11 +567,14 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     return;
   }
   char err[WIRE_ERRMSG_MAX];
-  if (coord__level("w", m->opts.w, n->def_w, nrep, &r->need, err,
+  coord__tally tally;
+  coord__tally_of(n, r, &tally);
+  if (coord__level("w", m->opts.w, n->def_w, nrep, &tally, &r->need, err,
                    sizeof(err)) ||
-      coord__level("dw", m->opts.dw, 0, nrep, &r->need_dw, err,
+      coord__level("dw", m->opts.dw, 0, nrep, &tally, &r->need_dw, err,
                    sizeof(err)) ||
-      coord__level("pw", m->opts.pw, 0, nrep, &r->need_p, err, sizeof(err))) {
+      coord__level("pw", m->opts.pw, 0, nrep, &tally, &r->need_p, err,
+                   sizeof(err))) {
     coord__fail(n, r, KV_EINVAL, err);
     return;
   }
@@ -349,6 +589,18 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   if (self < 0 && !from_peer) {
     coord__forward(n, r, m, is_delete);
     return;
+  }
+  /* Regional levels first: their message names the region. */
+  static const char *const put_names[3] = {"w", "dw", "pw"};
+  int32_t put_qs[3] = {m->opts.w, m->opts.dw, m->opts.pw};
+  for (int i = 0; i < 3; i++) {
+    if (coord__regional(put_qs[i]) &&
+        coord__judge(&tally, put_qs[i], i == 2, true, put_names[i], "",
+                     err, sizeof(err)) < 0) {
+      n->stats.unavailable++;
+      coord__fail(n, r, KV_EUNAVAIL, err);
+      return;
+    }
   }
   uint32_t alive = coord__alive(r);
   uint32_t alive_p = coord__alive_primaries(r);
@@ -594,10 +846,39 @@ static void coord__read_repair(node *n, core_req *r) {
   kvbuf_free(&enc);
 }
 
+/* Judges the regional parts of a get's R and PR, as coord__put_regions. */
+static int coord__get_regions(node *n, core_req *r, char *msg,
+                              size_t msglen) {
+  int32_t qs[2] = {r->opts.r, r->opts.pr};
+  static const char *const names[2] = {"r", "pr"};
+  if (!coord__regional(qs[0]) && !coord__regional(qs[1]))
+    return 1;
+  coord__tally t;
+  coord__tally_of(n, r, &t);
+  int res = 1;
+  for (int i = 0; i < 2; i++) {
+    if (!coord__regional(qs[i]))
+      continue;
+    int j = coord__judge(&t, qs[i], i == 1, false, names[i],
+                         "answered the read", msg, msglen);
+    if (j < 0)
+      return -1;
+    if (j == 0)
+      res = 0;
+  }
+  return res;
+}
+
 static void coord__get_check(node *n, core_req *r) {
   uint32_t waiting = coord__waiting(r);
   if (!r->replied) {
-    if (r->acks >= r->need && r->p_acks >= r->need_p) {
+    char rmsg[WIRE_ERRMSG_MAX];
+    int regions = coord__get_regions(n, r, rmsg, sizeof(rmsg));
+    if (regions < 0) {
+      coord__fail(n, r, KV_EQUORUM, rmsg);
+      return;
+    }
+    if (regions > 0 && r->acks >= r->need && r->p_acks >= r->need_p) {
       if (coord__merge(r)) {
         coord__fail(n, r, KV_ENOMEM, "out of memory");
         return;
@@ -664,14 +945,28 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
     return;
   }
   char err[WIRE_ERRMSG_MAX];
-  if (coord__level("r", m->opts.r, n->def_r, nrep, &r->need, err,
+  coord__tally tally;
+  coord__tally_of(n, r, &tally);
+  if (coord__level("r", m->opts.r, n->def_r, nrep, &tally, &r->need, err,
                    sizeof(err)) ||
-      coord__level("pr", m->opts.pr, 0, nrep, &r->need_p, err, sizeof(err))) {
+      coord__level("pr", m->opts.pr, 0, nrep, &tally, &r->need_p, err,
+                   sizeof(err))) {
     coord__fail(n, r, KV_EINVAL, err);
     return;
   }
   if (r->need == 0)
     r->need = 1;
+  /* Regional levels first: their message names the region. */
+  if ((coord__regional(m->opts.r) &&
+       coord__judge(&tally, m->opts.r, false, true, "r", "", err,
+                    sizeof(err)) < 0) ||
+      (coord__regional(m->opts.pr) &&
+       coord__judge(&tally, m->opts.pr, true, true, "pr", "", err,
+                    sizeof(err)) < 0)) {
+    n->stats.unavailable++;
+    coord__fail(n, r, KV_EUNAVAIL, err);
+    return;
+  }
   uint32_t alive = coord__alive(r);
   uint32_t need_up = r->need > r->need_p ? r->need : r->need_p;
   if (alive < need_up) {
@@ -809,6 +1104,33 @@ void coord_conn_closed(node *n, uint64_t conn) {
   }
 }
 
+/* The message of a put or get that timed out: how many answered, and for
+ * a regional level which region fell short. */
+static void coord__timeout_msg(node *n, core_req *r, const char *verb,
+                               char *msg, size_t msglen) {
+  bool put = r->kind == CORE_REQ_PUT;
+  int32_t qs[3] = {put ? r->opts.w : r->opts.r, put ? r->opts.dw : 0,
+                   put ? r->opts.pw : r->opts.pr};
+  char where[WIRE_ERRMSG_MAX] = "";
+  for (int i = 0; i < 3 && !where[0]; i++) {
+    if (!coord__regional(qs[i]))
+      continue;
+    coord__tally t;
+    coord__tally_of(n, r, &t);
+    char shortfall[WIRE_ERRMSG_MAX / 2];
+    coord__shortfall(&t, qs[i], i == 2, shortfall, sizeof(shortfall));
+    if (shortfall[0])
+      snprintf(where, sizeof(where), "%s (%s) %s within %u ms", shortfall,
+               coord__level_name(qs[i]), verb, r->timeout_ms);
+  }
+  if (where[0])
+    snprintf(msg, msglen, "%s", where);
+  else
+    snprintf(msg, msglen,
+             "only %u of %u required replicas %s within %u ms", r->acks,
+             r->need, verb, r->timeout_ms);
+}
+
 void coord_tick(node *n, uint64_t now) {
   core_req *next;
   char msg[WIRE_ERRMSG_MAX];
@@ -823,10 +1145,7 @@ void coord_tick(node *n, uint64_t now) {
         break;
       }
       n->stats.timeouts++;
-      snprintf(msg, sizeof(msg),
-               "only %u of %u required replicas acknowledged the write "
-               "within %u ms",
-               r->acks, r->need, r->timeout_ms);
+      coord__timeout_msg(n, r, "acknowledged the write", msg, sizeof(msg));
       coord__fail(n, r, KV_ETIMEDOUT, msg);
       break;
     case CORE_REQ_GET:
@@ -839,10 +1158,7 @@ void coord_tick(node *n, uint64_t now) {
         break;
       }
       n->stats.timeouts++;
-      snprintf(msg, sizeof(msg),
-               "only %u of %u required replicas answered the read within "
-               "%u ms",
-               r->acks, r->need, r->timeout_ms);
+      coord__timeout_msg(n, r, "answered the read", msg, sizeof(msg));
       coord__fail(n, r, KV_ETIMEDOUT, msg);
       break;
     case CORE_REQ_FWD:

@@ -136,6 +136,10 @@ typedef struct node_config {
   uint64_t incarnation;
   uint32_t q;          /* partitions for a new cluster */
   uint32_t n, r, w;    /* cluster defaults */
+  /* Replicas per region for a new cluster (--replicas); nreplicas == 0:
+   * n replicas over the whole cluster. */
+  const gossip_replicas *replicas;
+  size_t nreplicas;
   uint32_t timeout_ms; /* default request timeout */
   uint32_t gossip_interval_ms;
   double phi_threshold;

@@ -36,6 +36,11 @@ static void main__usage(FILE *f) {
 "Cluster settings (used when this node creates a new cluster):\n"
 "  --partitions Q       partitions of the ring, a power of two (default 64)\n"
 "  --n N                replicas of every key (default 3)\n"
+"  --replicas REGION=N,...  replicas per region instead of --n, like\n"
+"                       Cassandra's NetworkTopologyStrategy: e.g.\n"
+"                       us-east=3,eu-west=3 keeps 3 copies of every key in\n"
+"                       each of the two regions (at most %d regions, %u\n"
+"                       replicas in all); nodes of other regions hold none\n"
 "\n"
 "Request defaults (every request may choose its own):\n"
 "  --r R                replicas that must answer a read (default 2)\n"
@@ -49,6 +54,8 @@ static void main__usage(FILE *f) {
 "  --gossip-interval-ms MS  gossip round period (default 1000)\n"
 "  --phi-threshold PHI  failure detector threshold (default 8)\n"
 "  --write-buffer-mb MB RocksDB memtable size (default 64)\n"
+"  --cache-mb MB        cache of stored objects in front of RocksDB\n"
+"                       (default 256; 0 turns it off)\n"
 "\n"
 "Repair (see docs/operations.md):\n"
 "  --aae-interval-ms MS     one anti-entropy tree exchange per interval\n"
@@ -65,7 +72,8 @@ static void main__usage(FILE *f) {
 "  --help               this text\n"
 "\n"
 "kvorumd stops cleanly on SIGTERM or SIGINT: staged writes are committed\n"
-"and the database closed. Logs are key=value lines on stderr.\n");
+"and the database closed. Logs are key=value lines on stderr.\n",
+      RING_REGIONS_MAX, NODE_FANOUT_MAX);
 }
 
 /* Parses an unsigned number in [lo, hi]. Returns 0 or -1. */
@@ -112,12 +120,66 @@ static int main__name_ok(const char *flag, const char *s, bool empty_ok) {
   return 0;
 }
 
+/* Parses --replicas "REGION=N,REGION=N" into out (names point into buf,
+ * which holds a copy of s). Returns the number of regions, or -1 with a
+ * message on stderr. */
+static int main__replicas(const char *s, char *buf, size_t buflen,
+                          gossip_replicas *out, uint32_t *total) {
+  if (strlen(s) >= buflen) {
+    fprintf(stderr, "kvorumd: --replicas is too long\n");
+    return -1;
+  }
+  snprintf(buf, buflen, "%s", s);
+  int cnt = 0;
+  *total = 0;
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ",", &save); tok;
+       tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '=');
+    if (!eq) {
+      fprintf(stderr, "kvorumd: --replicas wants REGION=N,..., not '%s'\n",
+              tok);
+      return -1;
+    }
+    *eq = '\0';
+    unsigned long long v;
+    if (main__name_ok("--replicas region", tok, false) ||
+        main__num("--replicas count", eq + 1, 1, NODE_FANOUT_MAX, &v))
+      return -1;
+    for (int i = 0; i < cnt; i++)
+      if (strcmp(out[i].region, tok) == 0) {
+        fprintf(stderr, "kvorumd: --replicas names region '%s' twice\n",
+                tok);
+        return -1;
+      }
+    if (cnt == RING_REGIONS_MAX) {
+      fprintf(stderr, "kvorumd: --replicas takes at most %d regions\n",
+              RING_REGIONS_MAX);
+      return -1;
+    }
+    out[cnt].region = tok;
+    out[cnt].n = (uint32_t)v;
+    *total += (uint32_t)v;
+    cnt++;
+  }
+  if (cnt == 0) {
+    fprintf(stderr, "kvorumd: --replicas wants REGION=N,..., not '%s'\n", s);
+    return -1;
+  }
+  if (*total > NODE_FANOUT_MAX) {
+    fprintf(stderr, "kvorumd: --replicas asks for %u replicas in all; at "
+            "most %u are supported\n", *total, NODE_FANOUT_MAX);
+    return -1;
+  }
+  return cnt;
+}
+
 int main(int argc, char **argv) {
   enum {
     O_ID = 1000, O_LISTEN, O_PEER, O_DATA, O_SEEDS, O_REGION, O_ZONE,
     O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_VALUE_MAX, O_SIB_MAX, O_GOSSIP,
     O_PHI, O_WBUF, O_LOG, O_HELP, O_AAE, O_HINT, O_HANDOFF, O_GRACE,
-    O_HINTS_MAX
+    O_HINTS_MAX, O_REPLICAS, O_CACHE
   };
   static const struct option opts[] = {
       {"id", required_argument, 0, O_ID},
@@ -129,6 +191,7 @@ int main(int argc, char **argv) {
       {"zone", required_argument, 0, O_ZONE},
       {"partitions", required_argument, 0, O_PARTS},
       {"n", required_argument, 0, O_N},
+      {"replicas", required_argument, 0, O_REPLICAS},
       {"r", required_argument, 0, O_R},
       {"w", required_argument, 0, O_W},
       {"timeout-ms", required_argument, 0, O_TIMEOUT},
@@ -143,6 +206,7 @@ int main(int argc, char **argv) {
       {"handoff-interval-ms", required_argument, 0, O_HANDOFF},
       {"tombstone-grace-ms", required_argument, 0, O_GRACE},
       {"hints-max", required_argument, 0, O_HINTS_MAX},
+      {"cache-mb", required_argument, 0, O_CACHE},
       {"help", no_argument, 0, O_HELP},
       {0, 0, 0, 0},
   };
@@ -154,7 +218,13 @@ int main(int argc, char **argv) {
   double phi = 8.0;
   unsigned long long aae_ms = 10000, hint_ms = 1000, handoff_ms = 1000;
   unsigned long long grace_ms = 86400000ull, hints_max = 1000000ull;
+  unsigned long long cache_mb = 256;
   node_log_level lvl = NODE_LOG_INFO;
+  bool n_given = false;
+  char replicas_buf[RING_REGIONS_MAX * (RING_NAME_MAX + 8)];
+  gossip_replicas replicas[RING_REGIONS_MAX];
+  int nreplicas = 0;
+  uint32_t replicas_total = 0;
 
   opterr = 0;
   int c;
@@ -175,7 +245,15 @@ int main(int argc, char **argv) {
         bad = 1;
       }
       break;
-    case O_N: bad = main__num("--n", optarg, 1, NODE_FANOUT_MAX, &n); break;
+    case O_N:
+      bad = main__num("--n", optarg, 1, NODE_FANOUT_MAX, &n);
+      n_given = true;
+      break;
+    case O_REPLICAS:
+      nreplicas = main__replicas(optarg, replicas_buf, sizeof(replicas_buf),
+                                 replicas, &replicas_total);
+      bad = nreplicas < 0;
+      break;
     case O_R: bad = main__num("--r", optarg, 1, NODE_FANOUT_MAX, &r); break;
     case O_W: bad = main__num("--w", optarg, 1, NODE_FANOUT_MAX, &w); break;
     case O_TIMEOUT: bad = main__num("--timeout-ms", optarg, 1, 3600000, &timeout); break;
@@ -189,6 +267,7 @@ int main(int argc, char **argv) {
     case O_HANDOFF: bad = main__num("--handoff-interval-ms", optarg, 1, 86400000, &handoff_ms); break;
     case O_GRACE: bad = main__num("--tombstone-grace-ms", optarg, 1, 365ull * 86400000ull, &grace_ms); break;
     case O_HINTS_MAX: bad = main__num("--hints-max", optarg, 1, 1000000000ull, &hints_max); break;
+    case O_CACHE: bad = main__num("--cache-mb", optarg, 0, 1048576, &cache_mb); break;
     case O_WBUF: bad = main__num("--write-buffer-mb", optarg, 1, 65536, &wbuf); break;
     case O_PHI: {
       char *end;
@@ -231,7 +310,17 @@ int main(int argc, char **argv) {
             "--help' for the flags.\n", argv[optind]);
     return 2;
   }
-  if (r > n || w > n) {
+  if (n_given && nreplicas > 0) {
+    fprintf(stderr, "kvorumd: --n and --replicas exclude each other: --n is "
+            "the one-region shorthand of --replicas\n");
+    return 2;
+  }
+  if (nreplicas > 0 && (r > replicas_total || w > replicas_total)) {
+    fprintf(stderr, "kvorumd: --r and --w cannot exceed the %u replicas "
+            "--replicas asks for\n", replicas_total);
+    return 2;
+  }
+  if (nreplicas == 0 && (r > n || w > n)) {
     fprintf(stderr, "kvorumd: --r and --w cannot exceed --n (%llu)\n", n);
     return 2;
   }
@@ -271,6 +360,8 @@ int main(int argc, char **argv) {
   cfg.core.nseeds = nseeds;
   cfg.core.q = (uint32_t)q;
   cfg.core.n = (uint32_t)n;
+  cfg.core.replicas = nreplicas > 0 ? replicas : NULL;
+  cfg.core.nreplicas = nreplicas > 0 ? (size_t)nreplicas : 0;
   cfg.core.r = (uint32_t)r;
   cfg.core.w = (uint32_t)w;
   cfg.core.timeout_ms = (uint32_t)timeout;
@@ -289,6 +380,7 @@ int main(int argc, char **argv) {
   cfg.core.hints_max = hints_max;
   cfg.data_dir = data;
   cfg.write_buffer_mb = (size_t)wbuf;
+  cfg.cache_mb = (size_t)cache_mb;
   int rc = uvn_run(&cfg);
   return rc ? 1 : 0;
 }

@@ -847,7 +847,9 @@ int uvn_run(uvn_config *cfg) {
   char err[512];
   bool fresh = false;
   store_config sc = {.dir = cfg->data_dir,
-                     .write_buffer_mb = cfg->write_buffer_mb};
+                     .write_buffer_mb = cfg->write_buffer_mb,
+                     .object_cache_mb = cfg->cache_mb,
+                     .object_cache_off = cfg->cache_mb == 0};
   rc = store_open(&sc, &u->st, &fresh, err, sizeof(err));
   if (rc) {
     fprintf(stderr, "kvorumd: %s\n", err);

@@ -14,6 +14,7 @@ typedef struct uvn_config {
   node_config core;        /* core settings (addresses, ring, quorum) */
   const char *data_dir;
   size_t write_buffer_mb;
+  size_t cache_mb;         /* object cache; 0 = none */
   uint32_t tick_ms;        /* core tick period; default 10 */
   size_t conn_out_max;     /* bytes queued per connection before it is
                               closed as too slow; default 64 MiB */

@@ -27,11 +27,13 @@
 #include <unistd.h>
 
 #include "../client/proto/kv_err.h"
+#include "cache.h"
 
 #define STORE_ERRMSG_MAX 512
 #define STORE_PATH_MAX 4096
-#define STORE_WRITE_BUFFER_MB_DEFAULT 64
+#define STORE_WRITE_BUFFER_MB_DEFAULT 8
 #define STORE_BLOCK_CACHE_MB_DEFAULT 128
+#define STORE_OBJECT_CACHE_MB_DEFAULT 256
 #define STORE_PARALLELISM 2
 #define STORE_BLOOM_BITS_PER_KEY 10.0
 #define STORE_PREFIX_LEN 2
@@ -62,6 +64,8 @@ struct store {
   rocksdb_writeoptions_t *wo;      /* WAL written, not fsynced */
   rocksdb_writeoptions_t *wo_sync; /* fsynced (meta) */
   rocksdb_readoptions_t *ro;
+  /* Committed objects, write-through (loop thread only). */
+  kvcache *ocache;
   /* Group commit (loop thread only). */
   rocksdb_writebatch_t *batch;
   size_t staged;
@@ -276,6 +280,7 @@ static void store__destroy(store *s) {
     rocksdb_writeoptions_destroy(s->wo_sync);
   if (s->ro)
     rocksdb_readoptions_destroy(s->ro);
+  kvcache_free(s->ocache);
   if (s->opts)
     rocksdb_options_destroy(s->opts);
   if (s->bbto)
@@ -313,6 +318,11 @@ static void store__options(store *s, const store_config *cfg) {
   s->wo_sync = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(s->wo_sync, 1);
   s->ro = rocksdb_readoptions_create();
+  if (!cfg->object_cache_off) {
+    size_t oc = cfg->object_cache_mb ? cfg->object_cache_mb
+                                     : STORE_OBJECT_CACHE_MB_DEFAULT;
+    s->ocache = kvcache_new(oc * 1024 * 1024);
+  }
   s->batch = rocksdb_writebatch_create();
 }
 
@@ -434,7 +444,22 @@ int store_get(store *s, uint32_t part, const void *key, size_t klen,
     *vlen = st->vlen;
     return 0;
   }
-  return store__get(s, STORE_CF_DEFAULT, klen, val, vlen, "read failed");
+  const uint8_t *cv;
+  size_t cl;
+  if (s->ocache && kvcache_get(s->ocache, s->kbuf, klen, &cv, &cl)) {
+    uint8_t *v = malloc(cl ? cl : 1);
+    if (!v)
+      return KV_ENOMEM;
+    if (cl)
+      memcpy(v, cv, cl);
+    *val = v;
+    *vlen = cl;
+    return 0;
+  }
+  rc = store__get(s, STORE_CF_DEFAULT, klen, val, vlen, "read failed");
+  if (rc == 0 && s->ocache)
+    kvcache_put(s->ocache, s->kbuf, klen, *val, *vlen);
+  return rc;
 }
 
 int store_stage_put(store *s, uint32_t part, const void *key, size_t klen,
@@ -474,6 +499,19 @@ int store_commit(store *s) {
   rocksdb_write(s->db, s->wo, s->batch, &e);
   /* Committed or failed as a whole: either way the batch is done with. */
   rocksdb_writebatch_clear(s->batch);
+  /* What was committed becomes what the cache holds. */
+  for (size_t i = 0; i < s->slots_cap && s->ocache; i++) {
+    store__staged *st = &s->slots[i];
+    if (!st->key)
+      continue;
+    if (st->deleted || e) {
+      kvcache_del(s->ocache, st->key, st->klen);
+      continue;
+    }
+    kvcache_put_owned(s->ocache, st->key, st->klen, st->vlen);
+    memset(st, 0, sizeof(*st));
+    s->slots_used--;
+  }
   store__overlay_clear(s);
   s->staged = 0;
   return e ? store__error(s, e, "write failed") : 0;
@@ -606,6 +644,8 @@ int store_drop_partition(store *s, uint32_t part) {
   }
   store__prefix(lo, part);
   store__prefix(hi, part + 1);
+  if (s->ocache)
+    kvcache_del_prefix(s->ocache, lo, sizeof(lo));
   char *e = NULL;
   rocksdb_delete_range_cf(s->db, s->wo, s->cf[STORE_CF_DEFAULT],
                           (const char *)lo, sizeof(lo), (const char *)hi,

@@ -13,6 +13,10 @@
  * fsynced: survives a killed process); store_sync fsyncs the WAL and is the
  * one call meant to run off the event loop, on another thread.
  *
+ * Reads of committed objects go through a byte-bounded cache (cache.h)
+ * kept write-through by store_commit, so a working set that fits in memory
+ * is served without RocksDB's memtable and block lookups.
+ *
  * RocksDB's errptr strings become KV_E* codes and a message in exactly one
  * place (store.c). Not thread-safe except store_sync, which may run on a
  * worker thread concurrently with everything but store_close.
@@ -34,8 +38,11 @@ typedef struct store store; /* opaque */
 
 typedef struct store_config {
   const char *dir;         /* data directory; created if missing */
-  size_t write_buffer_mb;  /* memtable size; 0 = default 64 */
+  size_t write_buffer_mb;  /* memtable size; 0 = default 8 */
   size_t block_cache_mb;   /* 0 = default 128 */
+  size_t object_cache_mb;  /* cache of committed objects in front of
+                              RocksDB; 0 = default 256 */
+  bool object_cache_off;   /* no object cache at all */
 } store_config;
 
 /* Opens (creating if needed) the database in cfg->dir. Returns 0 and *out,

@@ -53,7 +53,7 @@ static void main__usage(FILE *f) {
 "                       context are refused (default 100; warning at 25)\n"
 "  --gossip-interval-ms MS  gossip round period (default 1000)\n"
 "  --phi-threshold PHI  failure detector threshold (default 8)\n"
-"  --write-buffer-mb MB RocksDB memtable size (default 64)\n"
+"  --write-buffer-mb MB RocksDB memtable size (default 8)\n"
 "  --cache-mb MB        cache of stored objects in front of RocksDB\n"
 "                       (default 256; 0 turns it off)\n"
 "\n"
@@ -214,7 +214,7 @@ int main(int argc, char **argv) {
   const char *data = NULL, *seeds = NULL, *region = "default", *zone = "";
   unsigned long long q = RING_Q_DEFAULT, n = 3, r = 2, w = 2;
   unsigned long long timeout = 5000, value_max = KV_VALUE_MAX_DEFAULT;
-  unsigned long long sib_max = 100, gossip_ms = 1000, wbuf = 64;
+  unsigned long long sib_max = 100, gossip_ms = 1000, wbuf = 8;
   double phi = 8.0;
   unsigned long long aae_ms = 10000, hint_ms = 1000, handoff_ms = 1000;
   unsigned long long grace_ms = 86400000ull, hints_max = 1000000ull;

@@ -56,6 +56,12 @@ typedef struct sim_config {
   uint32_t handoff_interval_ms; /* 0: the core's default */
   uint64_t tombstone_grace_ms;  /* 0: the core's default (one day) */
   uint32_t fsync_min_ms, fsync_max_ms; /* simulated fsync delay (1..5) */
+  /* Regions: the region of each node (NULL: "default"), and replicas per
+   * region for the ring (nreplicas 0: n over the cluster). The strings and
+   * the array must outlive the sim (restarts read them again). */
+  const char *regions[SIM_NODES_MAX];
+  const gossip_replicas *replicas;
+  size_t nreplicas;
   node_log_level log_level;     /* what the cores log (WARN) */
   bool verbose;                 /* print logs and harness events */
 } sim_config;

@@ -326,6 +326,28 @@ static void store__options(store *s, const store_config *cfg) {
   s->batch = rocksdb_writebatch_create();
 }
 
+/* Creates dir and any missing parents (mkdir -p). Returns 0 or -1 with
+ * errno set. */
+static int store__mkdirs(const char *dir) {
+  char path[STORE_PATH_MAX];
+  size_t n = strlen(dir);
+  if (n == 0 || n >= sizeof(path)) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(path, dir, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (path[i] != '/' && path[i] != '\0')
+      continue;
+    char c = path[i];
+    path[i] = '\0';
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+      return -1;
+    path[i] = c;
+  }
+  return 0;
+}
+
 int store_open(const store_config *cfg, store **out, bool *fresh, char *err,
                size_t errlen) {
   char path[STORE_PATH_MAX];
@@ -349,7 +371,7 @@ int store_open(const store_config *cfg, store **out, bool *fresh, char *err,
   }
   pthread_mutex_init(&s->err_mu, NULL);
   snprintf(s->errmsg, sizeof(s->errmsg), "no error");
-  if (mkdir(cfg->dir, 0755) != 0 && errno != EEXIST) {
+  if (store__mkdirs(cfg->dir) != 0) {
     int e = errno;
     snprintf(err, errlen, "cannot create data directory %s: %s", cfg->dir,
              strerror(e));

@@ -67,11 +67,10 @@ static const char *coord__target_region(node *n, const core_target *t) {
   return m ? m->region : "";
 }
 
-/* The local region of r: the client's region when it named one (coord__init
- * keeps it in r->owner, which only HINT requests use otherwise), else this
- * node's. */
+/* The local region of r: the client's region when it named one (kept by
+ * coord__init in r->region), else this node's. */
 static const char *coord__local_region(node *n, const core_req *r) {
-  return r->owner[0] ? r->owner : n->region;
+  return r->region[0] ? r->region : n->region;
 }
 
 static coord__region *coord__region_of(coord__tally *t, const char *name) {
@@ -331,14 +330,14 @@ static int coord__init(node *n, core_req *r, uint64_t conn,
   r->conn = conn;
   r->reply_id = m->req_id;
   r->opts = m->opts;
-  r->opts.region.ptr = NULL; /* points into the frame; copied to owner */
+  r->opts.region.ptr = NULL; /* points into the frame; copied to region */
   r->opts.region.len = 0;
-  size_t rl = m->opts.region.len < sizeof(r->owner) - 1
+  size_t rl = m->opts.region.len < sizeof(r->region) - 1
                   ? m->opts.region.len
-                  : sizeof(r->owner) - 1;
+                  : sizeof(r->region) - 1;
   if (rl)
-    memcpy(r->owner, m->opts.region.ptr, rl);
-  r->owner[rl] = '\0';
+    memcpy(r->region, m->opts.region.ptr, rl);
+  r->region[rl] = '\0';
   r->timeout_ms = m->opts.timeout_ms ? m->opts.timeout_ms : n->timeout_ms;
   r->deadline_ms = r->start_ms + r->timeout_ms;
   r->klen = m->key.len;

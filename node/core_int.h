@@ -130,6 +130,8 @@ typedef struct core_req {
   uint64_t hash;       /* HINT: hash of the hint sent; REAP: unused */
   uint32_t aux;        /* HANDOFF: transfer index; AAE: phase */
   char owner[RING_NAME_MAX]; /* HINT: the owner */
+  char region[RING_NAME_MAX]; /* PUT/GET: the client's region ("" = the
+                                 coordinator's), for local levels */
 } core_req;
 
 typedef struct core_stats {

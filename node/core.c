@@ -349,10 +349,22 @@ static void core__admin_ring(node *n, msgpack_packer *pk) {
   const ring *rg = gossip_ring(n->gossip);
   uint32_t q = ring_q(rg);
   size_t nn = ring_node_count(rg);
-  msgpack_pack_map(pk, 5);
+  size_t nreg = ring_region_count(rg);
+  uint32_t n_total = ring_n(rg);
+  if (nreg) {
+    n_total = 0;
+    for (size_t i = 0; i < nreg; i++)
+      n_total += ring_region_replicas(rg, i);
+  }
+  msgpack_pack_map(pk, 6);
   core__pack_kv_u64(pk, "version", ring_version(rg));
   core__pack_kv_u64(pk, "q", q);
-  core__pack_kv_u64(pk, "n", ring_n(rg));
+  core__pack_kv_u64(pk, "n", n_total);
+  /* Replicas per region ({} when the cluster uses plain n). */
+  mp_pack_cstr(pk, "replicas");
+  msgpack_pack_map(pk, nreg);
+  for (size_t i = 0; i < nreg; i++)
+    core__pack_kv_u64(pk, ring_region_name(rg, i), ring_region_replicas(rg, i));
   mp_pack_cstr(pk, "nodes");
   msgpack_pack_array(pk, nn);
   for (size_t i = 0; i < nn; i++) {

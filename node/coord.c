@@ -876,7 +876,32 @@ static int coord__get_regions(node *n, core_req *r, char *msg,
   return res;
 }
 
+/* Sends REPL_GET to target i of r. */
+static void coord__ask(node *n, core_req *r, uint32_t i) {
+  wire_msg rg = {.type = WIRE_REPL_GET, .req_id = core__req_wire_id(r, i)};
+  rg.key.ptr = r->key;
+  rg.key.len = r->klen;
+  wire_encode(&n->out, &rg);
+  coord__send_target(n, r, i);
+}
+
+/* A read that can no longer reach R with the replicas it asked asks its
+ * spares, one per missing answer. */
+static void coord__ask_spares(node *n, core_req *r) {
+  if (!r->spares || r->replied)
+    return;
+  uint32_t want = r->need > r->need_p ? r->need : r->need_p;
+  for (uint32_t i = 0; i < r->ntargets; i++) {
+    if (r->acks + coord__waiting(r) >= want)
+      return;
+    core_target *t = &r->targets[i];
+    if (t->state == CORE_T_IDLE && t->alive && !t->self)
+      coord__ask(n, r, i);
+  }
+}
+
 static void coord__get_check(node *n, core_req *r) {
+  coord__ask_spares(n, r);
   uint32_t waiting = coord__waiting(r);
   if (!r->replied) {
     char rmsg[WIRE_ERRMSG_MAX];
@@ -985,6 +1010,15 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
     coord__fail(n, r, KV_EUNAVAIL, err);
     return;
   }
+  /* Ask only as many replicas as R (and PR) need, the local one first, and
+   * keep the rest as spares for failures (as Cassandra does; Riak asks
+   * all N). Read repair then covers the replicas a read asked; anti-entropy
+   * covers the others. Regional levels ask every replica. */
+  int self = coord__self_target(r);
+  r->spares = !coord__regional(m->opts.r) && !coord__regional(m->opts.pr);
+  uint32_t want = r->need > r->need_p ? r->need : r->need_p;
+  uint32_t remote = want - (self >= 0 ? 1u : 0u);
+  uint32_t asked = 0;
   /* Ask the others first, then read locally (which may decide at once). */
   for (uint32_t i = 0; i < r->ntargets; i++) {
     core_target *t = &r->targets[i];
@@ -995,13 +1029,11 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
       r->fails++;
       continue;
     }
-    wire_msg rg = {.type = WIRE_REPL_GET, .req_id = core__req_wire_id(r, i)};
-    rg.key.ptr = r->key;
-    rg.key.len = r->klen;
-    wire_encode(&n->out, &rg);
-    coord__send_target(n, r, i);
+    if (r->spares && asked >= remote)
+      continue; /* a spare: CORE_T_IDLE until needed */
+    coord__ask(n, r, i);
+    asked++;
   }
-  int self = coord__self_target(r);
   if (self >= 0) {
     core_target *t = &r->targets[self];
     int rc = core__local_read(n, r->part, r->key, r->klen, &t->answer, NULL);

@@ -108,6 +108,7 @@ typedef struct core_req {
   bool is_delete;
   bool durable;     /* DW > 0: replicas ack after fsync */
   bool from_peer;   /* reply goes to a peer connection (COORD_PUT) */
+  bool spares;      /* GET: replicas beyond R are asked only on failure */
   uint32_t gen;     /* bumped when the slot is reused */
   uint32_t slot;
   struct core_req *prev, *next; /* active list */

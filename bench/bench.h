@@ -32,6 +32,9 @@
 #define BENCH_DRAIN_MAX_MS 10000 /* wait for stragglers after the run */
 #define BENCH_CTX_MAX (64u << 10) /* largest causal context kept for rmw */
 #define BENCH_SERIES_MAX 86400    /* one point per second at most */
+#define BENCH_REGIONS_MAX 8       /* client groups of --regions */
+#define BENCH_REGION_NAME_MAX 64
+#define BENCH_REGION_HOSTS_MAX 2048 /* one group's "host:port,..." */
 
 /* Consistency levels, as kvorum.h numbers them (checked in drv_native.c). */
 #define BENCH_LVL_ONE (-1)
@@ -42,6 +45,13 @@
 #define BENCH_LVL_EACH_QUORUM (-6)
 
 typedef enum bench_proto { BENCH_NATIVE = 0, BENCH_RESP } bench_proto;
+
+/* One client group of --regions: clients in region name, contacting
+ * hosts. */
+typedef struct bench_region {
+  char name[BENCH_REGION_NAME_MAX];
+  char hosts[BENCH_REGION_HOSTS_MAX];
+} bench_region;
 
 typedef struct bench_opts {
   char hosts_str[BENCH_HOSTS_MAX * BENCH_HOST_LEN_MAX];
@@ -63,7 +73,19 @@ typedef struct bench_opts {
   const char *json_path, *report_path;
   uint64_t seed;
   bool quiet; /* no progress lines (set by tests) */
+  /* --region: the client's region (kv_connect_opts.region; "" = any). */
+  char region[BENCH_REGION_NAME_MAX];
+  /* --regions: one client group per region, run at once; slot i belongs
+   * to group i % nregions (bench_slot_region). nregions 0: one group. */
+  bench_region regions[BENCH_REGIONS_MAX];
+  size_t nregions;
 } bench_opts;
+
+/* The --regions group that request slot belongs to (0 without
+ * --regions). */
+static inline size_t bench_slot_region(const bench_opts *o, uint32_t slot) {
+  return o->nregions ? slot % o->nregions : 0;
+}
 
 /* Parses argv into *o (defaults for what is absent). Returns 0, 1 when
  * --help was asked for (usage printed to out), or KV_EINVAL with a message
@@ -130,11 +152,20 @@ typedef struct bench_stats {
   size_t nseries, series_cap;
   double elapsed_s;
   double throughput_ops_s;
+  /* Per --regions group (nregions 0 without it): latency per op and over
+   * all ops, completed ops and errors. */
+  size_t nregions;
+  hdr_hist *region_op[BENCH_REGIONS_MAX][GEN_OP_COUNT];
+  hdr_hist *region_all[BENCH_REGIONS_MAX];
+  uint64_t region_ops[BENCH_REGIONS_MAX], region_errors[BENCH_REGIONS_MAX];
 } bench_stats;
 
 /* Allocates the histograms of s. Returns 0 or KV_ENOMEM. */
 int bench_stats_init(bench_stats *s, const char *phase);
 void bench_stats_free(bench_stats *s);
+/* Allocates the per-region histograms of s for nregions groups (0: none).
+ * bench_run calls it. Returns 0 or KV_ENOMEM. */
+int bench_stats_regions(bench_stats *s, size_t nregions);
 /* Counts an error of this kind. */
 void bench_stats_error(bench_stats *s, const char *kind);
 

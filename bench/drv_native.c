@@ -4,6 +4,11 @@
  * list at host i % nhosts so the first contacts are spread round robin;
  * each client then routes requests to the key's preference list itself.
  * Requests go round robin over the clients; kv_poll drives them all.
+ * With --region every client says it is in that region. With --regions
+ * client i belongs to group i % nregions: it connects to that group's
+ * hosts (rotated likewise) in that group's region, and a request of slot
+ * s goes round robin over the clients of group s % nregions, so each
+ * group's latency is its own.
  * Depends on bench.h and client/kvorum.h (target kvorum_client).
  */
 #include <stdlib.h>
@@ -25,6 +30,8 @@ _Static_assert(BENCH_LVL_ONE == KV_ONE && BENCH_LVL_QUORUM == KV_QUORUM &&
 typedef struct native__drv {
   kv_client **cs;
   size_t n, next;
+  size_t ngroups;                       /* 1, or --regions' count */
+  size_t next_in[BENCH_REGIONS_MAX];    /* round robin within a group */
   kv_options opts;
   bench_done_fn done;
   void *arg;
@@ -67,20 +74,38 @@ static int native__open(const bench_opts *o, bench_done_fn done, void *arg,
     d->tags[i].d = d;
     d->tags[i].slot = i;
   }
+  d->ngroups = o->nregions ? o->nregions : 1;
   static char hosts[sizeof o->hosts_str];
   for (uint32_t i = 0; i < o->connections; i++) {
-    /* The host list rotated to start at host i % nhosts. */
+    kv_connect_opts copts = {.region = o->region[0] ? o->region : NULL};
     size_t len = 0;
     hosts[0] = '\0';
-    for (size_t h = 0; h < o->nhosts; h++) {
-      const char *name = o->hosts[(i + h) % o->nhosts];
-      int w = snprintf(hosts + len, sizeof hosts - len, "%s%s", h ? "," : "",
-                       name);
-      if (w < 0 || (size_t)w >= sizeof hosts - len)
-        break;
-      len += (size_t)w;
+    if (o->nregions) {
+      /* The group's host list rotated to start at its (i / groups)-th. */
+      const bench_region *g = &o->regions[i % o->nregions];
+      copts.region = g->name;
+      size_t nh = 1, start = (i / o->nregions);
+      for (const char *p = g->hosts; *p; p++)
+        nh += *p == ',';
+      start %= nh;
+      const char *p = g->hosts;
+      for (size_t k = 0; k < start; k++)
+        p = strchr(p, ',') + 1;
+      snprintf(hosts, sizeof hosts, "%s%s%.*s", p, p != g->hosts ? "," : "",
+               (int)(p != g->hosts ? (size_t)(p - g->hosts) - 1 : 0),
+               g->hosts);
+    } else {
+      /* The host list rotated to start at host i % nhosts. */
+      for (size_t h = 0; h < o->nhosts; h++) {
+        const char *name = o->hosts[(i + h) % o->nhosts];
+        int w = snprintf(hosts + len, sizeof hosts - len, "%s%s",
+                         h ? "," : "", name);
+        if (w < 0 || (size_t)w >= sizeof hosts - len)
+          break;
+        len += (size_t)w;
+      }
     }
-    int rc = kv_connect(hosts, NULL, &d->cs[i], err, errlen);
+    int rc = kv_connect(hosts, &copts, &d->cs[i], err, errlen);
     if (rc < 0) {
       native__close(d);
       return rc == KV_ENOMEM ? rc : KV_ECONN;
@@ -103,14 +128,20 @@ static void native__cb(void *arg, int status, const char *errmsg,
              res ? res->context : NULL, res ? res->context_len : 0);
 }
 
-static kv_client *native__pick(native__drv *d) {
-  return d->cs[d->next++ % d->n];
+/* The client for a request of slot: round robin over every client, or
+ * over the clients of the slot's group (i % ngroups == group). */
+static kv_client *native__pick(native__drv *d, uint32_t slot) {
+  if (d->ngroups <= 1)
+    return d->cs[d->next++ % d->n];
+  size_t g = slot % d->ngroups;
+  size_t in_group = (d->n - g + d->ngroups - 1) / d->ngroups;
+  return d->cs[g + d->ngroups * (d->next_in[g]++ % in_group)];
 }
 
 static int native__get(void *dp, uint32_t slot, const char *key,
                        size_t klen) {
   native__drv *d = dp;
-  return kv_get_async(native__pick(d), key, klen, &d->opts, native__cb,
+  return kv_get_async(native__pick(d, slot), key, klen, &d->opts, native__cb,
                       &d->tags[slot]);
 }
 
@@ -118,7 +149,7 @@ static int native__put(void *dp, uint32_t slot, const char *key, size_t klen,
                        const void *val, size_t vlen, const void *ctx,
                        size_t ctx_len) {
   native__drv *d = dp;
-  return kv_put_async(native__pick(d), key, klen, val, vlen, ctx, ctx_len,
+  return kv_put_async(native__pick(d, slot), key, klen, val, vlen, ctx, ctx_len,
                       &d->opts, native__cb, &d->tags[slot]);
 }
 

@@ -25,6 +25,12 @@ static const char bench__usage[] =
     "usage: kvorum-bench [options]\n"
     "  --hosts HOST:PORT[,HOST:PORT...]  servers (default " BENCH_DEFAULT_HOSTS
     ")\n"
+    "  --region NAME                     the client's region: requests go "
+    "to replicas there first\n"
+    "  --regions R1=HOST:PORT[,...];R2=...  one client group per region, "
+    "run at once,\n"
+    "                                    latency reported per region "
+    "(native only)\n"
     "  --protocol native|resp            libkvorum, or Redis GET/SET "
     "(default native)\n"
     "  --workload a|b|c|f|write-only|mix:READ/UPDATE\n"
@@ -205,12 +211,81 @@ static void bench__defaults(bench_opts *o) {
 static const char *const bench__valued[] = {
     "hosts", "workload", "distribution", "keys", "value-size",
     "concurrency", "connections", "duration", "ops", "warmup", "rate", "r",
-    "w", "dw", "protocol", "json", "report", "seed", NULL};
+    "w", "dw", "protocol", "json", "report", "seed", "region", "regions",
+    NULL};
+
+static bool bench__region_name_ok(const char *s, size_t len) {
+  if (len == 0 || len >= BENCH_REGION_NAME_MAX)
+    return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+/* Parses --regions "R1=H:P[,H:P];R2=..." into o->regions and sets
+ * o->hosts_str to every group's hosts (checked later as --hosts is).
+ * Returns 0 or KV_EINVAL with a message. */
+static int bench__regions(bench_opts *o, const char *val, char *err,
+                          size_t errlen) {
+  o->nregions = 0;
+  size_t hl = 0;
+  o->hosts_str[0] = '\0';
+  const char *p = val;
+  while (*p) {
+    const char *semi = strchr(p, ';');
+    size_t glen = semi ? (size_t)(semi - p) : strlen(p);
+    const char *eq = memchr(p, '=', glen);
+    if (!eq)
+      return bench__fail(err, errlen,
+                         "--regions: expected REGION=HOST:PORT[,HOST:PORT]"
+                         "[;REGION=...], got '%s'", val);
+    size_t nlen = (size_t)(eq - p), hlen = glen - nlen - 1;
+    if (!bench__region_name_ok(p, nlen))
+      return bench__fail(err, errlen,
+                         "--regions: a region name is 1-%d letters, digits, "
+                         "'-', '_' or '.', in '%s'",
+                         BENCH_REGION_NAME_MAX - 1, val);
+    if (hlen == 0 || hlen >= BENCH_REGION_HOSTS_MAX)
+      return bench__fail(err, errlen,
+                         "--regions: region '%.*s' needs 1 to %d bytes of "
+                         "hosts", (int)nlen, p, BENCH_REGION_HOSTS_MAX - 1);
+    if (o->nregions == BENCH_REGIONS_MAX)
+      return bench__fail(err, errlen, "--regions: more than %d regions",
+                         BENCH_REGIONS_MAX);
+    bench_region *g = &o->regions[o->nregions];
+    memcpy(g->name, p, nlen);
+    g->name[nlen] = '\0';
+    memcpy(g->hosts, eq + 1, hlen);
+    g->hosts[hlen] = '\0';
+    for (size_t k = 0; k < o->nregions; k++)
+      if (!strcmp(o->regions[k].name, g->name))
+        return bench__fail(err, errlen, "--regions: region '%s' given twice",
+                           g->name);
+    if (hl + 1 + hlen >= sizeof o->hosts_str)
+      return bench__fail(err, errlen, "--regions: host lists too long");
+    if (hl)
+      o->hosts_str[hl++] = ',';
+    memcpy(o->hosts_str + hl, g->hosts, hlen + 1);
+    hl += hlen;
+    o->nregions++;
+    p += glen;
+    if (*p == ';')
+      p++;
+  }
+  if (o->nregions == 0)
+    return bench__fail(err, errlen, "--regions: no region given");
+  return 0;
+}
 
 int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out,
                      char *err, size_t errlen) {
   bench__defaults(o);
-  bool have_duration = false, have_ops = false;
+  bool have_duration = false, have_ops = false, have_hosts = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
@@ -254,7 +329,22 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out,
     }
     uint64_t u;
     double d;
+    if (!strcmp(name, "region")) {
+      if (!bench__region_name_ok(val, strlen(val)))
+        return bench__fail(err, errlen,
+                           "--region: expected 1-%d letters, digits, '-', "
+                           "'_' or '.', got '%s'",
+                           BENCH_REGION_NAME_MAX - 1, val);
+      snprintf(o->region, sizeof o->region, "%s", val);
+      continue;
+    }
+    if (!strcmp(name, "regions")) {
+      if (bench__regions(o, val, err, errlen) < 0)
+        return KV_EINVAL;
+      continue;
+    }
     if (!strcmp(name, "hosts")) {
+      have_hosts = true;
       if (strlen(val) >= sizeof o->hosts_str)
         return bench__fail(err, errlen, "--hosts: list too long");
       snprintf(o->hosts_str, sizeof o->hosts_str, "%s", val);
@@ -361,6 +451,29 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out,
                        "--duration and --ops exclude each other: give one");
   if (have_ops)
     o->duration_s = 0;
+  if (o->region[0] && o->proto != BENCH_NATIVE)
+    return bench__fail(err, errlen,
+                       "--region needs --protocol native (regions are "
+                       "kvorum's)");
+  if (o->nregions) {
+    if (have_hosts)
+      return bench__fail(err, errlen,
+                         "--hosts and --regions exclude each other: "
+                         "--regions names each region's hosts");
+    if (o->region[0])
+      return bench__fail(err, errlen,
+                         "--region and --regions exclude each other: each "
+                         "group of --regions is in its own region");
+    if (o->proto != BENCH_NATIVE)
+      return bench__fail(err, errlen,
+                         "--regions needs --protocol native (regions are "
+                         "kvorum's)");
+    if (o->connections < o->nregions)
+      return bench__fail(err, errlen,
+                         "--connections (%u) is less than the number of "
+                         "regions (%zu): each region needs one",
+                         o->connections, o->nregions);
+  }
   if (o->connections > o->concurrency)
     return bench__fail(err, errlen,
                        "--connections (%u) is more than --concurrency (%u): "

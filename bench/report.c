@@ -110,6 +110,23 @@ void bench_report_text(FILE *f, const bench_opts *o, const bench_stats *load,
   if (load)
     report__text_phase(f, "load", load);
   report__text_phase(f, "run", run);
+  for (size_t g = 0; g < run->nregions && g < o->nregions; g++) {
+    fprintf(f, "region %s (%s): %llu ops, errors %llu\n", o->regions[g].name,
+            o->regions[g].hosts, (unsigned long long)run->region_ops[g],
+            (unsigned long long)run->region_errors[g]);
+    for (int i = 0; i < GEN_OP_COUNT; i++) {
+      const hdr_hist *h = run->region_op[g][i];
+      if (!h->total)
+        continue;
+      fprintf(f, "  %-7s %10llu %10.0f %10llu %10llu %10llu %10llu %10llu\n",
+              gen_op_name((gen_op)i), (unsigned long long)h->total,
+              hdr_mean(h), (unsigned long long)hdr_percentile(h, 50),
+              (unsigned long long)hdr_percentile(h, 90),
+              (unsigned long long)hdr_percentile(h, 99),
+              (unsigned long long)hdr_percentile(h, 99.9),
+              (unsigned long long)h->max_us);
+    }
+  }
 }
 
 /* ---- JSON ---- */
@@ -128,7 +145,11 @@ static void report__json_hist(FILE *f, const hdr_hist *h) {
           (unsigned long long)h->max_us);
 }
 
-static void report__json_phase(FILE *f, const bench_stats *s, bool load) {
+static void report__json_regions(FILE *f, const bench_opts *o,
+                                 const bench_stats *s, bool load);
+
+static void report__json_phase(FILE *f, const bench_opts *o,
+                               const bench_stats *s, bool load) {
   fprintf(f,
           "\"throughput_ops_s\": %.1f, \"elapsed_s\": %.3f, "
           "\"ops_total\": %llu, \"errors\": %llu, \"not_found\": %llu,\n",
@@ -169,6 +190,40 @@ static void report__json_phase(FILE *f, const bench_stats *s, bool load) {
             (unsigned long long)p->p999_us, (unsigned long long)p->max_us);
   }
   fputs("]", f);
+  report__json_regions(f, o, s, load);
+}
+
+/* "regions": per --regions group, its hosts, counts and latency per op
+ * (the shape of the phase's own "all" and "ops"). Nothing without
+ * --regions. */
+static void report__json_regions(FILE *f, const bench_opts *o,
+                                 const bench_stats *s, bool load) {
+  if (!s->nregions || s->nregions > o->nregions)
+    return;
+  fputs(",\n  \"regions\": {", f);
+  for (size_t g = 0; g < s->nregions; g++) {
+    fputs(g ? ",\n    " : "\n    ", f);
+    report__jstr(f, o->regions[g].name);
+    fputs(": {\"hosts\": ", f);
+    report__jstr(f, o->regions[g].hosts);
+    fprintf(f, ", \"ops_total\": %llu, \"errors\": %llu, \"all\": ",
+            (unsigned long long)s->region_ops[g],
+            (unsigned long long)s->region_errors[g]);
+    report__json_hist(f, s->region_all[g]);
+    fputs(", \"ops\": {", f);
+    bool first = true;
+    for (int i = 0; i < GEN_OP_COUNT; i++) {
+      bool always = !load && (i == GEN_OP_READ || i == GEN_OP_UPDATE);
+      if (!always && !s->region_op[g][i]->total)
+        continue;
+      fprintf(f, "%s\n      \"%s\": ", first ? "" : ",",
+              gen_op_name((gen_op)i));
+      report__json_hist(f, s->region_op[g][i]);
+      first = false;
+    }
+    fputs("}}", f);
+  }
+  fputs("}", f);
 }
 
 int bench_report_json(FILE *f, const bench_opts *o, const bench_stats *load,
@@ -186,7 +241,7 @@ int bench_report_json(FILE *f, const bench_opts *o, const bench_stats *load,
           "\"concurrency\": %u, \"connections\": %u, \"duration_s\": %.3f, "
           "\"ops\": %llu, \"warmup_s\": %.3f, \"rate\": %.1f, "
           "\"r\": \"%s\", \"w\": \"%s\", \"dw\": \"%s\", \"load\": %s, "
-          "\"seed\": %llu},\n  ",
+          "\"seed\": %llu",
           o->mix.read_frac, report__dist(o->dist),
           (unsigned long long)o->keys, o->value_min, o->value_max,
           o->concurrency, o->connections, o->duration_s,
@@ -195,10 +250,16 @@ int bench_report_json(FILE *f, const bench_opts *o, const bench_stats *load,
           bench_level_str(o->w, w, sizeof w),
           bench_level_str(o->dw, dw, sizeof dw), o->load ? "true" : "false",
           (unsigned long long)o->seed);
-  report__json_phase(f, run, false);
+  if (o->region[0]) {
+    /* Only with --region, so other runs keep their shape. */
+    fputs(", \"region\": ", f);
+    report__jstr(f, o->region);
+  }
+  fputs("},\n  ", f);
+  report__json_phase(f, o, run, false);
   if (load) {
     fputs(",\n  \"load\": {", f);
-    report__json_phase(f, load, true);
+    report__json_phase(f, o, load, true);
     fputs("}", f);
   }
   fputs("\n}\n", f);

@@ -79,7 +79,34 @@ void bench_stats_free(bench_stats *s) {
   free(s->all);
   free(s->second);
   free(s->series);
+  for (size_t g = 0; g < BENCH_REGIONS_MAX; g++) {
+    for (int i = 0; i < GEN_OP_COUNT; i++)
+      free(s->region_op[g][i]);
+    free(s->region_all[g]);
+  }
   memset(s, 0, sizeof *s);
+}
+
+int bench_stats_regions(bench_stats *s, size_t nregions) {
+  if (nregions > BENCH_REGIONS_MAX)
+    return KV_EINVAL;
+  for (size_t g = 0; g < nregions; g++) {
+    if (!s->region_all[g])
+      s->region_all[g] = malloc(sizeof(hdr_hist));
+    if (!s->region_all[g])
+      return KV_ENOMEM;
+    hdr_reset(s->region_all[g]);
+    for (int i = 0; i < GEN_OP_COUNT; i++) {
+      if (!s->region_op[g][i])
+        s->region_op[g][i] = malloc(sizeof(hdr_hist));
+      if (!s->region_op[g][i])
+        return KV_ENOMEM;
+      hdr_reset(s->region_op[g][i]);
+    }
+    s->region_ops[g] = s->region_errors[g] = 0;
+  }
+  s->nregions = nregions;
+  return 0;
 }
 
 void bench_stats_error(bench_stats *s, const char *kind) {
@@ -168,6 +195,12 @@ static void bench__finish(bench__runner *r, uint32_t id, int status,
     hdr_record(st->op[s->op], us);
     hdr_record(st->all, us);
     hdr_record(st->second, us);
+    if (st->nregions) {
+      size_t g = bench_slot_region(r->o, id);
+      hdr_record(st->region_op[g][s->op], us);
+      hdr_record(st->region_all[g], us);
+      st->region_ops[g]++;
+    }
     if (!found && s->op == GEN_OP_READ)
       st->not_found++;
     st->ops++;
@@ -175,6 +208,8 @@ static void bench__finish(bench__runner *r, uint32_t id, int status,
   } else {
     bench_stats_error(st, kind ? kind : kv_errname(status));
     r->sec_errors++;
+    if (st->nregions)
+      st->region_errors[bench_slot_region(r->o, id)]++;
   }
   bench__release(r, id);
 }
@@ -195,6 +230,10 @@ static void bench__done(void *arg, uint32_t id, int status, const char *kind,
   if (s->op == GEN_OP_RMW && s->step == 0) {
     if (status == 0) {
       hdr_record(r->st->op[GEN_OP_READ], (now - s->start_ns) / 1000);
+      if (r->st->nregions)
+        hdr_record(r->st->region_op[bench_slot_region(r->o, id)]
+                                   [GEN_OP_READ],
+                   (now - s->start_ns) / 1000);
       if (ctx_len > BENCH_CTX_MAX) {
         bench__finish(r, id, KV_ETOOBIG, "rmw_context_too_big", found, now);
         return;
@@ -442,6 +481,12 @@ int bench_run(const bench_opts *o, const bench_driver *drv, bench_stats *load,
   for (uint32_t i = 0; i < o->concurrency; i++)
     r.free_ids[i] = o->concurrency - 1 - i;
   r.nfree = o->concurrency;
+  if (bench_stats_regions(run, o->nregions) < 0 ||
+      (o->load && bench_stats_regions(load, o->nregions) < 0)) {
+    bench__errf(err, errlen, "out of memory for %zu regions", o->nregions);
+    rc = KV_ENOMEM;
+    goto out;
+  }
   rc = drv->open(o, bench__done, &r, &r.d, err, errlen);
   if (rc < 0)
     goto out;

@@ -112,8 +112,9 @@ try:
     t.check(took is not None,
             f"eu-west holds the writes made while it was paused "
             f"({took and round(took, 1)} s)")
-    t.check(all(c.values(j, "routed", "--local") == ["r"] for j in EU),
-            "eu-west holds the routed write too")
+    took = c.wait_until(lambda: all(c.values(j, "routed", "--local") == ["r"]
+                                    for j in EU), 30)
+    t.check(took is not None, "eu-west holds the routed write too")
 finally:
     if t.failed:
         c.dump_logs()

@@ -155,8 +155,7 @@ static int ab_stats(ab_state *st, uint64_t *bytes, uint64_t *repaired) {
   *bytes = 0;
   *repaired = 0;
   for (int i = 0; i < AB_NODES; i++) {
-    ab_state *cs = st;
-    int c = sim_client_open(st->s, i, ab_client_fn, cs);
+    int c = sim_client_open(st->s, i, ab_client_fn, st);
     if (c < 0)
       return -1;
     sim_client_hello(st->s, c, ++st->req_id);

@@ -242,11 +242,7 @@ static uint32_t coord__targets(node *n, core_req *r, bool sloppy) {
   const ring *rg = gossip_ring(n->gossip);
   size_t idx[NODE_FANOUT_MAX];
   size_t np = 0;
-  size_t total = ring_preflist(rg, r->part, idx, NODE_FANOUT_MAX, &np);
-  if (total > NODE_FANOUT_MAX)
-    total = NODE_FANOUT_MAX;
-  if (np > total)
-    np = total;
+  size_t total = core__preflist(rg, r->part, idx, &np);
   r->ntargets = 0;
   for (size_t i = 0; i < np; i++) {
     core_target *t = &r->targets[r->ntargets++];

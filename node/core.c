@@ -184,15 +184,21 @@ int core__local_merge(node *n, uint32_t part, const uint8_t *key,
   return rc;
 }
 
+size_t core__preflist(const ring *rg, uint32_t p, size_t *idx,
+                      size_t *nprimary) {
+  size_t np = 0;
+  size_t total = ring_preflist(rg, p, idx, NODE_FANOUT_MAX, &np);
+  if (total > NODE_FANOUT_MAX)
+    total = NODE_FANOUT_MAX;
+  *nprimary = np < total ? np : total;
+  return total;
+}
+
 bool core__is_primary(node *n, uint32_t p) {
   const ring *rg = gossip_ring(n->gossip);
   size_t idx[NODE_FANOUT_MAX];
   size_t np = 0;
-  size_t total = ring_preflist(rg, p, idx, NODE_FANOUT_MAX, &np);
-  if (np > total)
-    np = total;
-  if (np > NODE_FANOUT_MAX)
-    np = NODE_FANOUT_MAX;
+  core__preflist(rg, p, idx, &np);
   for (size_t i = 0; i < np; i++)
     if (strcmp(ring_node_id(rg, idx[i]), n->id) == 0)
       return true;
@@ -383,11 +389,7 @@ static void core__admin_ring(node *n, msgpack_packer *pk) {
   size_t pl[NODE_FANOUT_MAX];
   for (uint32_t p = 0; p < q; p++) {
     size_t np = 0;
-    size_t total = ring_preflist(rg, p, pl, NODE_FANOUT_MAX, &np);
-    if (np > total)
-      np = total;
-    if (np > NODE_FANOUT_MAX)
-      np = NODE_FANOUT_MAX;
+    core__preflist(rg, p, pl, &np);
     msgpack_pack_map(pk, 2);
     core__pack_kv_u64(pk, "partition", p);
     mp_pack_cstr(pk, "owners");
@@ -477,11 +479,7 @@ static void core__admin_preflist(node *n, uint64_t conn, const wire_msg *m) {
   uint32_t p = ring_partition(rg, key.ptr, key.len);
   size_t idx[NODE_FANOUT_MAX];
   size_t np = 0;
-  size_t total = ring_preflist(rg, p, idx, NODE_FANOUT_MAX, &np);
-  if (total > NODE_FANOUT_MAX)
-    total = NODE_FANOUT_MAX;
-  if (np > total)
-    np = total;
+  size_t total = core__preflist(rg, p, idx, &np);
   msgpack_packer pk;
   size_t start;
   wire_begin(&n->out, &pk, &start, WIRE_ADMIN_OK, m->req_id, 1);

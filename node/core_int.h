@@ -220,6 +220,11 @@ int core__local_write(node *n, uint32_t part, const uint8_t *key,
 int core__local_merge(node *n, uint32_t part, const uint8_t *key,
                       size_t klen, const obj *incoming, uint64_t token,
                       bool *changed);
+/* Fills idx (NODE_FANOUT_MAX entries) with the preference list of p:
+ * returns how many it wrote (primaries first, then fallbacks) and sets
+ * *nprimary to how many of those are primaries. */
+size_t core__preflist(const ring *rg, uint32_t p, size_t *idx,
+                      size_t *nprimary);
 /* True when this node is a primary replica of partition p. */
 bool core__is_primary(node *n, uint32_t p);
 

@@ -64,6 +64,19 @@ void repair_tree_update(node *n, uint32_t part, const uint8_t *key,
   t->branch[seg / AAE_LEAVES_PER_BRANCH] ^= delta;
 }
 
+/* Remembers key as the point a paged scan resumes after. Returns 0 or
+ * KV_ENOMEM. */
+static int repair__cursor(uint8_t **last, size_t *last_len,
+                          const uint8_t *key, size_t klen) {
+  uint8_t *p = realloc(*last, klen ? klen : 1);
+  if (!p)
+    return KV_ENOMEM;
+  memcpy(p, key, klen);
+  *last = p;
+  *last_len = klen;
+  return 0;
+}
+
 typedef struct repair__build {
   node *n;
   uint32_t part;
@@ -76,12 +89,8 @@ static int repair__build_fn(void *arg, const uint8_t *key, size_t klen,
                             const uint8_t *val, size_t vlen) {
   repair__build *b = arg;
   repair_tree_update(b->n, b->part, key, klen, 0, XXH3_64bits(val, vlen));
-  uint8_t *p = realloc(b->last, klen ? klen : 1);
-  if (!p)
+  if (repair__cursor(&b->last, &b->last_len, key, klen))
     return KV_ENOMEM;
-  memcpy(p, key, klen);
-  b->last = p;
-  b->last_len = klen;
   b->seen++;
   return 0;
 }
@@ -385,11 +394,7 @@ static void repair__aae_start(node *n) {
     uint32_t p = n->aae_next_part++ % q;
     size_t idx[NODE_FANOUT_MAX];
     size_t np = 0;
-    size_t total = ring_preflist(rg, p, idx, NODE_FANOUT_MAX, &np);
-    if (np > total)
-      np = total;
-    if (np > NODE_FANOUT_MAX)
-      np = NODE_FANOUT_MAX;
+    core__preflist(rg, p, idx, &np);
     bool mine = false;
     const gossip_member *peers[NODE_FANOUT_MAX];
     size_t npeers = 0;
@@ -499,12 +504,8 @@ static int repair__keys_fn(void *arg, const uint8_t *key, size_t klen,
                            const uint8_t *val, size_t vlen) {
   repair__keys *k = arg;
   k->seen++;
-  uint8_t *p = realloc(k->last, klen ? klen : 1);
-  if (!p)
+  if (repair__cursor(&k->last, &k->last_len, key, klen))
     return KV_ENOMEM;
-  memcpy(p, key, klen);
-  k->last = p;
-  k->last_len = klen;
   if (!repair__seg_has(k->segs, repair__segment(key, klen)))
     return 0;
   if (k->count >= REPAIR_AAE_KEYS_MAX)
@@ -630,12 +631,8 @@ static int repair__join_fn(void *arg, const uint8_t *key, size_t klen,
                            const uint8_t *val, size_t vlen) {
   repair__join *j = arg;
   j->seen++;
-  uint8_t *p = realloc(j->last, klen ? klen : 1);
-  if (!p)
+  if (repair__cursor(&j->last, &j->last_len, key, klen))
     return KV_ENOMEM;
-  memcpy(p, key, klen);
-  j->last = p;
-  j->last_len = klen;
   if (!repair__seg_has(j->segs, repair__segment(key, klen)))
     return 0;
   kv_slice mine = {.ptr = key, .len = klen};
@@ -813,12 +810,8 @@ static int repair__batch_fn(void *arg, const uint8_t *key, size_t klen,
   mp_pack_bin(b->pk, key, klen);
   mp_pack_bin(b->pk, val, vlen);
   b->count++;
-  uint8_t *p = realloc(b->last, klen ? klen : 1);
-  if (!p)
+  if (repair__cursor(&b->last, &b->last_len, key, klen))
     return KV_ENOMEM;
-  memcpy(p, key, klen);
-  b->last = p;
-  b->last_len = klen;
   return 0;
 }
 
@@ -1000,11 +993,7 @@ static void repair__handoff(node *n) {
     }
     size_t idx[NODE_FANOUT_MAX];
     size_t np = 0;
-    size_t total = ring_preflist(rg, p, idx, NODE_FANOUT_MAX, &np);
-    if (np > total)
-      np = total;
-    if (np > NODE_FANOUT_MAX)
-      np = NODE_FANOUT_MAX;
+    core__preflist(rg, p, idx, &np);
     bool all_done = np > 0;
     for (size_t k = 0; k < np; k++) {
       const char *id = ring_node_id(rg, idx[k]);
@@ -1222,11 +1211,7 @@ static void repair__reap_check(node *n, core_reap *e) {
   const ring *rg = gossip_ring(n->gossip);
   size_t idx[NODE_FANOUT_MAX];
   size_t np = 0;
-  size_t total = ring_preflist(rg, r->part, idx, NODE_FANOUT_MAX, &np);
-  if (np > total)
-    np = total;
-  if (np > NODE_FANOUT_MAX)
-    np = NODE_FANOUT_MAX;
+  core__preflist(rg, r->part, idx, &np);
   for (size_t i = 0; i < np; i++) {
     core_target *t = &r->targets[r->ntargets++];
     const char *id = ring_node_id(rg, idx[i]);

@@ -37,8 +37,10 @@ test-san: build-san
 
 test: test-plain test-san
 
-soak: build
+soak: build build-san
 	cd $(BUILD) && ctest --output-on-failure -L soak
+	cd $(SAN_BUILD) && ctest --output-on-failure -L soak -R '^fuzz_'
+
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) var

@@ -687,7 +687,12 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   rc = core__local_write(n, r->part, r->key, r->klen, r->enc.data, r->enc.len,
                          old_hash, core__req_wire_id(r, (uint32_t)self));
   if (rc)
-    coord__fail(n, r, rc, "the coordinator cannot write to its storage");
+  {
+    char msg[WIRE_ERRMSG_MAX];
+    snprintf(msg, sizeof(msg), "the coordinator %s cannot write to its "
+             "storage: %s", n->id, kv_strerror(rc));
+    coord__fail(n, r, rc, msg);
+  }
 }
 
 /* The coordinator's own write is in the WAL: now replicate. */

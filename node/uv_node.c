@@ -77,6 +77,7 @@ struct uvn {
   uv_work_t sync_work;
   bool syncing;
   bool stopping;
+  uint64_t broken_since, recover_ms; /* the store refuses writes */
   int sync_status;
   uvn_tokens commit_wait; /* tokens of staged writes */
   uvn_tokens sync_wait;   /* tokens waiting for the next fsync */
@@ -734,9 +735,34 @@ static void uvn__flush(uvn *u) {
 static void uvn__prepare_cb(uv_prepare_t *h) { uvn__flush(h->data); }
 static void uvn__check_cb(uv_check_t *h) { uvn__flush(h->data); }
 
+#define UVN_RECOVER_MS 2000u /* retry a store that refuses writes */
+
+/* While the store refuses writes (a full disk), reads go on; every
+ * UVN_RECOVER_MS the database is reopened to see whether writes work
+ * again. */
+static void uvn__watch_store(uvn *u) {
+  if (!store_broken(u->st) || u->syncing)
+    return;
+  uint64_t now = uv_now(u->loop);
+  if (!u->broken_since) {
+    u->broken_since = now;
+    uvn__logf(u, NODE_LOG_ERROR, "storage refuses writes: %s; reads go on, "
+              "writes fail until it recovers", store_errmsg(u->st));
+  }
+  if (now - u->recover_ms < UVN_RECOVER_MS)
+    return;
+  u->recover_ms = now;
+  if (store_recover(u->st) == 0) {
+    uvn__logf(u, NODE_LOG_INFO, "storage accepts writes again after %llu ms",
+              (unsigned long long)(now - u->broken_since));
+    u->broken_since = 0;
+  }
+}
+
 static void uvn__tick_cb(uv_timer_t *t) {
   uvn *u = t->data;
   node_tick(u->core);
+  uvn__watch_store(u);
 }
 
 /* ---- shutdown ---- */

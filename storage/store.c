@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "../client/proto/kv_err.h"
@@ -37,6 +38,7 @@
 #define STORE_PARALLELISM 2
 #define STORE_BLOOM_BITS_PER_KEY 10.0
 #define STORE_PREFIX_LEN 2
+#define STORE_ROCKSDB_LOG_FATAL 4 /* rocksdb::InfoLogLevel::FATAL_LEVEL */
 /* Hint keys: owner, STORE_HINT_SEP, partition, key. */
 #define STORE_HINT_SEP 0x00
 #define STORE_OVERLAY_CAP_MIN 64 /* slots; a power of two */
@@ -66,6 +68,12 @@ struct store {
   rocksdb_readoptions_t *ro;
   /* Committed objects, write-through (loop thread only). */
   kvcache *ocache;
+  /* After a failed write (a full disk) RocksDB must not be written again
+   * until the database is reopened (its WAL writer asserts otherwise):
+   * every write fails at once with this code until store_recover. Read by
+   * store_sync's thread, hence atomic. */
+  int broken;
+  uint64_t recover_free_min; /* bytes free before store_recover reopens */
   /* Group commit (loop thread only). */
   rocksdb_writebatch_t *batch;
   size_t staged;
@@ -120,6 +128,51 @@ static int store__error(store *s, char *errptr, const char *what) {
 }
 
 const char *store_errmsg(const store *s) { return s->errmsg; }
+
+static void store__close_db(store *s);
+
+/* The code every write fails with while the store is broken, else 0. */
+static int store__fenced(const store *s) {
+  return __atomic_load_n(&s->broken, __ATOMIC_ACQUIRE);
+}
+
+/* Records a failed write: the store refuses writes until recovered. */
+static int store__break(store *s, int rc) {
+  if (rc)
+    __atomic_store_n(&s->broken, rc, __ATOMIC_RELEASE);
+  return rc;
+}
+
+bool store_broken(const store *s) { return store__fenced(s) != 0; }
+
+int store_recover(store *s) {
+  int fenced = store__fenced(s);
+  if (!fenced)
+    return 0;
+  /* Reopening replays the WAL into a new table: without room for it the
+   * reopen fails and leaves no database to read from, so wait for space. */
+  struct statvfs vfs;
+  if (statvfs(s->dir, &vfs) == 0 &&
+      (uint64_t)vfs.f_bavail * vfs.f_frsize < s->recover_free_min) {
+    store__msg(s, "waiting for %llu MB free in %s before reopening",
+               (unsigned long long)(s->recover_free_min >> 20), s->dir);
+    return fenced;
+  }
+  store__close_db(s);
+  const rocksdb_options_t *cf_opts[STORE_CF_COUNT];
+  for (int i = 0; i < STORE_CF_COUNT; i++)
+    cf_opts[i] = s->opts;
+  char *e = NULL;
+  s->db = rocksdb_open_column_families(s->opts, s->dir, STORE_CF_COUNT,
+                                       store__cf_names, cf_opts, s->cf, &e);
+  if (e || !s->db) {
+    int rc = store__error(s, e, "cannot reopen the database");
+    store__close_db(s);
+    return rc;
+  }
+  __atomic_store_n(&s->broken, 0, __ATOMIC_RELEASE);
+  return 0;
+}
 
 /* ---- keys ---- */
 
@@ -266,12 +319,19 @@ static const store__staged *store__overlay_get(const store *s, size_t klen) {
 
 /* ---- open and close ---- */
 
-static void store__destroy(store *s) {
+/* Closes the database handles (not the options). */
+static void store__close_db(store *s) {
   for (int i = 0; i < STORE_CF_COUNT; i++)
     if (s->cf[i])
       rocksdb_column_family_handle_destroy(s->cf[i]);
+  memset(s->cf, 0, sizeof(s->cf));
   if (s->db)
     rocksdb_close(s->db);
+  s->db = NULL;
+}
+
+static void store__destroy(store *s) {
+  store__close_db(s);
   if (s->batch)
     rocksdb_writebatch_destroy(s->batch);
   if (s->wo)
@@ -303,9 +363,14 @@ static void store__options(store *s, const store_config *cfg) {
                                   : STORE_BLOCK_CACHE_MB_DEFAULT;
   s->opts = rocksdb_options_create();
   rocksdb_options_set_create_if_missing(s->opts, 1);
+  /* RocksDB's own LOG file: fatal messages only. Its writer asserts when it
+   * is written again after a failed write (a full disk), which would take
+   * the node down; kvorumd logs storage errors itself. */
+  rocksdb_options_set_info_log_level(s->opts, STORE_ROCKSDB_LOG_FATAL);
   rocksdb_options_set_create_missing_column_families(s->opts, 1);
   rocksdb_options_increase_parallelism(s->opts, STORE_PARALLELISM);
   rocksdb_options_set_write_buffer_size(s->opts, wb * 1024 * 1024);
+  s->recover_free_min = (uint64_t)(2 * wb + 8) * 1024 * 1024;
   s->cache = rocksdb_cache_create_lru(bc * 1024 * 1024);
   s->bbto = rocksdb_block_based_options_create();
   rocksdb_block_based_options_set_block_cache(s->bbto, s->cache);
@@ -433,6 +498,8 @@ static int store__take(rocksdb_pinnableslice_t *ps, uint8_t **val,
 /* Reads key (klen bytes of the scratch) from column family cf. */
 static int store__get(store *s, int cf, size_t klen, uint8_t **val,
                       size_t *vlen, const char *what) {
+  if (!s->db)
+    return store__fenced(s) ? store__fenced(s) : KV_ESTORAGE;
   char *e = NULL;
   rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(
       s->db, s->ro, s->cf[cf], (const char *)s->kbuf, klen, &e);
@@ -486,6 +553,8 @@ int store_get(store *s, uint32_t part, const void *key, size_t klen,
 
 int store_stage_put(store *s, uint32_t part, const void *key, size_t klen,
                     const void *val, size_t vlen) {
+  if (store__fenced(s))
+    return store__fenced(s);
   int rc = store__okey(s, part, key, klen);
   if (rc)
     return rc;
@@ -500,6 +569,8 @@ int store_stage_put(store *s, uint32_t part, const void *key, size_t klen,
 
 int store_stage_delete(store *s, uint32_t part, const void *key,
                        size_t klen) {
+  if (store__fenced(s))
+    return store__fenced(s);
   int rc = store__okey(s, part, key, klen);
   if (rc)
     return rc;
@@ -518,7 +589,9 @@ int store_commit(store *s) {
   if (!s->staged)
     return 0;
   char *e = NULL;
-  rocksdb_write(s->db, s->wo, s->batch, &e);
+  int fenced = store__fenced(s);
+  if (!fenced)
+    rocksdb_write(s->db, s->wo, s->batch, &e);
   /* Committed or failed as a whole: either way the batch is done with. */
   rocksdb_writebatch_clear(s->batch);
   /* What was committed becomes what the cache holds. */
@@ -526,7 +599,7 @@ int store_commit(store *s) {
     store__staged *st = &s->slots[i];
     if (!st->key)
       continue;
-    if (st->deleted || e) {
+    if (st->deleted || e || fenced) {
       kvcache_del(s->ocache, st->key, st->klen);
       continue;
     }
@@ -536,18 +609,27 @@ int store_commit(store *s) {
   }
   store__overlay_clear(s);
   s->staged = 0;
-  return e ? store__error(s, e, "write failed") : 0;
+  if (fenced)
+    return fenced;
+  return e ? store__break(s, store__error(s, e, "write failed")) : 0;
 }
 
 int store_sync(store *s) {
+  int fenced = store__fenced(s);
+  if (fenced)
+    return fenced;
   char *e = NULL;
   rocksdb_flush_wal(s->db, 1, &e);
-  return e ? store__error(s, e, "fsync of the write-ahead log failed") : 0;
+  return e ? store__break(s, store__error(s, e, "fsync of the write-ahead "
+                                                  "log failed"))
+           : 0;
 }
 
 /* ---- meta ---- */
 
 int store_meta_get(store *s, const char *name, uint8_t **val, size_t *vlen) {
+  if (!s->db)
+    return store__fenced(s) ? store__fenced(s) : KV_ESTORAGE;
   size_t n = strlen(name);
   *val = NULL;
   *vlen = 0;
@@ -558,10 +640,12 @@ int store_meta_get(store *s, const char *name, uint8_t **val, size_t *vlen) {
 }
 
 int store_meta_put(store *s, const char *name, const void *val, size_t vlen) {
+  if (store__fenced(s))
+    return store__fenced(s);
   char *e = NULL;
   rocksdb_put_cf(s->db, s->wo_sync, s->cf[STORE_CF_META], name, strlen(name),
                  val, vlen, &e);
-  return e ? store__error(s, e, "metadata write failed") : 0;
+  return e ? store__break(s, store__error(s, e, "metadata write failed")) : 0;
 }
 
 /* ---- scans ---- */
@@ -631,6 +715,8 @@ static int store__scan_visit(void *arg, const uint8_t *key, size_t klen,
 int store_scan_from(store *s, uint32_t part, const void *after,
                     size_t after_len, size_t limit, store_scan_fn fn,
                     void *arg) {
+  if (!s->db)
+    return store__fenced(s) ? store__fenced(s) : KV_ESTORAGE;
   uint8_t lo[STORE_PREFIX_LEN], hi[STORE_PREFIX_LEN];
   size_t alen = after ? after_len : 0;
   if (part >= STORE_PARTS_MAX) {
@@ -659,6 +745,8 @@ int store_scan(store *s, uint32_t part, store_scan_fn fn, void *arg) {
 }
 
 int store_drop_partition(store *s, uint32_t part) {
+  if (store__fenced(s))
+    return store__fenced(s);
   uint8_t lo[STORE_PREFIX_LEN], hi[STORE_PREFIX_LEN];
   if (part >= STORE_PARTS_MAX) {
     store__msg(s, "partition %u out of range", part);
@@ -672,13 +760,15 @@ int store_drop_partition(store *s, uint32_t part) {
   rocksdb_delete_range_cf(s->db, s->wo, s->cf[STORE_CF_DEFAULT],
                           (const char *)lo, sizeof(lo), (const char *)hi,
                           sizeof(hi), &e);
-  return e ? store__error(s, e, "dropping a partition failed") : 0;
+  return e ? store__break(s, store__error(s, e, "dropping a partition failed")) : 0;
 }
 
 /* ---- hints ---- */
 
 int store_hint_put(store *s, const char *owner, uint32_t part, const void *key,
                    size_t klen, const void *val, size_t vlen) {
+  if (store__fenced(s))
+    return store__fenced(s);
   size_t n = 0;
   int rc = store__hkey(s, owner, part, key, klen, &n);
   if (rc)
@@ -686,7 +776,7 @@ int store_hint_put(store *s, const char *owner, uint32_t part, const void *key,
   char *e = NULL;
   rocksdb_put_cf(s->db, s->wo, s->cf[STORE_CF_HINTS], (const char *)s->kbuf,
                  n, val, vlen, &e);
-  return e ? store__error(s, e, "hint write failed") : 0;
+  return e ? store__break(s, store__error(s, e, "hint write failed")) : 0;
 }
 
 int store_hint_get(store *s, const char *owner, uint32_t part, const void *key,
@@ -702,6 +792,8 @@ int store_hint_get(store *s, const char *owner, uint32_t part, const void *key,
 
 int store_hint_delete(store *s, const char *owner, uint32_t part,
                       const void *key, size_t klen) {
+  if (store__fenced(s))
+    return store__fenced(s);
   size_t n = 0;
   int rc = store__hkey(s, owner, part, key, klen, &n);
   if (rc)
@@ -709,7 +801,7 @@ int store_hint_delete(store *s, const char *owner, uint32_t part,
   char *e = NULL;
   rocksdb_delete_cf(s->db, s->wo, s->cf[STORE_CF_HINTS],
                     (const char *)s->kbuf, n, &e);
-  return e ? store__error(s, e, "hint delete failed") : 0;
+  return e ? store__break(s, store__error(s, e, "hint delete failed")) : 0;
 }
 
 typedef struct store__hint_ctx {
@@ -729,6 +821,8 @@ static int store__hint_visit(void *arg, const uint8_t *key, size_t klen,
 }
 
 int store_hint_scan(store *s, const char *owner, store_hint_fn fn, void *arg) {
+  if (!s->db)
+    return store__fenced(s) ? store__fenced(s) : KV_ESTORAGE;
   size_t olen = strlen(owner);
   /* The bounds get their own copy: fn may use the key scratch. */
   uint8_t *lo = malloc(2 * (olen + 1));

@@ -110,6 +110,15 @@ typedef int (*store_hint_fn)(void *arg, uint32_t part, const uint8_t *key,
                              size_t klen, const uint8_t *val, size_t vlen);
 int store_hint_scan(store *s, const char *owner, store_hint_fn fn, void *arg);
 
+/* After a failed write (a full disk, an I/O error) the store refuses every
+ * write with that error, at once, and keeps serving reads: RocksDB must not
+ * be written again before the database is reopened. store_broken tells
+ * whether that is the case; store_recover reopens the database (call it on
+ * the loop thread while no store_sync runs) and returns 0 when writes work
+ * again, or the error (still broken). */
+bool store_broken(const store *s);
+int store_recover(store *s);
+
 /* The message of the last error of this store (never NULL). */
 const char *store_errmsg(const store *s);
 

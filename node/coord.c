@@ -686,13 +686,22 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   r->targets[self].state = CORE_T_WAIT;
   rc = core__local_write(n, r->part, r->key, r->klen, r->enc.data, r->enc.len,
                          old_hash, core__req_wire_id(r, (uint32_t)self));
-  if (rc)
-  {
-    char msg[WIRE_ERRMSG_MAX];
-    snprintf(msg, sizeof(msg), "the coordinator %s cannot write to its "
-             "storage: %s", n->id, kv_strerror(rc));
-    coord__fail(n, r, rc, msg);
+  if (rc == 0)
+    return;
+  /* Our storage refuses writes (a full disk): another primary that is up
+   * coordinates instead, if there is one and the client came to us. */
+  r->targets[self].state = CORE_T_FAILED;
+  r->targets[self].alive = false;
+  if (!from_peer && coord__alive_primaries(r) > 0) {
+    core__log(n, NODE_LOG_WARN, "local storage refuses writes (%s): "
+              "forwarding a write", kv_strerror(rc));
+    coord__forward(n, r, m, is_delete);
+    return;
   }
+  char msg[WIRE_ERRMSG_MAX];
+  snprintf(msg, sizeof(msg), "the coordinator %s cannot write to its "
+           "storage: %s", n->id, kv_strerror(rc));
+  coord__fail(n, r, rc, msg);
 }
 
 /* The coordinator's own write is in the WAL: now replicate. */

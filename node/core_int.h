@@ -29,7 +29,8 @@ enum {
   PM_AAE_OBJS = 13,    /* reply: [part, [[key, object]...], [key...]] */
   PM_HANDOFF = 20,     /* [part, [[key, object]...], last] */
   PM_HANDOFF_ACK = 21, /* reply: [part, count] */
-  PM_REAP = 30,        /* [part, key, object hash]: delete if unchanged */
+  PM_REAP = 30,        /* [part, key, reaped object]: merge it (the
+                          tombstones' clock without values) */
 };
 
 /* Tictac anti-entropy trees: per partition, AAE_SEGMENTS leaves, each the

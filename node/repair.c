@@ -1124,24 +1124,26 @@ static int repair__clock_only(node *n, const obj *o, kvbuf *out) {
   return rc;
 }
 
-/* Reaps the local copy of key if it is still the tombstone-only object
- * whose encoding hashes to hash: the tombstones go, the clock stays, so a
- * late hint, handoff or replica that still holds a deleted value can
- * never bring it back (its dots are covered). */
+/* Reaps the local copy of key by merging the reaped object (the clock of
+ * the tombstones every primary held, without values): tombstones whose
+ * dots it covers go, anything newer stays, and the clock stays, so a late
+ * hint, handoff or replica that still holds a deleted value can never
+ * bring it back. Counts a reap when the local copy held only tombstones
+ * and now holds nothing. */
 static void repair__reap_local(node *n, uint32_t part, const uint8_t *key,
-                               size_t klen, uint64_t hash) {
+                               size_t klen, const obj *reaped) {
   obj *o = NULL;
-  uint64_t h = 0;
-  if (core__local_read(n, part, key, klen, &o, &h) || !o)
+  if (core__local_read(n, part, key, klen, &o, NULL) || !o)
     return;
-  if (h == hash && obj_all_deleted(o)) {
-    kvbuf enc;
-    kvbuf_init(&enc);
-    if (repair__clock_only(n, o, &enc) == 0 &&
-        core__local_write(n, part, key, klen, enc.data, enc.len, h, 0) == 0)
-      n->stats.tombstones_reaped++;
-    kvbuf_free(&enc);
-  }
+  bool was_tombstones = obj_all_deleted(o);
+  obj_free(o);
+  bool changed = false;
+  if (core__local_merge(n, part, key, klen, reaped, 0, &changed) != 0 ||
+      !changed || !was_tombstones)
+    return;
+  if (core__local_read(n, part, key, klen, &o, NULL) == 0 && o &&
+      obj_sibling_count(o) == 0)
+    n->stats.tombstones_reaped++;
   obj_free(o);
 }
 
@@ -1173,12 +1175,12 @@ void repair_maybe_reap(node *n, core_req *r) {
     return;
   kvbuf enc;
   kvbuf_init(&enc);
-  if (obj_encode(r->result, &enc)) {
+  obj *reaped = NULL;
+  if (repair__clock_only(n, r->result, &enc) ||
+      obj_decode(enc.data, enc.len, &reaped)) {
     kvbuf_free(&enc);
     return;
   }
-  uint64_t hash = XXH3_64bits(enc.data, enc.len);
-  kvbuf_free(&enc);
   kvbuf pl;
   kvbuf_init(&pl);
   msgpack_packer pk;
@@ -1186,15 +1188,17 @@ void repair_maybe_reap(node *n, core_req *r) {
   msgpack_pack_array(&pk, 3);
   msgpack_pack_uint32(&pk, r->part);
   mp_pack_bin(&pk, r->key, r->klen);
-  msgpack_pack_uint64(&pk, hash);
+  mp_pack_bin(&pk, enc.data, enc.len);
+  kvbuf_free(&enc);
   for (uint32_t i = 0; i < r->ntargets; i++) {
     core_target *t = &r->targets[i];
     if (t->self)
-      repair__reap_local(n, r->part, r->key, r->klen, hash);
+      repair__reap_local(n, r->part, r->key, r->klen, reaped);
     else if (t->primary)
       repair__send(n, t->addr, NULL, 0, PM_REAP, &pl);
   }
   kvbuf_free(&pl);
+  obj_free(reaped);
 }
 
 /* Starts a REAP check: read every primary of the key. */
@@ -1273,12 +1277,16 @@ out:
 
 static void repair__reap_recv(node *n, mp_reader *rd) {
   uint32_t p;
-  kv_slice key;
-  uint64_t hash;
+  kv_slice key, object;
+  obj *reaped = NULL;
   if (mp_read_u32(rd, &p) || mp_read_bytes(rd, &key) ||
-      mp_read_uint(rd, &hash) || key.len > KV_KEY_MAX)
+      mp_read_bytes(rd, &object) || key.len > KV_KEY_MAX ||
+      obj_decode(object.ptr, object.len, &reaped))
     return;
-  repair__reap_local(n, p, key.ptr, key.len, hash);
+  /* A reaped object carries no value: anything else is not a reap. */
+  if (obj_sibling_count(reaped) == 0)
+    repair__reap_local(n, p, key.ptr, key.len, reaped);
+  obj_free(reaped);
 }
 
 /* ---- dispatch ---- */

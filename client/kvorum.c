@@ -1540,6 +1540,10 @@ static uint64_t kv__callbacks(kv_client *const *cs, size_t n) {
 }
 
 int kv_poll(kv_client *const *cs, size_t n, int timeout_ms) {
+  return kv_poll_us(cs, n, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000);
+}
+
+int kv_poll_us(kv_client *const *cs, size_t n, int64_t timeout_us) {
   if (!cs && n)
     return KV_EINVAL;
   uint64_t before = kv__callbacks(cs, n);
@@ -1593,24 +1597,27 @@ int kv_poll(kv_client *const *cs, size_t n, int timeout_ms) {
       m++;
     }
   }
-  int wait_ms = timeout_ms;
+  int64_t wait_us = timeout_us < 0 ? -1 : timeout_us;
   if (kv__callbacks(cs, n) != before)
-    wait_ms = 0; /* timeouts already ran callbacks: do not wait */
-  if (wait_ms < 0 && inflight == 0)
-    wait_ms = 0;
-  if (min_deadline != UINT64_MAX && wait_ms != 0) {
-    uint64_t until = min_deadline > now ? min_deadline - now + 1 : 0;
-    if (wait_ms < 0 || until < (uint64_t)wait_ms)
-      wait_ms = (int)(until > INT32_MAX ? INT32_MAX : until);
+    wait_us = 0; /* timeouts already ran callbacks: do not wait */
+  if (wait_us < 0 && inflight == 0)
+    wait_us = 0;
+  if (min_deadline != UINT64_MAX && wait_us != 0) {
+    uint64_t until_ms = min_deadline > now ? min_deadline - now + 1 : 0;
+    int64_t until_us = until_ms > (uint64_t)INT64_MAX / 1000
+                           ? INT64_MAX
+                           : (int64_t)until_ms * 1000;
+    if (wait_us < 0 || until_us < wait_us)
+      wait_us = until_us;
   }
+  struct timespec ts = {(time_t)(wait_us / 1000000),
+                        (long)(wait_us % 1000000) * 1000L};
   int rc = 0;
-  int pr = m ? poll(fds, m, wait_ms) : 0;
+  int pr = m ? ppoll(fds, m, wait_us < 0 ? NULL : &ts, NULL) : 0;
   if (pr < 0 && errno != EINTR)
     rc = KV_EIO;
-  if (m == 0 && wait_ms > 0) {
-    struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
+  if (m == 0 && wait_us > 0)
     nanosleep(&ts, NULL); /* nothing to watch: honour the wait */
-  }
   for (size_t i = 0; pr > 0 && i < m; i++) {
     kv__conn *k = map[i];
     kv_client *c = cs[cli[i]];

@@ -135,6 +135,10 @@ int kv_del_async(kv_client *c, const void *key, size_t klen, const void *ctx,
  * timeout_ms for something to happen (0: do not wait; -1: until a reply).
  * Returns the number of callbacks run, or a negative KV_E* code. */
 int kv_poll(kv_client *const *cs, size_t n, int timeout_ms);
+/* Like kv_poll with the wait in microseconds (-1: until a reply), for
+ * callers that pace requests finer than a millisecond (open-loop load). */
+int kv_poll_us(kv_client *const *cs, size_t n, int64_t timeout_us);
+
 /* Requests queued or in flight on c. */
 size_t kv_inflight(const kv_client *c);
 

@@ -344,11 +344,8 @@ static int coord__init(node *n, core_req *r, uint64_t conn,
   r->region[rl] = '\0';
   r->timeout_ms = m->opts.timeout_ms ? m->opts.timeout_ms : n->timeout_ms;
   r->deadline_ms = r->start_ms + r->timeout_ms;
-  r->klen = m->key.len;
-  r->key = malloc(m->key.len ? m->key.len : 1);
-  if (!r->key)
+  if (core__req_set_key(r, m->key.ptr, m->key.len))
     return KV_ENOMEM;
-  memcpy(r->key, m->key.ptr, m->key.len);
   r->part = ring_partition(gossip_ring(n->gossip), m->key.ptr, m->key.len);
   return 0;
 }

@@ -69,7 +69,8 @@ void core__req_free(node *n, core_req *r) {
     obj_free(r->targets[i].answer);
   obj_free(r->result);
   kvbuf_free(&r->enc);
-  free(r->key);
+  if (r->key != r->key_inline)
+    free(r->key);
   if (r->prev)
     r->prev->next = r->next;
   else
@@ -82,6 +83,17 @@ void core__req_free(node *n, core_req *r) {
   memset(r, 0, sizeof(*r));
   r->gen = gen;
   n->free_slots[n->nfree++] = slot;
+}
+
+int core__req_set_key(core_req *r, const uint8_t *key, size_t klen) {
+  uint8_t *k = r->key_inline;
+  if (klen > sizeof(r->key_inline) && !(k = malloc(klen)))
+    return KV_ENOMEM;
+  if (klen)
+    memcpy(k, key, klen);
+  r->key = k;
+  r->klen = klen;
+  return 0;
 }
 
 /* Wire ids: [gen (rest) | slot (16 bits) | target (5 bits)]. */
@@ -126,7 +138,7 @@ void core__send_error(node *n, uint64_t conn, uint64_t req_id, int code,
 
 int core__local_read(node *n, uint32_t part, const uint8_t *key, size_t klen,
                      obj **out, uint64_t *hash) {
-  uint8_t *val = NULL;
+  const uint8_t *val = NULL;
   size_t vlen = 0;
   *out = NULL;
   if (hash)
@@ -139,7 +151,6 @@ int core__local_read(node *n, uint32_t part, const uint8_t *key, size_t klen,
   if (hash)
     *hash = XXH3_64bits(val, vlen);
   rc = obj_decode(val, vlen, out);
-  free(val);
   if (rc)
     core__log(n, NODE_LOG_ERROR, "stored object of a key in partition %u "
               "does not decode: %s", part, kv_strerror(rc));
@@ -271,7 +282,7 @@ static void core__repl_get(node *n, uint64_t conn, const wire_msg *m) {
   n->stats.repl_gets++;
   uint32_t part = ring_partition(gossip_ring(n->gossip), m->key.ptr,
                                  m->key.len);
-  uint8_t *val = NULL;
+  const uint8_t *val = NULL;
   size_t vlen = 0;
   int rc = n->io.store_get(n->io.ctx, part, m->key.ptr, m->key.len, &val,
                            &vlen);
@@ -286,7 +297,6 @@ static void core__repl_get(node *n, uint64_t conn, const wire_msg *m) {
     ok.object.len = vlen;
   }
   wire_encode(&n->out, &ok);
-  free(val);
   core__send_conn(n, conn);
 }
 

@@ -85,14 +85,14 @@ typedef struct node_io {
    * queued); replies to it arrive on that connection as PEER_OUT frames. */
   uint64_t (*peer_send)(void *ctx, const char *addr, const uint8_t *frame,
                         size_t len);
-  /* Storage. get: 0 with a malloc'd value (core frees), KV_ENOTFOUND or an
-   * error. put: stage a write; when it is committed (in the WAL) the
+  /* Storage. get: 0 with a lent value (valid until the next call into
+   * io; the core copies what it keeps), KV_ENOTFOUND or an error. put: stage a write; when it is committed (in the WAL) the
    * environment calls node_store_done(token, status), later, never from
    * inside put. sync: when every write committed so far is fsynced, the
    * environment calls node_store_done(token, status). put and sync return
    * 0 or an error (then no callback comes). */
   int (*store_get)(void *ctx, uint32_t part, const void *key, size_t klen,
-                   uint8_t **val, size_t *vlen);
+                   const uint8_t **val, size_t *vlen);
   int (*store_put)(void *ctx, uint32_t part, const void *key, size_t klen,
                    const void *val, size_t vlen, uint64_t token);
   int (*store_sync)(void *ctx, uint64_t token);

@@ -103,6 +103,9 @@ typedef struct core_target {
   char hint_for[RING_NAME_MAX]; /* fallback: the primary it stands in for */
 } core_target;
 
+/* Keys up to this long live in the request itself (no allocation). */
+#define CORE_KEY_INLINE 64u
+
 typedef struct core_req {
   uint8_t kind;
   bool replied;     /* the client has its answer */
@@ -118,8 +121,9 @@ typedef struct core_req {
   uint64_t start_ms, deadline_ms;
   uint32_t timeout_ms;
   uint32_t part;
-  uint8_t *key;
+  uint8_t *key;     /* key_inline, or malloc'd when longer */
   size_t klen;
+  uint8_t key_inline[CORE_KEY_INLINE];
   /* Requirements and counts. */
   uint32_t need, need_dw, need_p; /* W or R; DW; PW or PR */
   uint32_t acks, dw_acks, p_acks, fails;
@@ -199,6 +203,8 @@ void core__log(node *n, node_log_level lvl, const char *fmt, ...)
 uint64_t core__now(node *n);
 core_req *core__req_new(node *n, core_req_kind kind);
 void core__req_free(node *n, core_req *r);
+/* Copies key into r (inline when it fits). Returns 0 or KV_ENOMEM. */
+int core__req_set_key(core_req *r, const uint8_t *key, size_t klen);
 core_req *core__req_find(node *n, uint64_t wire_id, uint32_t *target);
 uint64_t core__req_wire_id(const core_req *r, uint32_t target);
 void core__send_conn(node *n, uint64_t conn);

@@ -314,13 +314,10 @@ static int repair__hint_fn(void *arg, uint32_t part, const uint8_t *key,
                             h->owner->peer_addr);
   if (!r)
     return 1;
-  r->key = malloc(klen ? klen : 1);
-  if (!r->key) {
+  if (core__req_set_key(r, key, klen)) {
     core__req_free(n, r);
     return 1;
   }
-  memcpy(r->key, key, klen);
-  r->klen = klen;
   r->part = part;
   r->hash = XXH3_64bits(val, vlen);
   snprintf(r->owner, sizeof(r->owner), "%s", h->owner->id);
@@ -770,7 +767,7 @@ static void repair__aae_objs(node *n, core_req *r, mp_reader *rd) {
     kv_slice key;
     if (mp_read_bytes(rd, &key) || key.len > KV_KEY_MAX)
       goto done;
-    uint8_t *val = NULL;
+    const uint8_t *val = NULL;
     size_t vlen = 0;
     if (n->io.store_get(n->io.ctx, p, key.ptr, key.len, &val, &vlen) != 0)
       continue;
@@ -786,7 +783,6 @@ static void repair__aae_objs(node *n, core_req *r, mp_reader *rd) {
                       n->out.len);
     n->out.len = 0;
     n->out.oom = 0;
-    free(val);
   }
 done:
   n->stats.aae_exchanges++;

@@ -536,9 +536,9 @@ static uint64_t uvn__io_peer_send(void *ctx, const char *addr,
 }
 
 static int uvn__io_store_get(void *ctx, uint32_t part, const void *key,
-                             size_t klen, uint8_t **val, size_t *vlen) {
+                             size_t klen, const uint8_t **val, size_t *vlen) {
   uvn *u = ctx;
-  int rc = store_get(u->st, part, key, klen, val, vlen);
+  int rc = store_get_view(u->st, part, key, klen, val, vlen);
   if (rc && rc != KV_ENOTFOUND)
     uvn__logf(u, NODE_LOG_ERROR, "storage read failed: %s",
               store_errmsg(u->st));

@@ -64,6 +64,7 @@ struct obj {
   uint32_t nvals;
   uint8_t *heap;
   size_t heap_len;
+  void *mem; /* one allocation holding ents, vals and heap */
 };
 
 /* A version vector entry of a context. */
@@ -75,9 +76,7 @@ typedef struct obj__vv {
 obj *obj_new(void) { return calloc(1, sizeof(obj)); }
 
 static void obj__clear(obj *o) {
-  free(o->ents);
-  free(o->vals);
-  free(o->heap);
+  free(o->mem);
   memset(o, 0, sizeof(*o));
 }
 
@@ -91,13 +90,19 @@ void obj_free(obj *o) {
 /* Allocates the arrays of o (which must be empty) for the given capacities.
  * Returns 0 or KV_ENOMEM (o stays empty). */
 static int obj__alloc(obj *o, size_t ents, size_t vals, size_t heap) {
-  o->ents = ents ? malloc(ents * sizeof(obj__ent)) : NULL;
-  o->vals = vals ? malloc(vals * sizeof(obj__val)) : NULL;
-  o->heap = heap ? malloc(heap) : NULL;
-  if ((ents && !o->ents) || (vals && !o->vals) || (heap && !o->heap)) {
-    obj__clear(o);
+  size_t eb = ents * sizeof(obj__ent), vb = vals * sizeof(obj__val);
+  if (ents > SIZE_MAX / sizeof(obj__ent) / 2 ||
+      vals > SIZE_MAX / sizeof(obj__val) / 2 || heap > SIZE_MAX / 4)
     return KV_ENOMEM;
-  }
+  if (eb + vb + heap == 0)
+    return 0;
+  uint8_t *m = malloc(eb + vb + heap); /* obj__ent, obj__val: 8-aligned */
+  if (!m)
+    return KV_ENOMEM;
+  o->mem = m;
+  o->ents = ents ? (obj__ent *)m : NULL;
+  o->vals = vals ? (obj__val *)(m + eb) : NULL;
+  o->heap = heap ? m + eb + vb : NULL;
   return 0;
 }
 

@@ -36,6 +36,7 @@
 #define STORE_BLOCK_CACHE_MB_DEFAULT 128
 #define STORE_OBJECT_CACHE_MB_DEFAULT 256
 #define STORE_PARALLELISM 2
+#define STORE_LEVELS 7
 #define STORE_BLOOM_BITS_PER_KEY 10.0
 #define STORE_PREFIX_LEN 2
 #define STORE_ROCKSDB_LOG_FATAL 4 /* rocksdb::InfoLogLevel::FATAL_LEVEL */
@@ -60,6 +61,8 @@ typedef struct store__staged {
 struct store {
   rocksdb_t *db;
   rocksdb_options_t *opts;
+  rocksdb_env_t *env; /* a handle on RocksDB's default env */
+  rocksdb_pinnableslice_t *pinned; /* lent out by store_get_view */
   rocksdb_block_based_table_options_t *bbto;
   rocksdb_cache_t *cache;
   rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
@@ -321,6 +324,10 @@ static const store__staged *store__overlay_get(const store *s, size_t klen) {
 
 /* Closes the database handles (not the options). */
 static void store__close_db(store *s) {
+  if (s->pinned) {
+    rocksdb_pinnableslice_destroy(s->pinned);
+    s->pinned = NULL;
+  }
   for (int i = 0; i < STORE_CF_COUNT; i++)
     if (s->cf[i])
       rocksdb_column_family_handle_destroy(s->cf[i]);
@@ -343,6 +350,8 @@ static void store__destroy(store *s) {
   kvcache_free(s->ocache);
   if (s->opts)
     rocksdb_options_destroy(s->opts);
+  if (s->env)
+    rocksdb_env_destroy(s->env); /* the default env itself lives on */
   if (s->bbto)
     rocksdb_block_based_options_destroy(s->bbto);
   if (s->cache)
@@ -369,6 +378,20 @@ static void store__options(store *s, const store_config *cfg) {
   rocksdb_options_set_info_log_level(s->opts, STORE_ROCKSDB_LOG_FATAL);
   rocksdb_options_set_create_missing_column_families(s->opts, 1);
   rocksdb_options_increase_parallelism(s->opts, STORE_PARALLELISM);
+  /* Compactions run at the lowest CPU priority, as Cassandra's do: they
+   * take idle time, not the loop thread's. Flushes keep theirs: a starved
+   * flush would fill the memtables and stall every write. */
+  rocksdb_env_t *env = rocksdb_create_default_env();
+  rocksdb_env_lower_thread_pool_cpu_priority(env);
+  rocksdb_options_set_env(s->opts, env);
+  s->env = env;
+  /* No compression where data is young and rewritten soon (L0, L1): it
+   * cost a few percent of a loaded node for little space. LZ4 below. */
+  int comp[STORE_LEVELS] = {rocksdb_no_compression, rocksdb_no_compression};
+  for (size_t i = 2; i < STORE_LEVELS; i++)
+    comp[i] = rocksdb_lz4_compression;
+  rocksdb_options_set_num_levels(s->opts, STORE_LEVELS);
+  rocksdb_options_set_compression_per_level(s->opts, comp, STORE_LEVELS);
   rocksdb_options_set_write_buffer_size(s->opts, wb * 1024 * 1024);
   s->recover_free_min = (uint64_t)(2 * wb + 8) * 1024 * 1024;
   s->cache = rocksdb_cache_create_lru(bc * 1024 * 1024);
@@ -477,27 +500,33 @@ void store_close(store *s) {
 
 /* ---- objects ---- */
 
-/* Copies a pinnable slice into a malloc'd buffer for the caller. */
-static int store__take(rocksdb_pinnableslice_t *ps, uint8_t **val,
-                       size_t *vlen) {
-  size_t n = 0;
-  const char *p = rocksdb_pinnableslice_value(ps, &n);
+/* Copies n bytes at p into a malloc'd buffer for the caller. */
+static int store__copy(const void *p, size_t n, uint8_t **val, size_t *vlen) {
   uint8_t *v = malloc(n ? n : 1);
-  if (!v) {
-    rocksdb_pinnableslice_destroy(ps);
+  if (!v)
     return KV_ENOMEM;
-  }
   if (n)
     memcpy(v, p, n);
-  rocksdb_pinnableslice_destroy(ps);
   *val = v;
   *vlen = n;
   return 0;
 }
 
-/* Reads key (klen bytes of the scratch) from column family cf. */
-static int store__get(store *s, int cf, size_t klen, uint8_t **val,
-                      size_t *vlen, const char *what) {
+/* Copies a pinnable slice out for the caller and destroys it. */
+static int store__take(rocksdb_pinnableslice_t *ps, uint8_t **val,
+                       size_t *vlen) {
+  size_t n = 0;
+  const char *p = rocksdb_pinnableslice_value(ps, &n);
+  int rc = store__copy(p, n, val, vlen);
+  rocksdb_pinnableslice_destroy(ps);
+  return rc;
+}
+
+/* Reads key (klen bytes of the scratch) from column family cf into a
+ * pinned slice (the caller destroys it). */
+static int store__pin(store *s, int cf, size_t klen,
+                      rocksdb_pinnableslice_t **out, const char *what) {
+  *out = NULL;
   if (!s->db)
     return store__fenced(s) ? store__fenced(s) : KV_ESTORAGE;
   char *e = NULL;
@@ -509,13 +538,31 @@ static int store__get(store *s, int cf, size_t klen, uint8_t **val,
   }
   if (!ps)
     return KV_ENOTFOUND;
-  return store__take(ps, val, vlen);
+  *out = ps;
+  return 0;
 }
 
-int store_get(store *s, uint32_t part, const void *key, size_t klen,
-              uint8_t **val, size_t *vlen) {
+/* Reads key (klen bytes of the scratch) from column family cf. */
+static int store__get(store *s, int cf, size_t klen, uint8_t **val,
+                      size_t *vlen, const char *what) {
+  rocksdb_pinnableslice_t *ps;
+  int rc = store__pin(s, cf, klen, &ps, what);
+  return rc ? rc : store__take(ps, val, vlen);
+}
+
+/* Drops the slice the last store_get_view read from RocksDB lent out. */
+static void store__unpin(store *s) {
+  if (s->pinned) {
+    rocksdb_pinnableslice_destroy(s->pinned);
+    s->pinned = NULL;
+  }
+}
+
+int store_get_view(store *s, uint32_t part, const void *key, size_t klen,
+                   const uint8_t **val, size_t *vlen) {
   *val = NULL;
   *vlen = 0;
+  store__unpin(s);
   int rc = store__okey(s, part, key, klen);
   if (rc)
     return rc;
@@ -524,30 +571,33 @@ int store_get(store *s, uint32_t part, const void *key, size_t klen,
   if (st) {
     if (st->deleted)
       return KV_ENOTFOUND;
-    uint8_t *v = malloc(st->vlen ? st->vlen : 1);
-    if (!v)
-      return KV_ENOMEM;
-    if (st->vlen)
-      memcpy(v, st->val, st->vlen);
-    *val = v;
+    *val = st->val;
     *vlen = st->vlen;
     return 0;
   }
-  const uint8_t *cv;
-  size_t cl;
-  if (s->ocache && kvcache_get(s->ocache, s->kbuf, klen, &cv, &cl)) {
-    uint8_t *v = malloc(cl ? cl : 1);
-    if (!v)
-      return KV_ENOMEM;
-    if (cl)
-      memcpy(v, cv, cl);
-    *val = v;
-    *vlen = cl;
+  if (s->ocache && kvcache_get(s->ocache, s->kbuf, klen, val, vlen))
     return 0;
-  }
-  rc = store__get(s, STORE_CF_DEFAULT, klen, val, vlen, "read failed");
-  if (rc == 0 && s->ocache)
+  rc = store__pin(s, STORE_CF_DEFAULT, klen, &s->pinned, "read failed");
+  if (rc)
+    return rc;
+  const char *p = rocksdb_pinnableslice_value(s->pinned, vlen);
+  *val = (const uint8_t *)p;
+  if (s->ocache)
     kvcache_put(s->ocache, s->kbuf, klen, *val, *vlen);
+  return 0;
+}
+
+int store_get(store *s, uint32_t part, const void *key, size_t klen,
+              uint8_t **val, size_t *vlen) {
+  const uint8_t *v;
+  size_t n;
+  *val = NULL;
+  *vlen = 0;
+  int rc = store_get_view(s, part, key, klen, &v, &n);
+  if (rc)
+    return rc;
+  rc = store__copy(v, n, val, vlen);
+  store__unpin(s);
   return rc;
 }
 

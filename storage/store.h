@@ -60,6 +60,10 @@ void store_close(store *s);
  * KV_ENOTFOUND, or a KV_E* code with a message from store_errmsg. */
 int store_get(store *s, uint32_t part, const void *key, size_t klen,
               uint8_t **val, size_t *vlen);
+/* Like store_get, without a copy: *val is lent, valid until the next call
+ * into the store (a read, a staged write, a commit). */
+int store_get_view(store *s, uint32_t part, const void *key, size_t klen,
+                   const uint8_t **val, size_t *vlen);
 /* Stages a put / delete of key in part into the pending batch. Returns 0 or
  * KV_ENOMEM. */
 int store_stage_put(store *s, uint32_t part, const void *key, size_t klen,

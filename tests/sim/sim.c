@@ -620,7 +620,7 @@ static uint64_t sim__io_peer_send(void *ctx, const char *addr,
 }
 
 static int sim__io_store_get(void *ctx, uint32_t part, const void *key,
-                             size_t klen, uint8_t **val, size_t *vlen) {
+                             size_t klen, const uint8_t **val, size_t *vlen) {
   sim_node *nd = ctx;
   sim_store *st = &nd->st;
   for (size_t i = st->staged.len; i-- > 0;) {
@@ -628,7 +628,7 @@ static int sim__io_store_get(void *ctx, uint32_t part, const void *key,
     if (sim__cmp(op->part, op->key, op->klen, part, key, klen) == 0) {
       if (!op->val)
         return KV_ENOTFOUND;
-      *val = sim__dup(op->val, op->vlen);
+      *val = op->val;
       *vlen = op->vlen;
       return 0;
     }
@@ -636,7 +636,7 @@ static int sim__io_store_get(void *ctx, uint32_t part, const void *key,
   sim_kv *e = sim__map_find(&st->live, part, key, klen);
   if (!e)
     return KV_ENOTFOUND;
-  *val = sim__dup(e->val, e->vlen);
+  *val = e->val;
   *vlen = e->vlen;
   return 0;
 }
@@ -1417,16 +1417,14 @@ int sim_store_get(sim *s, int i, const void *key, size_t klen, obj **out) {
       rg = gossip_ring(node_gossip(s->nodes[k].core));
   uint32_t part = rg ? ring_partition(rg, key, klen)
                      : ring_partition_of_hash(s->cfg.q, ring_hash(key, klen));
-  uint8_t *val = NULL;
+  const uint8_t *val = NULL;
   size_t vlen = 0;
   int rc = sim__io_store_get(&s->nodes[i], part, key, klen, &val, &vlen);
   if (rc == KV_ENOTFOUND)
     return 0;
   if (rc)
     return rc;
-  rc = obj_decode(val, vlen, out);
-  free(val);
-  return rc;
+  return obj_decode(val, vlen, out);
 }
 
 size_t sim_store_hints(sim *s, int i) {

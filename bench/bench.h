@@ -152,6 +152,9 @@ typedef struct bench_stats {
   size_t nseries, series_cap;
   double elapsed_s;
   double throughput_ops_s;
+  /* CPU time the bench process itself used in the phase (getrusage), so a
+   * run on one machine shows how much of it the load generator took. */
+  double cpu_user_s, cpu_sys_s;
   /* Per --regions group (nregions 0 without it): latency per op and over
    * all ops, completed ops and errors. */
   size_t nregions;

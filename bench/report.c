@@ -57,6 +57,12 @@ static void report__hstr(FILE *f, const char *s) {
   }
 }
 
+/* CPU microseconds the bench spent per completed operation. */
+static double report__cpu_per_op(const bench_stats *s) {
+  return s->ops ? (s->cpu_user_s + s->cpu_sys_s) * 1e6 / (double)s->ops
+                : 0.0;
+}
+
 /* ---- text ---- */
 
 static void report__text_phase(FILE *f, const char *title,
@@ -67,6 +73,8 @@ static void report__text_phase(FILE *f, const char *title,
   if (s->not_found)
     fprintf(f, ", reads not found %llu", (unsigned long long)s->not_found);
   fputc('\n', f);
+  fprintf(f, "  bench cpu: user %.2f s, sys %.2f s (%.1f us per op)\n",
+          s->cpu_user_s, s->cpu_sys_s, report__cpu_per_op(s));
   fprintf(f, "  %-7s %10s %10s %10s %10s %10s %10s %10s\n", "op", "count",
           "mean_us", "p50_us", "p90_us", "p99_us", "p99.9_us", "max_us");
   for (int i = 0; i < GEN_OP_COUNT; i++) {
@@ -155,6 +163,10 @@ static void report__json_phase(FILE *f, const bench_opts *o,
           "\"ops_total\": %llu, \"errors\": %llu, \"not_found\": %llu,\n",
           s->throughput_ops_s, s->elapsed_s, (unsigned long long)s->ops,
           (unsigned long long)s->errors, (unsigned long long)s->not_found);
+  fprintf(f,
+          "  \"bench_cpu\": {\"user_s\": %.3f, \"sys_s\": %.3f, "
+          "\"us_per_op\": %.2f},\n",
+          s->cpu_user_s, s->cpu_sys_s, report__cpu_per_op(s));
   fputs("  \"errors_by_kind\": {", f);
   for (size_t i = 0; i < s->nkinds; i++) {
     fputs(i ? ", " : "", f);

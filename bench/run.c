@@ -25,6 +25,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bench.h"
@@ -343,6 +344,10 @@ static void bench__tick(bench__runner *r, double t_s, double len_s) {
 /* Runs one phase until its end (all keys loaded, duration or op count
  * reached) and every request has come back. Returns 0, or an error with
  * a message when the driver failed or requests never came back. */
+static double bench__tv_s(const struct timeval *tv) {
+  return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
 static int bench__phase_run(bench__runner *r, bench__phase ph, bench_stats *st,
                             char *err, size_t errlen) {
   const bench_opts *o = r->o;
@@ -352,6 +357,8 @@ static int bench__phase_run(bench__runner *r, bench__phase ph, bench_stats *st,
   r->load_next = 0;
   r->sec_ops = r->sec_errors = 0;
   uint64_t start = bench_now_ns();
+  struct rusage ru0;
+  getrusage(RUSAGE_SELF, &ru0);
   r->last_done_ns = start;
   double dur_s = ph == BENCH__WARMUP ? o->warmup_s : o->duration_s;
   bool by_ops = ph == BENCH__RUN && o->ops > 0;
@@ -454,6 +461,10 @@ static int bench__phase_run(bench__runner *r, bench__phase ph, bench_stats *st,
   st->elapsed_s = (double)(end - start) / 1e9;
   st->throughput_ops_s = st->elapsed_s > 0 ? (double)st->ops / st->elapsed_s
                                            : 0.0;
+  struct rusage ru1;
+  getrusage(RUSAGE_SELF, &ru1);
+  st->cpu_user_s = bench__tv_s(&ru1.ru_utime) - bench__tv_s(&ru0.ru_utime);
+  st->cpu_sys_s = bench__tv_s(&ru1.ru_stime) - bench__tv_s(&ru0.ru_stime);
   return rc;
 }
 

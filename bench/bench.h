@@ -118,6 +118,11 @@ typedef struct bench_driver {
   /* Returns completions reported, or a negative KV_E* on a fatal error. */
   int (*poll)(void *d, int64_t timeout_us);
   void (*close)(void *d);
+  /* Optional: the CPU time (user + system, microseconds) the servers have
+   * used since they started, summed over them. Called between phases,
+   * with nothing in flight. Returns 0, or a negative KV_E* when a server
+   * would not say (the figure is then left out). */
+  int (*server_cpu_us)(void *d, uint64_t *us);
 } bench_driver;
 
 extern const bench_driver bench_drv_resp;
@@ -155,6 +160,9 @@ typedef struct bench_stats {
   /* CPU time the bench process itself used in the phase (getrusage), so a
    * run on one machine shows how much of it the load generator took. */
   double cpu_user_s, cpu_sys_s;
+  /* CPU time the servers used in the phase (driver's server_cpu_us);
+   * negative when unknown. */
+  double server_cpu_s;
   /* Per --regions group (nregions 0 without it): latency per op and over
    * all ops, completed ops and errors. */
   size_t nregions;

@@ -159,6 +159,85 @@ static int native__poll(void *dp, int64_t timeout_us) {
   return kv_poll_us(d->cs, d->n, timeout_us);
 }
 
+/* In the JSON text of an admin reply: the value of the next "key" from p
+ * as a string (copied to out) or a number; returns the position after it,
+ * or NULL when there is no such key. */
+static const char *native__json_next(const char *p, const char *key,
+                                     char *out, size_t cap) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\"", key);
+  const char *k = strstr(p, pat);
+  if (!k)
+    return NULL;
+  k += strlen(pat);
+  while (*k == ' ' || *k == ':' || *k == '\t' || *k == '\n')
+    k++;
+  size_t n = 0;
+  if (*k == '"') {
+    k++;
+    while (*k && *k != '"') {
+      if (n + 1 < cap)
+        out[n++] = *k;
+      k++;
+    }
+    if (*k == '"')
+      k++;
+  } else {
+    while ((*k >= '0' && *k <= '9') || *k == '.') {
+      if (n + 1 < cap)
+        out[n++] = *k;
+      k++;
+    }
+  }
+  out[n] = '\0';
+  return k;
+}
+
+/* CPU microseconds (user + system) of the node at addr, from its stats. */
+static int native__node_cpu(const char *addr, uint64_t *us) {
+  kv_connect_opts co = {.no_route = true, .connect_timeout_ms = 1000,
+                        .timeout_ms = 2000};
+  kv_client *c = NULL;
+  char err[256];
+  int rc = kv_connect(addr, &co, &c, err, sizeof err);
+  if (rc < 0)
+    return rc;
+  char *json = NULL;
+  rc = kv_admin(c, "stats", NULL, &json);
+  kv_close(c);
+  if (rc < 0)
+    return rc;
+  char user[32], sys[32];
+  if (!native__json_next(json, "cpu_user_us", user, sizeof user) ||
+      !native__json_next(json, "cpu_sys_us", sys, sizeof sys) || !user[0] ||
+      !sys[0])
+    rc = KV_EPROTO; /* a node too old to say */
+  else
+    *us += strtoull(user, NULL, 10) + strtoull(sys, NULL, 10);
+  free(json);
+  return rc;
+}
+
+/* Every member of the cluster (from "status" on the first client's node),
+ * then "stats" on each: the whole cluster's CPU, not only --hosts'. */
+static int native__server_cpu_us(void *dp, uint64_t *us) {
+  native__drv *d = dp;
+  char *json = NULL;
+  int rc = kv_admin(d->cs[0], "status", NULL, &json);
+  if (rc < 0)
+    return rc;
+  *us = 0;
+  size_t members = 0;
+  char addr[BENCH_HOST_LEN_MAX];
+  for (const char *p = json;
+       rc == 0 && (p = native__json_next(p, "listen", addr, sizeof addr));) {
+    rc = native__node_cpu(addr, us);
+    members++;
+  }
+  free(json);
+  return rc < 0 ? rc : members ? 0 : KV_EPROTO;
+}
+
 const bench_driver bench_drv_native = {
     .name = "native",
     .open = native__open,
@@ -166,4 +245,5 @@ const bench_driver bench_drv_native = {
     .put = native__put,
     .poll = native__poll,
     .close = native__close,
+    .server_cpu_us = native__server_cpu_us,
 };

@@ -41,6 +41,7 @@ typedef struct resp__conn {
 typedef struct resp__drv {
   resp__conn *conns;
   size_t nconns, next;
+  size_t nhosts;
   struct pollfd *pfds;
   bench_done_fn done;
   void *arg;
@@ -139,6 +140,7 @@ static int resp__open(const bench_opts *o, bench_done_fn done, void *arg,
   d->done = done;
   d->arg = arg;
   d->nconns = o->connections;
+  d->nhosts = o->nhosts;
   d->conns = calloc(d->nconns, sizeof *d->conns);
   d->pfds = calloc(d->nconns, sizeof *d->pfds);
   if (!d->conns || !d->pfds) {
@@ -376,6 +378,95 @@ static int resp__poll(void *dp, int64_t timeout_us) {
   return n;
 }
 
+#define RESP_INFO_TIMEOUT_MS 2000
+
+/* The seconds after "name:" in an INFO text, added to *sum as
+ * microseconds; false when the field is missing. */
+static bool resp__info_field(const char *txt, size_t len, const char *name,
+                             uint64_t *sum) {
+  size_t nl = strlen(name);
+  for (size_t i = 0; i + nl < len; i++) {
+    if ((i == 0 || txt[i - 1] == '\n') && !memcmp(txt + i, name, nl) &&
+        txt[i + nl] == ':') {
+      char num[32];
+      size_t k = 0, j = i + nl + 1;
+      while (j < len && k + 1 < sizeof num &&
+             ((txt[j] >= '0' && txt[j] <= '9') || txt[j] == '.'))
+        num[k++] = txt[j++];
+      num[k] = '\0';
+      if (!k)
+        return false;
+      *sum += (uint64_t)(strtod(num, NULL) * 1e6);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* INFO cpu on connection c (idle between phases): used_cpu_user +
+ * used_cpu_sys of that server, in microseconds, added to *us. */
+static int resp__info_cpu(resp__conn *c, uint64_t *us) {
+  static const char cmd[] = "*2\r\n$4\r\nINFO\r\n$3\r\ncpu\r\n";
+  if (c->fd < 0 || c->count || c->out_len > c->out_off)
+    return KV_ECONN;
+  size_t sent = 0;
+  while (sent < sizeof cmd - 1) {
+    ssize_t n = send(c->fd, cmd + sent, sizeof cmd - 1 - sent, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+      if (poll(&p, 1, RESP_INFO_TIMEOUT_MS) <= 0)
+        return KV_ETIMEDOUT;
+      continue;
+    }
+    if (n <= 0)
+      return KV_ECONN;
+    sent += (size_t)n;
+  }
+  c->in_len = 0;
+  for (;;) {
+    resp_reply rep;
+    long used = resp_parse(c->in, c->in_len, &rep);
+    if (used < 0)
+      return KV_EPROTO;
+    if (used > 0) {
+      c->in_len = 0;
+      if (rep.type != RESP_BULK || !rep.str)
+        return KV_EPROTO;
+      uint64_t sum = 0;
+      if (!resp__info_field(rep.str, rep.len, "used_cpu_user", &sum) ||
+          !resp__info_field(rep.str, rep.len, "used_cpu_sys", &sum))
+        return KV_EPROTO;
+      *us += sum;
+      return 0;
+    }
+    if (c->in_len == c->in_cap)
+      return KV_EPROTO; /* INFO cpu is a few hundred bytes */
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    if (poll(&p, 1, RESP_INFO_TIMEOUT_MS) <= 0)
+      return KV_ETIMEDOUT;
+    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      continue;
+    if (n <= 0)
+      return KV_ECONN;
+    c->in_len += (size_t)n;
+  }
+}
+
+/* Connection i talks to host i % nhosts, so the first connections cover
+ * every host used. */
+static int resp__server_cpu_us(void *dp, uint64_t *us) {
+  resp__drv *d = dp;
+  *us = 0;
+  size_t n = d->nconns < d->nhosts ? d->nconns : d->nhosts;
+  for (size_t i = 0; i < n; i++) {
+    int rc = resp__info_cpu(&d->conns[i], us);
+    if (rc)
+      return rc;
+  }
+  return n ? 0 : KV_ECONN;
+}
+
 const bench_driver bench_drv_resp = {
     .name = "resp",
     .open = resp__open,
@@ -383,4 +474,5 @@ const bench_driver bench_drv_resp = {
     .put = resp__put,
     .poll = resp__poll,
     .close = resp__close,
+    .server_cpu_us = resp__server_cpu_us,
 };

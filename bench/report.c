@@ -57,10 +57,9 @@ static void report__hstr(FILE *f, const char *s) {
   }
 }
 
-/* CPU microseconds the bench spent per completed operation. */
-static double report__cpu_per_op(const bench_stats *s) {
-  return s->ops ? (s->cpu_user_s + s->cpu_sys_s) * 1e6 / (double)s->ops
-                : 0.0;
+/* Microseconds of cpu_s per completed operation. */
+static double report__per_op(const bench_stats *s, double cpu_s) {
+  return s->ops ? cpu_s * 1e6 / (double)s->ops : 0.0;
 }
 
 /* ---- text ---- */
@@ -73,8 +72,13 @@ static void report__text_phase(FILE *f, const char *title,
   if (s->not_found)
     fprintf(f, ", reads not found %llu", (unsigned long long)s->not_found);
   fputc('\n', f);
-  fprintf(f, "  bench cpu: user %.2f s, sys %.2f s (%.1f us per op)\n",
-          s->cpu_user_s, s->cpu_sys_s, report__cpu_per_op(s));
+  fprintf(f, "  bench cpu: user %.2f s, sys %.2f s (%.1f us per op)",
+          s->cpu_user_s, s->cpu_sys_s,
+          report__per_op(s, s->cpu_user_s + s->cpu_sys_s));
+  if (s->server_cpu_s >= 0)
+    fprintf(f, "; server cpu: %.2f s (%.1f us per op)", s->server_cpu_s,
+            report__per_op(s, s->server_cpu_s));
+  fputc('\n', f);
   fprintf(f, "  %-7s %10s %10s %10s %10s %10s %10s %10s\n", "op", "count",
           "mean_us", "p50_us", "p90_us", "p99_us", "p99.9_us", "max_us");
   for (int i = 0; i < GEN_OP_COUNT; i++) {
@@ -166,7 +170,13 @@ static void report__json_phase(FILE *f, const bench_opts *o,
   fprintf(f,
           "  \"bench_cpu\": {\"user_s\": %.3f, \"sys_s\": %.3f, "
           "\"us_per_op\": %.2f},\n",
-          s->cpu_user_s, s->cpu_sys_s, report__cpu_per_op(s));
+          s->cpu_user_s, s->cpu_sys_s,
+          report__per_op(s, s->cpu_user_s + s->cpu_sys_s));
+  if (s->server_cpu_s >= 0)
+    fprintf(f, "  \"server_cpu\": {\"s\": %.3f, \"us_per_op\": %.2f},\n",
+            s->server_cpu_s, report__per_op(s, s->server_cpu_s));
+  else
+    fputs("  \"server_cpu\": null,\n", f);
   fputs("  \"errors_by_kind\": {", f);
   for (size_t i = 0; i < s->nkinds; i++) {
     fputs(i ? ", " : "", f);

@@ -52,6 +52,7 @@ uint64_t bench_now_ns(void) {
 int bench_stats_init(bench_stats *s, const char *phase) {
   memset(s, 0, sizeof *s);
   s->phase = phase;
+  s->server_cpu_s = -1.0;
   for (int i = 0; i < GEN_OP_COUNT; i++)
     s->op[i] = malloc(sizeof(hdr_hist));
   s->all = malloc(sizeof(hdr_hist));
@@ -356,6 +357,8 @@ static int bench__phase_run(bench__runner *r, bench__phase ph, bench_stats *st,
   r->issued = 0;
   r->load_next = 0;
   r->sec_ops = r->sec_errors = 0;
+  uint64_t srv0 = 0;
+  bool srv = r->drv->server_cpu_us && r->drv->server_cpu_us(r->d, &srv0) == 0;
   uint64_t start = bench_now_ns();
   struct rusage ru0;
   getrusage(RUSAGE_SELF, &ru0);
@@ -465,6 +468,11 @@ static int bench__phase_run(bench__runner *r, bench__phase ph, bench_stats *st,
   getrusage(RUSAGE_SELF, &ru1);
   st->cpu_user_s = bench__tv_s(&ru1.ru_utime) - bench__tv_s(&ru0.ru_utime);
   st->cpu_sys_s = bench__tv_s(&ru1.ru_stime) - bench__tv_s(&ru0.ru_stime);
+  uint64_t srv1 = 0;
+  st->server_cpu_s = -1.0;
+  if (srv && rc >= 0 && r->drv->server_cpu_us(r->d, &srv1) == 0 &&
+      srv1 >= srv0)
+    st->server_cpu_s = (double)(srv1 - srv0) / 1e6;
   return rc;
 }
 

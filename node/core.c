@@ -411,7 +411,7 @@ static void core__admin_ring(node *n, msgpack_packer *pk) {
 
 static void core__admin_stats(node *n, msgpack_packer *pk) {
   const core_stats *s = &n->stats;
-  msgpack_pack_map(pk, 28);
+  msgpack_pack_map(pk, n->io.cpu_us ? 30 : 28);
   core__pack_kv_str(pk, "node", n->id);
   core__pack_kv_u64(pk, "incarnation", n->incarnation);
   core__pack_kv_u64(pk, "gets", s->gets);
@@ -440,6 +440,12 @@ static void core__admin_stats(node *n, msgpack_packer *pk) {
   core__pack_kv_u64(pk, "handoff_keys_received", s->handoff_keys_received);
   core__pack_kv_u64(pk, "partitions_dropped", s->partitions_dropped);
   core__pack_kv_u64(pk, "tombstones_reaped", s->tombstones_reaped);
+  if (n->io.cpu_us) {
+    uint64_t user = 0, sys = 0;
+    n->io.cpu_us(n->io.ctx, &user, &sys);
+    core__pack_kv_u64(pk, "cpu_user_us", user);
+    core__pack_kv_u64(pk, "cpu_sys_us", sys);
+  }
 }
 
 /* Finds string argument name in an ADMIN args map. */

@@ -124,6 +124,9 @@ typedef struct node_io {
   /* Metadata: the ring is saved here when it changes. */
   int (*meta_put)(void *ctx, const char *name, const void *val, size_t len);
   void (*log)(void *ctx, node_log_level lvl, const char *msg);
+  /* Optional (NULL: not reported): CPU time the process has used, user and
+   * system, in microseconds; shown by the stats command. */
+  void (*cpu_us)(void *ctx, uint64_t *user_us, uint64_t *sys_us);
 } node_io;
 
 typedef struct node_config {

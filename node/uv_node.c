@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <uv.h>
 
@@ -651,6 +652,17 @@ static void uvn__io_log(void *ctx, node_log_level lvl, const char *msg) {
   uvn__logf(ctx, lvl, "%s", msg);
 }
 
+static void uvn__io_cpu_us(void *ctx, uint64_t *user_us, uint64_t *sys_us) {
+  (void)ctx;
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0)
+    return;
+  *user_us = (uint64_t)ru.ru_utime.tv_sec * 1000000u +
+             (uint64_t)ru.ru_utime.tv_usec;
+  *sys_us = (uint64_t)ru.ru_stime.tv_sec * 1000000u +
+            (uint64_t)ru.ru_stime.tv_usec;
+}
+
 /* ---- group commit and flushing ---- */
 
 static void uvn__sync_work(uv_work_t *w) {
@@ -911,6 +923,7 @@ int uvn_run(uvn_config *cfg) {
       .shutdown = uvn__io_shutdown,
       .meta_put = uvn__io_meta_put,
       .log = uvn__io_log,
+      .cpu_us = uvn__io_cpu_us,
   };
   uv_update_time(u->loop);
   u->core = node_new(&cfg->core, &io, err, sizeof(err));

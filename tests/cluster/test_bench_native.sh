@@ -65,6 +65,10 @@ for op in ("read", "update"):
 assert j["load"]["ops"]["insert"]["count"] == 2000, j["load"]
 assert j["load"]["errors"] == 0, j["load"]["errors_by_kind"]
 assert j["config"]["protocol"] == "native" and j["config"]["r"] == "1"
+# The server's CPU over the run, asked of it between phases, and ours.
+assert j["server_cpu"] is not None and j["server_cpu"]["s"] > 0, j["server_cpu"]
+assert j["server_cpu"]["us_per_op"] > 0, j["server_cpu"]
+assert j["bench_cpu"]["us_per_op"] > 0, j["bench_cpu"]
 PY
 grep -q "<svg" "$dir/out.html" && ok || bad "no <svg in the report"
 

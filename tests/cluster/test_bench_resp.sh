@@ -67,6 +67,10 @@ assert len(j["series"]) >= 2, len(j["series"])
 assert j["load"]["ops"]["insert"]["count"] == 5000, j["load"]
 assert j["load"]["errors"] == 0
 assert j["config"]["protocol"] == "resp" and j["config"]["keys"] == 5000
+# The server's CPU over the run, asked of it between phases, and ours.
+assert j["server_cpu"] is not None and j["server_cpu"]["s"] > 0, j["server_cpu"]
+assert j["server_cpu"]["us_per_op"] > 0, j["server_cpu"]
+assert j["bench_cpu"]["us_per_op"] > 0, j["bench_cpu"]
 PY
 grep -q "<svg" "$dir/out.html" && ok || bad "no <svg in the report"
 grep -qi "<script" "$dir/out.html" && bad "the report has a script" || ok

@@ -462,8 +462,16 @@ static int fake_poll(void *d, int64_t timeout_us) {
 
 static void fake_close(void *d) {}
 
-static const bench_driver fake_drv = {"fake", fake_open, fake_get, fake_put,
-                                      fake_poll, fake_close};
+/* The fake server spends 10 us of CPU per request it answers. */
+static int fake_server_cpu_us(void *d, uint64_t *us) {
+  (void)d;
+  *us = the_fake.seen * 10;
+  return 0;
+}
+
+static const bench_driver fake_drv = {"fake",    fake_open,  fake_get,
+                                      fake_put,  fake_poll,  fake_close,
+                                      fake_server_cpu_us};
 
 static void fake_opts(bench_opts *o, const char *workload) {
   char err[128];
@@ -530,8 +538,14 @@ static void test_runner(void) {
   fclose(f);
   CHECK(js && strstr(js, "\"throughput_ops_s\"") &&
             strstr(js, "\"errors\": 500") && strstr(js, "\"p999_us\"") &&
-            strstr(js, "\"EQUORUM\": 500") && strstr(js, "\"series\""),
+            strstr(js, "\"EQUORUM\": 500") && strstr(js, "\"series\"") &&
+            strstr(js, "\"bench_cpu\": {\"user_s\": "),
         "json fields");
+  /* Server CPU over the phase: 5000 answers of 10 us, over 4500 good ops. */
+  CHECK(run.server_cpu_s > 0.0499 && run.server_cpu_s < 0.0501,
+        "server cpu %.4f s", run.server_cpu_s);
+  CHECK(strstr(js, "\"server_cpu\": {\"s\": 0.050, \"us_per_op\": 11.11}"),
+        "server cpu in json");
   f = open_memstream(&html, &hl);
   CHECK(bench_report_html(f, &o, NULL, &run) == 0, "html");
   fclose(f);

@@ -153,8 +153,9 @@ static int fake_poll(void *d, int64_t timeout_us) {
 
 static void fake_close(void *d) {}
 
-static const bench_driver fake_drv = {"fake", fake_open, fake_get, fake_put,
-                                      fake_poll, fake_close};
+static const bench_driver fake_drv = {"fake",   fake_open,  fake_get,
+                                      fake_put, fake_poll,  fake_close,
+                                      NULL};
 
 /* Counts the braces and brackets outside strings: 0 when balanced. */
 static int tr_balance(const char *s) {

@@ -35,6 +35,8 @@ trap cleanup EXIT INT TERM
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 tput_of() { /usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_ops_s"]))' "$1"; }
 p99_of() { /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["ops"]; print(max(v["p99_us"] for v in j.values() if v.get("count")))' "$1"; }
+cpu_of() { /usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])).get("server_cpu"); print(round(c["us_per_op"],1) if c else "-")' "$1"; }
+bcpu_of() { /usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["bench_cpu"]["us_per_op"],1))' "$1"; }
 errs_of() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["errors"])' "$1"; }
 ratio() { /usr/bin/python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
 
@@ -119,5 +121,16 @@ cat <<EOF
 | 3 nodes, dw=2, 64 in flight | $KDW | fsynced RocksDB writes, one at a time | $FS | $( [ "$FS" -gt 0 ] && ratio "$KDW" "$FS" || echo -) | >= 10 |
 
 p99 of 3 nodes at half peak ($HALF ops/s): ${P99H} us (target < 2000 us)
+
+CPU per operation in the measured run (server: every server process, all
+threads; bench: the load generator), steadier than throughput here:
+
+| run | server us/op | bench us/op | server us/op vs redis |
+|---|---|---|---|
+| redis-server, workload A | $(cpu_of "$OUT/redis_a.json") | $(bcpu_of "$OUT/redis_a.json") | 1.00 |
+| 1 node N=1, workload A | $(cpu_of "$OUT/kv1_a.json") | $(bcpu_of "$OUT/kv1_a.json") | $(ratio "$(cpu_of "$OUT/kv1_a.json")" "$(cpu_of "$OUT/redis_a.json")") |
+| 3 nodes N=3 R=2 W=2, workload A | $(cpu_of "$OUT/kv3_a.json") | $(bcpu_of "$OUT/kv3_a.json") | $(ratio "$(cpu_of "$OUT/kv3_a.json")" "$(cpu_of "$OUT/redis_a.json")") |
+| 3 nodes at half peak, open loop | $(cpu_of "$OUT/kv3_a_half.json") | $(bcpu_of "$OUT/kv3_a_half.json") | $(ratio "$(cpu_of "$OUT/kv3_a_half.json")" "$(cpu_of "$OUT/redis_a.json")") |
+| 3 nodes, dw=2 write-only | $(cpu_of "$OUT/kv3_dw.json") | $(bcpu_of "$OUT/kv3_dw.json") | $(ratio "$(cpu_of "$OUT/kv3_dw.json")" "$(cpu_of "$OUT/redis_a.json")") |
 errors: redis $(errs_of "$OUT/redis_a.json"), kv1 $(errs_of "$OUT/kv1_a.json"), kv3 $(errs_of "$OUT/kv3_a.json"), half $(errs_of "$OUT/kv3_a_half.json"), dw $(errs_of "$OUT/kv3_dw.json")
 EOF

@@ -549,7 +549,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     n->stats.errors++;
     core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
                      "node %s has %u requests in flight", n->id,
-                     NODE_REQUESTS_MAX);
+                     n->nslots);
     return;
   }
   if (coord__init(n, r, conn, m)) {
@@ -970,7 +970,7 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
     n->stats.errors++;
     core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
                      "node %s has %u requests in flight", n->id,
-                     NODE_REQUESTS_MAX);
+                     n->nslots);
     return;
   }
   if (coord__init(n, r, conn, m)) {

@@ -106,6 +106,8 @@ core_req *core__req_find(node *n, uint64_t wire_id, uint32_t *target) {
   uint64_t id = wire_id >> CORE_TARGET_BITS;
   uint32_t slot = (uint32_t)(id & (NODE_REQUESTS_MAX - 1));
   uint32_t gen = (uint32_t)(id >> CORE_SLOT_BITS);
+  if (slot >= n->nslots)
+    return NULL; /* not one of ours: a peer's garbage */
   core_req *r = &n->slots[slot];
   if (r->kind == CORE_REQ_FREE || r->gen != gen)
     return NULL; /* a late answer to a finished request */
@@ -822,16 +824,22 @@ node *node_new(const node_config *cfg, const node_io *io, char *err,
   n->log_level = cfg->log_level;
   kvbuf_init(&n->out);
   kvbuf_init(&n->scratch);
-  n->slots = calloc(NODE_REQUESTS_MAX, sizeof(*n->slots));
-  n->free_slots = calloc(NODE_REQUESTS_MAX, sizeof(*n->free_slots));
+  n->nslots = NODE_REQUESTS_MAX;
+  if (cfg->requests_max && cfg->requests_max < NODE_REQUESTS_MAX) {
+    n->nslots = 1;
+    while (n->nslots * 2 <= cfg->requests_max)
+      n->nslots *= 2;
+  }
+  n->slots = calloc(n->nslots, sizeof(*n->slots));
+  n->free_slots = calloc(n->nslots, sizeof(*n->free_slots));
   if (!n->slots || !n->free_slots) {
     snprintf(err, errlen, "out of memory");
     node_free(n);
     return NULL;
   }
-  for (uint32_t i = 0; i < NODE_REQUESTS_MAX; i++)
-    n->free_slots[i] = NODE_REQUESTS_MAX - 1 - i;
-  n->nfree = NODE_REQUESTS_MAX;
+  for (uint32_t i = 0; i < n->nslots; i++)
+    n->free_slots[i] = n->nslots - 1 - i;
+  n->nfree = n->nslots;
 
   ring *saved = NULL;
   if (cfg->ring_saved && ring_decode(cfg->ring_saved, cfg->ring_saved_len,

@@ -158,6 +158,9 @@ typedef struct node_config {
                                    reaped once every replica has them
                                    (86400000: one day) */
   uint64_t hints_max;           /* hints kept for all owners (1000000) */
+  uint32_t requests_max;        /* requests in flight, a power of two up to
+                                   NODE_REQUESTS_MAX (NODE_REQUESTS_MAX);
+                                   smaller for tests and fuzzing */
 } node_config;
 
 /* Returns a new node core, or NULL with a message in err. The core keeps

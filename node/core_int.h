@@ -169,7 +169,8 @@ struct node {
   wire_limits wlim;
   node_log_level log_level;
   gossip *gossip;
-  core_req *slots;      /* NODE_REQUESTS_MAX slots */
+  core_req *slots;      /* nslots slots */
+  uint32_t nslots;      /* a power of two, at most NODE_REQUESTS_MAX */
   uint32_t *free_slots; /* stack of free slot numbers */
   uint32_t nfree;
   core_req *active;     /* doubly linked list of requests in flight */

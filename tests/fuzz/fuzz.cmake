@@ -109,6 +109,16 @@ if(TARGET kvgossip AND TARGET kvring)
   kv_fuzz_target(fuzz_gossip kvgossip)
 endif()
 
+# fuzz_node drives the node core through the simulator's harness
+# (kvsim_harness), which tests/sim/sim.cmake defines after this file is
+# included: register it once the whole directory is read.
+function(kv_fuzz_node_target)
+  if(TARGET kvsim_harness)
+    kv_fuzz_target(fuzz_node kvsim_harness)
+  endif()
+endfunction()
+cmake_language(DEFER CALL kv_fuzz_node_target)
+
 # gen_corpus writes the seed corpus with the real encoders (normal libraries,
 # no fuzzer runtime). Regenerate with:
 #   cmake --build BUILD --target gen_corpus && BUILD/tests/gen_corpus tests/fuzz/corpus

@@ -479,11 +479,32 @@ static void gen_gossip(void) {
 /* ---- fuzz_wire: one or more frames of every message type ---- */
 
 #ifdef GEN_WIRE
+/* A fuzz_wire seed (whole frames) is also two fuzz_node seeds: the same
+ * bytes behind selector 0 (from the client) and 1 (from a peer). */
+static void node_seeds(const char *name, const kvbuf *b) {
+  for (uint8_t sel = 0; sel < 2; sel++) {
+    kvbuf n;
+    kvbuf_init(&n);
+    char nm[128];
+    snprintf(nm, sizeof(nm), "%s-%s", sel ? "peer" : "client", name);
+    must(kvbuf_append(&n, &sel, 1) == 0 &&
+             kvbuf_append(&n, b->data, b->len) == 0,
+         nm);
+    put_buf("fuzz_node", nm, &n);
+    kvbuf_free(&n);
+  }
+}
+
+static void wire_put(const char *name, const kvbuf *b) {
+  put_buf("fuzz_wire", name, b);
+  node_seeds(name, b);
+}
+
 static void wire_save(const char *name, const wire_msg *m) {
   kvbuf b;
   kvbuf_init(&b);
   must(wire_encode(&b, m) == 0, name);
-  put_buf("fuzz_wire", name, &b);
+  wire_put(name, &b);
   kvbuf_free(&b);
 }
 
@@ -590,7 +611,7 @@ static void gen_wire(void) {
     must(wire_end_get_ok(&w, ctx, sizeof(ctx)) == 0, "get_ok");
     char name[32];
     snprintf(name, sizeof(name), "get-ok-%u-siblings", n);
-    put_buf("fuzz_wire", name, &b);
+    wire_put(name, &b);
     kvbuf_free(&b);
   }
 
@@ -598,7 +619,7 @@ static void gen_wire(void) {
   must(wire_encode_error(&b, 30, KV_ETOOBIG, "value of %u bytes over %u",
                          2000000u, KV_VALUE_MAX_DEFAULT) == 0,
        "error");
-  put_buf("fuzz_wire", "error-formatted", &b);
+  wire_put("error-formatted", &b);
   kvbuf_free(&b);
 
   /* ADMIN_OK with a free-form result. */
@@ -614,7 +635,7 @@ static void gen_wire(void) {
   mp_pack_cstr(&pk, "ring_version");
   msgpack_pack_uint64(&pk, 4);
   must(wire_end(&b, start) == 0, "admin_ok");
-  put_buf("fuzz_wire", "admin-ok", &b);
+  wire_put("admin-ok", &b);
 
   /* Two frames back to back, as they arrive on one connection. */
   memset(&m, 0, sizeof(m));
@@ -622,7 +643,7 @@ static void gen_wire(void) {
   m.req_id = 40;
   m.key = cs("second");
   must(wire_encode(&b, &m) == 0, "get");
-  put_buf("fuzz_wire", "two-frames", &b);
+  wire_put("two-frames", &b);
   kvbuf_free(&b);
 }
 #endif

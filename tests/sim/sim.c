@@ -1256,6 +1256,7 @@ static int sim__start(sim *s, int i) {
       .hint_interval_ms = s->cfg.hint_interval_ms,
       .handoff_interval_ms = s->cfg.handoff_interval_ms,
       .tombstone_grace_ms = s->cfg.tombstone_grace_ms,
+      .requests_max = s->cfg.requests_max,
   };
   node_io io = {
       .ctx = nd,
@@ -1470,6 +1471,29 @@ void sim_client_send(sim *s, int c, const uint8_t *frame, size_t len) {
     sim__schedule(s, cn, 0, frame + off + WIRE_HEADER_BYTES, blen, 0, false);
     off += WIRE_HEADER_BYTES + blen;
   }
+}
+
+void sim_client_send_body(sim *s, int c, const uint8_t *body, size_t len) {
+  sim_client *cl = &s->clients[c];
+  sim_conn *cn = sim__conn(s, cl->conn);
+  if (!cl->used || !cn || cn->dead_a || cn->dead_b)
+    return;
+  sim__schedule(s, cn, 0, body, len, 0, false);
+}
+
+bool sim_peer_send_body(sim *s, int from, int to, bool answer,
+                        const uint8_t *body, size_t len) {
+  if (from < 0 || to < 0 || (uint32_t)from >= s->cfg.nodes ||
+      (uint32_t)to >= s->cfg.nodes || from == to)
+    return false;
+  /* A request travels on the connection its sender opened (dir 0); an
+   * answer on the one the receiver opened (dir 1). */
+  int opener = answer ? to : from, other = answer ? from : to;
+  sim_conn *c = sim__conn(s, s->nodes[opener].peer_conn[other]);
+  if (!c || c->dead_a || c->dead_b)
+    return false;
+  sim__schedule(s, c, answer ? 1 : 0, body, len, 0, false);
+  return true;
 }
 
 void sim_client_send_msg(sim *s, int c, const wire_msg *m) {

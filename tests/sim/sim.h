@@ -62,6 +62,7 @@ typedef struct sim_config {
   const char *regions[SIM_NODES_MAX];
   const gossip_replicas *replicas;
   size_t nreplicas;
+  uint32_t requests_max;        /* per node; 0: NODE_REQUESTS_MAX */
   node_log_level log_level;     /* what the cores log (WARN) */
   bool verbose;                 /* print logs and harness events */
 } sim_config;
@@ -184,6 +185,14 @@ void sim_store_fail(sim *s, int i, int err);
 int sim_client_open(sim *s, int i, sim_client_fn fn, void *arg);
 /* Sends one whole frame (header and body, as wire_encode makes it). */
 void sim_client_send(sim *s, int c, const uint8_t *frame, size_t len);
+/* Sends one frame body as it is (no header, any bytes): for fuzzing. */
+void sim_client_send_body(sim *s, int c, const uint8_t *body, size_t len);
+/* Delivers one frame body (any bytes) to node to as if from node from: on
+ * the connection from opened to to (to sees it as PEER_IN), or with answer
+ * on the one to opened to from (PEER_OUT). false when that connection is
+ * not open. For fuzzing. */
+bool sim_peer_send_body(sim *s, int from, int to, bool answer,
+                        const uint8_t *body, size_t len);
 /* Sends a wire message (encoded here). */
 void sim_client_send_msg(sim *s, int c, const wire_msg *m);
 /* Sends HELLO. */

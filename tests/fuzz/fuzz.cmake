@@ -83,10 +83,13 @@ function(kv_fuzz_target name)
   endforeach()
   set(run ${KV_FUZZ_DIR}/run_fuzz.sh $<TARGET_FILE:${name}>
       ${KV_FUZZ_DIR}/corpus/${name})
+  # KV_FUZZ_ARGS_<name>: extra libFuzzer options for this target.
   add_test(NAME ${name} COMMAND ${run} ${KV_FUZZ_SECONDS}
+           ${KV_FUZZ_ARGS_${name}}
            WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
   set_tests_properties(${name} PROPERTIES LABELS fuzz TIMEOUT 120)
   add_test(NAME ${name}_soak COMMAND ${run} ${KV_FUZZ_SOAK_SECONDS}
+           ${KV_FUZZ_ARGS_${name}}
            WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
   math(EXPR soak_timeout "${KV_FUZZ_SOAK_SECONDS} + 120")
   set_tests_properties(${name}_soak PROPERTIES LABELS soak
@@ -113,6 +116,8 @@ endif()
 # (kvsim_harness), which tests/sim/sim.cmake defines after this file is
 # included: register it once the whole directory is read.
 function(kv_fuzz_node_target)
+  # Room for many records (the seeds are single small frames).
+  set(KV_FUZZ_ARGS_fuzz_node -max_len=4096)
   if(TARGET kvsim_harness)
     kv_fuzz_target(fuzz_node kvsim_harness)
   endif()

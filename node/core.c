@@ -906,4 +906,5 @@ void node_free(node *n) {
 const char *node_id(const node *n) { return n->id; }
 uint64_t node_actor(const node *n) { return n->actor; }
 const gossip *node_gossip(const node *n) { return n->gossip; }
+uint64_t node_hints_pending(const node *n) { return n->hints_count; }
 size_t node_requests_in_flight(const node *n) { return n->nactive; }

@@ -119,6 +119,11 @@ typedef struct node_io {
                   const void *key, size_t klen);
   int (*hint_scan)(void *ctx, const char *owner, size_t limit,
                    node_hint_fn fn, void *arg);
+  /* The first owner holding hints whose name sorts after `after` (""
+   * for the first): 0 with the name in out (cap bytes), KV_ENOTFOUND when
+   * there is none, or an error. */
+  int (*hint_owner_next)(void *ctx, const char *after, char *out,
+                         size_t cap);
   /* The node asks its environment to stop (it left the cluster). */
   void (*shutdown)(void *ctx);
   /* Metadata: the ring is saved here when it changes. */
@@ -192,6 +197,8 @@ void node_tick(node *n);
 const char *node_id(const node *n);
 uint64_t node_actor(const node *n);
 const gossip *node_gossip(const node *n);
+/* Hints this node keeps for other nodes (the stats' hints_pending). */
+uint64_t node_hints_pending(const node *n);
 size_t node_requests_in_flight(const node *n);
 
 /* The actor id of a node incarnation (XXH3 of id and incarnation). */

@@ -124,6 +124,33 @@ static int repair__build_trees(node *n, uint32_t q) {
   return 0;
 }
 
+static int repair__count_fn(void *arg, uint32_t part, const uint8_t *key,
+                            size_t klen, const uint8_t *val, size_t vlen) {
+  (void)part;
+  (void)key;
+  (void)klen;
+  (void)val;
+  (void)vlen;
+  (*(uint64_t *)arg)++;
+  return 0;
+}
+
+/* Counts the hints kept by an earlier run, so hints_max, hints_pending and
+ * a leaving node's wait for its hints hold across restarts. */
+static void repair__count_hints(node *n) {
+  char after[RING_NAME_MAX] = "", owner[RING_NAME_MAX];
+  uint64_t count = 0;
+  while (n->io.hint_owner_next &&
+         n->io.hint_owner_next(n->io.ctx, after, owner, sizeof(owner)) == 0) {
+    memcpy(after, owner, sizeof(after));
+    n->io.hint_scan(n->io.ctx, owner, SIZE_MAX, repair__count_fn, &count);
+  }
+  n->hints_count = count;
+  if (count)
+    core__log(n, NODE_LOG_INFO, "%llu hints kept from an earlier run",
+              (unsigned long long)count);
+}
+
 int repair_init(node *n, const node_config *cfg) {
   n->aae_interval_ms = cfg->aae_interval_ms ? cfg->aae_interval_ms : 10000;
   n->hint_interval_ms = cfg->hint_interval_ms ? cfg->hint_interval_ms : 1000;
@@ -139,6 +166,7 @@ int repair_init(node *n, const node_config *cfg) {
   n->reaps = calloc(REPAIR_REAP_QUEUE_MAX, sizeof(*n->reaps));
   if (!n->reaps)
     return KV_ENOMEM;
+  repair__count_hints(n);
   return repair__build_trees(n, ring_q(gossip_ring(n->gossip)));
 }
 
@@ -221,6 +249,44 @@ static const gossip_member *repair__member_up(node *n, const char *id) {
 
 /* ---- hints ---- */
 
+/* Merges in into the hint kept for owner (part, key), making it when there
+ * is none (then *fresh, and hints_count counts it). With enforce_max a new
+ * hint past hints_max is refused with KV_EFULL. Returns 0 or an error. */
+static int repair__hint_merge(node *n, const char *owner, uint32_t part,
+                              kv_slice key, const obj *in, bool enforce_max,
+                              bool *fresh) {
+  uint8_t *old = NULL;
+  size_t old_len = 0;
+  int rc = n->io.hint_get(n->io.ctx, owner, part, key.ptr, key.len, &old,
+                          &old_len);
+  *fresh = rc == KV_ENOTFOUND;
+  if (rc && !*fresh)
+    return rc;
+  if (*fresh && enforce_max && n->hints_count >= n->hints_max)
+    return KV_EFULL;
+  kvbuf enc;
+  kvbuf_init(&enc);
+  if (*fresh) {
+    rc = obj_encode(in, &enc);
+  } else {
+    obj *cur = NULL;
+    rc = obj_decode(old, old_len, &cur);
+    if (rc == 0)
+      rc = obj_sync(cur, in, NULL);
+    if (rc == 0)
+      rc = obj_encode(cur, &enc);
+    obj_free(cur);
+  }
+  free(old);
+  if (rc == 0)
+    rc = n->io.hint_put(n->io.ctx, owner, part, key.ptr, key.len, enc.data,
+                        enc.len);
+  kvbuf_free(&enc);
+  if (rc == 0 && *fresh)
+    n->hints_count++;
+  return rc;
+}
+
 static void repair__hint_put(node *n, uint64_t conn, const wire_msg *m,
                              mp_reader *rd) {
   char owner[RING_NAME_MAX];
@@ -239,13 +305,10 @@ static void repair__hint_put(node *n, uint64_t conn, const wire_msg *m,
     return;
   }
   uint32_t part = ring_partition(gossip_ring(n->gossip), key.ptr, key.len);
-  uint8_t *old = NULL;
-  size_t old_len = 0;
-  int rc = n->io.hint_get(n->io.ctx, owner, part, key.ptr, key.len, &old,
-                          &old_len);
-  bool fresh = rc == KV_ENOTFOUND;
-  if (fresh && n->hints_count >= n->hints_max) {
-    obj_free(in);
+  bool fresh = false;
+  int rc = repair__hint_merge(n, owner, part, key, in, true, &fresh);
+  obj_free(in);
+  if (rc == KV_EFULL) {
     n->stats.hints_refused++;
     core__log(n, NODE_LOG_WARN, "hint store is full (%llu hints): refusing "
               "a hint for %s", (unsigned long long)n->hints_max, owner);
@@ -254,32 +317,11 @@ static void repair__hint_put(node *n, uint64_t conn, const wire_msg *m,
                      (unsigned long long)n->hints_max);
     return;
   }
-  kvbuf enc;
-  kvbuf_init(&enc);
-  if (rc == 0) {
-    obj *cur = NULL;
-    rc = obj_decode(old, old_len, &cur);
-    if (rc == 0)
-      rc = obj_sync(cur, in, NULL);
-    if (rc == 0)
-      rc = obj_encode(cur, &enc);
-    obj_free(cur);
-  } else if (fresh) {
-    rc = obj_encode(in, &enc);
-  }
-  free(old);
-  obj_free(in);
-  if (rc == 0)
-    rc = n->io.hint_put(n->io.ctx, owner, part, key.ptr, key.len, enc.data,
-                        enc.len);
-  kvbuf_free(&enc);
   if (rc) {
     core__send_error(n, conn, m->req_id, rc, "%s cannot keep the hint: %s",
                      n->id, kv_strerror(rc));
     return;
   }
-  if (fresh)
-    n->hints_count++;
   n->stats.hints_stored++;
   if (durable) {
     core_req *r = core__req_new(n, CORE_REQ_REPLICA);
@@ -306,21 +348,34 @@ typedef struct repair__hint_ctx {
   const gossip_member *owner;
 } repair__hint_ctx;
 
+/* A HINT request about owner's hint (part, key, whose bytes are val),
+ * sent to id at addr; repair__hint_done deletes the hint if it is still
+ * those bytes. NULL when the request table is full. */
+static core_req *repair__hint_req(node *n, const char *id, const char *addr,
+                                  const char *owner, uint32_t part,
+                                  const uint8_t *key, size_t klen,
+                                  const uint8_t *val, size_t vlen) {
+  core_req *r = repair__req(n, CORE_REQ_HINT, id, addr);
+  if (!r)
+    return NULL;
+  if (core__req_set_key(r, key, klen)) {
+    core__req_free(n, r);
+    return NULL;
+  }
+  r->part = part;
+  r->hash = XXH3_64bits(val, vlen);
+  snprintf(r->owner, sizeof(r->owner), "%s", owner);
+  return r;
+}
+
 static int repair__hint_fn(void *arg, uint32_t part, const uint8_t *key,
                            size_t klen, const uint8_t *val, size_t vlen) {
   repair__hint_ctx *h = arg;
   node *n = h->n;
-  core_req *r = repair__req(n, CORE_REQ_HINT, h->owner->id,
-                            h->owner->peer_addr);
+  core_req *r = repair__hint_req(n, h->owner->id, h->owner->peer_addr,
+                                 h->owner->id, part, key, klen, val, vlen);
   if (!r)
     return 1;
-  if (core__req_set_key(r, key, klen)) {
-    core__req_free(n, r);
-    return 1;
-  }
-  r->part = part;
-  r->hash = XXH3_64bits(val, vlen);
-  snprintf(r->owner, sizeof(r->owner), "%s", h->owner->id);
   wire_msg rp = {.type = WIRE_REPL_PUT, .req_id = core__req_wire_id(r, 0)};
   rp.key.ptr = key;
   rp.key.len = klen;
@@ -343,6 +398,86 @@ static int repair__hint_fn(void *arg, uint32_t part, const uint8_t *key,
   return 0;
 }
 
+typedef struct repair__rehome_ctx {
+  node *n;
+  const char *owner;
+} repair__rehome_ctx;
+
+/* One hint of an owner that left the ring: kept instead as a hint for each
+ * current primary of its key, and merged here when this node is one (the
+ * old hint then goes once that write is committed). */
+static int repair__rehome_fn(void *arg, uint32_t part, const uint8_t *key,
+                             size_t klen, const uint8_t *val, size_t vlen) {
+  repair__rehome_ctx *c = arg;
+  node *n = c->n;
+  const ring *rg = gossip_ring(n->gossip);
+  obj *o = NULL;
+  if (obj_decode(val, vlen, &o)) {
+    core__log(n, NODE_LOG_ERROR, "a hint for %s does not decode; dropping "
+              "it", c->owner);
+    if (n->io.hint_del(n->io.ctx, c->owner, part, key, klen) == 0 &&
+        n->hints_count)
+      n->hints_count--;
+    return 0;
+  }
+  uint32_t p = ring_partition(rg, key, klen);
+  size_t idx[NODE_FANOUT_MAX], np = 0;
+  core__preflist(rg, p, idx, &np);
+  bool self = false;
+  int rc = 0;
+  for (size_t i = 0; i < np && rc == 0; i++) {
+    const char *id = ring_node_id(rg, idx[i]);
+    bool fresh;
+    if (strcmp(id, n->id) == 0)
+      self = true;
+    else
+      rc = repair__hint_merge(n, id, p, (kv_slice){key, klen}, o, false,
+                              &fresh);
+  }
+  core_req *r = NULL;
+  if (rc == 0 && self) {
+    r = repair__hint_req(n, n->id, n->peer_addr, c->owner, part, key, klen,
+                         val, vlen);
+    if (!r)
+      rc = KV_EOVERLOAD;
+  }
+  if (r && rc == 0) {
+    rc = core__local_merge(n, p, key, klen, o, core__req_wire_id(r, 0), NULL);
+    if (rc == 0)
+      n->hint_inflight++; /* repair__hint_done when it is committed */
+  }
+  obj_free(o);
+  if (rc) {
+    if (r)
+      core__req_free(n, r);
+    return 1; /* try again next round */
+  }
+  if (!self && n->io.hint_del(n->io.ctx, c->owner, part, key, klen) == 0 &&
+      n->hints_count)
+    n->hints_count--;
+  return 0;
+}
+
+/* Owners with hints that are no longer in the ring (left, or removed while
+ * down) will never take them: their hints go to the keys' current
+ * primaries, as Riak's fallback vnodes hand off to the new owners. */
+static void repair__rehome_hints(node *n) {
+  const ring *rg = gossip_ring(n->gossip);
+  if (!n->io.hint_owner_next || ring_node_count(rg) == 0)
+    return;
+  char after[RING_NAME_MAX] = "", owner[RING_NAME_MAX];
+  while (n->io.hint_owner_next(n->io.ctx, after, owner, sizeof(owner)) == 0) {
+    memcpy(after, owner, sizeof(after));
+    const gossip_member *m = gossip_find(n->gossip, owner);
+    if (ring_node_index(rg, owner) >= 0 ||
+        (m && m->status != GOSSIP_REMOVED && m->status != GOSSIP_LEAVING))
+      continue;
+    repair__rehome_ctx c = {.n = n, .owner = owner};
+    n->io.hint_scan(n->io.ctx, owner, REPAIR_HINT_BATCH, repair__rehome_fn,
+                    &c);
+  }
+}
+
 static void repair__deliver_hints(node *n) {
   if (n->hint_inflight)
     return; /* throttle: one batch per owner at a time */
@@ -354,6 +489,7 @@ static void repair__deliver_hints(node *n) {
     repair__hint_ctx h = {.n = n, .owner = m};
     n->io.hint_scan(n->io.ctx, m->id, REPAIR_HINT_BATCH, repair__hint_fn, &h);
   }
+  repair__rehome_hints(n);
 }
 
 static void repair__hint_done(node *n, core_req *r, bool ok) {
@@ -1375,6 +1511,8 @@ void repair_on_reply(node *n, uint64_t conn, const wire_msg *m) {
 void repair_req_done(node *n, core_req *r, uint32_t target, int status) {
   if (r->kind == CORE_REQ_REAP)
     repair__reap_answer(n, r);
+  else if (r->kind == CORE_REQ_HINT) /* a re-homed hint merged here */
+    repair__hint_done(n, r, status == 0);
 }
 
 void repair_req_expired(node *n, core_req *r) {

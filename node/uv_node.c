@@ -634,6 +634,12 @@ static int uvn__io_hint_scan(void *ctx, const char *owner, size_t limit,
   return rc > 0 ? 0 : rc;
 }
 
+static int uvn__io_hint_owner_next(void *ctx, const char *after, char *out,
+                                   size_t cap) {
+  uvn *u = ctx;
+  return store_hint_owner_next(u->st, after, out, cap);
+}
+
 static void uvn__stop(uvn *u, const char *why);
 
 static void uvn__io_shutdown(void *ctx) { uvn__stop(ctx, "left the cluster"); }
@@ -920,6 +926,7 @@ int uvn_run(uvn_config *cfg) {
       .hint_get = uvn__io_hint_get,
       .hint_del = uvn__io_hint_del,
       .hint_scan = uvn__io_hint_scan,
+      .hint_owner_next = uvn__io_hint_owner_next,
       .shutdown = uvn__io_shutdown,
       .meta_put = uvn__io_meta_put,
       .log = uvn__io_log,

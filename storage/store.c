@@ -870,6 +870,52 @@ static int store__hint_visit(void *arg, const uint8_t *key, size_t klen,
   return c->fn(c->arg, part, key + head, klen - head, val, vlen);
 }
 
+typedef struct store__owner_ctx {
+  char *out;
+  size_t cap;
+  int rc;
+} store__owner_ctx;
+
+static int store__owner_visit(void *arg, const uint8_t *key, size_t klen,
+                              const uint8_t *val, size_t vlen) {
+  store__owner_ctx *c = arg;
+  (void)val;
+  (void)vlen;
+  const uint8_t *sep = memchr(key, STORE_HINT_SEP, klen);
+  if (!sep)
+    return 0; /* not a hint key: look further */
+  size_t n = (size_t)(sep - key);
+  if (n + 1 > c->cap) {
+    c->rc = KV_ETOOBIG;
+    return 1;
+  }
+  memcpy(c->out, key, n);
+  c->out[n] = '\0';
+  c->rc = 0;
+  return 1;
+}
+
+int store_hint_owner_next(store *s, const char *after, char *out,
+                          size_t cap) {
+  if (!s->db)
+    return store__fenced(s) ? store__fenced(s) : KV_ESTORAGE;
+  size_t alen = strlen(after);
+  /* Past every key of `after`: its name, then a byte above the separator. */
+  uint8_t *seek = malloc(alen + 1);
+  if (!seek)
+    return KV_ENOMEM;
+  memcpy(seek, after, alen);
+  seek[alen] = STORE_HINT_SEP + 1;
+  size_t slen = alen ? alen + 1 : 0;
+  store__owner_ctx c = {out, cap, KV_ENOTFOUND};
+  int rc = store__iterate(s, STORE_CF_HINTS, seek, slen, NULL, 0, seek, slen,
+                          false, 0, store__owner_visit, &c);
+  free(seek);
+  if (rc < 0)
+    return rc;
+  return c.rc;
+}
+
 int store_hint_scan(store *s, const char *owner, store_hint_fn fn, void *arg) {
   if (!s->db)
     return store__fenced(s) ? store__fenced(s) : KV_ESTORAGE;

@@ -113,6 +113,10 @@ int store_hint_get(store *s, const char *owner, uint32_t part, const void *key,
 typedef int (*store_hint_fn)(void *arg, uint32_t part, const uint8_t *key,
                              size_t klen, const uint8_t *val, size_t vlen);
 int store_hint_scan(store *s, const char *owner, store_hint_fn fn, void *arg);
+/* The first owner with hints whose name sorts after `after` ("" for the
+ * first): 0 with the name in out, KV_ENOTFOUND when there is none,
+ * KV_ETOOBIG when it does not fit in cap, or an error. */
+int store_hint_owner_next(store *s, const char *after, char *out, size_t cap);
 
 /* After a failed write (a full disk, an I/O error) the store refuses every
  * write with that error, at once, and keeps serving reads: RocksDB must not

@@ -787,6 +787,27 @@ static int sim__io_hint_del(void *ctx, const char *owner, uint32_t part,
   return 0;
 }
 
+static int sim__io_hint_owner_next(void *ctx, const char *after, char *out,
+                                   size_t cap) {
+  sim_node *nd = ctx;
+  sim_map *m = &nd->st.live;
+  size_t alen = strlen(after);
+  uint8_t *seek = sim__xalloc(alen + 1);
+  memcpy(seek, after, alen);
+  seek[alen] = 1; /* past every key of after: name, NUL, ... */
+  size_t i = sim__lower(m, SIM_NS_HINT, seek, alen ? alen + 1 : 0);
+  free(seek);
+  if (i >= m->len || m->v[i].part != SIM_NS_HINT)
+    return KV_ENOTFOUND;
+  const uint8_t *sep = memchr(m->v[i].key, 0, m->v[i].klen);
+  size_t n = sep ? (size_t)(sep - m->v[i].key) : m->v[i].klen;
+  if (n + 1 > cap)
+    return KV_ETOOBIG;
+  memcpy(out, m->v[i].key, n);
+  out[n] = '\0';
+  return 0;
+}
+
 static int sim__io_hint_scan(void *ctx, const char *owner, size_t limit,
                              node_hint_fn fn, void *arg) {
   sim_node *nd = ctx;
@@ -1276,6 +1297,7 @@ static int sim__start(sim *s, int i) {
       .hint_get = sim__io_hint_get,
       .hint_del = sim__io_hint_del,
       .hint_scan = sim__io_hint_scan,
+      .hint_owner_next = sim__io_hint_owner_next,
       .shutdown = sim__io_shutdown,
       .meta_put = sim__io_meta_put,
       .log = sim__io_log,

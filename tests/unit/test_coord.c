@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../client/proto/kv_err.h"
+#include "../client/proto/mp.h"
 #include "../ring/ring.h"
 #include "sim/sim.h"
 
@@ -385,6 +386,100 @@ static void test_pw_pr_unavailable(void) {
   sim_free(s);
 }
 
+/* Hints: node f keeps one for primary p[2] (down); f restarts. */
+typedef struct tc_rehome {
+  int p[3];
+  int f;
+  int live; /* a node whose ring view the checks use */
+} tc_rehome;
+
+static bool tc_hint_gone(void *arg, sim *s) {
+  tc_rehome *t = arg;
+  return sim_store_hints(s, t->f) == 0;
+}
+
+static bool tc_p2_gone(void *arg, sim *s) {
+  tc_rehome *t = arg;
+  const ring *rg = gossip_ring(node_gossip(sim_node_core(s, t->live)));
+  return ring_node_index(rg, sim_node_name(s, t->p[2])) < 0;
+}
+
+/* Sends ADMIN remove NODE on client c. */
+static void tc_remove(tc_client *c, uint64_t id, const char *node_id) {
+  kvbuf args;
+  kvbuf_init(&args);
+  msgpack_packer pk;
+  mp_packer_init(&pk, &args);
+  msgpack_pack_map(&pk, 1);
+  mp_pack_cstr(&pk, "node");
+  mp_pack_cstr(&pk, node_id);
+  wire_msg rm = {.type = WIRE_ADMIN, .req_id = id};
+  rm.text.ptr = (const uint8_t *)"remove";
+  rm.text.len = strlen("remove");
+  rm.raw.ptr = args.data;
+  rm.raw.len = args.len;
+  sim_client_send_msg(c->s, c->handle, &rm);
+  kvbuf_free(&args);
+}
+
+/* A hint for a node removed while down goes to the key's new primaries
+ * (it would otherwise wait forever), and a restarted node still counts
+ * the hints it keeps. */
+static void test_hints_rehomed(void) {
+  sim_config cfg;
+  sim_config_default(&cfg, 21, 4);
+  cfg.log_level = NODE_LOG_ERROR;
+  cfg.hint_interval_ms = 100;
+  sim *s = sim_new(&cfg);
+  if (!s || !sim_wait_ring(s, 20000)) {
+    CHECK(!"the cluster did not form");
+    sim_free(s);
+    return;
+  }
+  tc_rehome t;
+  const ring *rg = gossip_ring(node_gossip(sim_node_core(s, 0)));
+  size_t idx[NODE_FANOUT_MAX], np = 0;
+  ring_preflist(rg, ring_partition(rg, "k", 1), idx, NODE_FANOUT_MAX, &np);
+  for (int i = 0; i < 3; i++)
+    t.p[i] = sim_node_by_name(s, ring_node_id(rg, idx[i]));
+  t.f = 0 + 1 + 2 + 3 - t.p[0] - t.p[1] - t.p[2];
+  t.live = t.p[0];
+  sim_crash(s, t.p[2], false);
+  CHECK(sim_run_while_not(s, tc_sees_down, t.p, 20000));
+  tc_client c;
+  tc_open(&c, s, t.p[0], true);
+  sim_run_for(s, 20);
+  tc_put(&c, 1, "k", "v", NULL);
+  sim_run_for(s, 200);
+  CHECK(c.n == 1 && c.r[0].type == WIRE_PUT_OK);
+  CHECK(sim_store_hints(s, t.f) == 1);
+  /* A restart keeps counting it. */
+  sim_crash(s, t.f, false);
+  CHECK(sim_restart(s, t.f) == 0);
+  CHECK(sim_node_core(s, t.f) &&
+        node_hints_pending(sim_node_core(s, t.f)) == 1);
+  sim_run_for(s, 2000);
+  CHECK(sim_store_hints(s, t.f) == 1); /* p[2] is down: nowhere to go */
+  /* Remove p[2]: its partitions get new owners, and f's hint follows. */
+  tc_remove(&c, 2, sim_node_name(s, t.p[2]));
+  CHECK(sim_run_while_not(s, tc_p2_gone, &t, 30000));
+  CHECK(sim_run_while_not(s, tc_hint_gone, &t, 30000));
+  CHECK(node_hints_pending(sim_node_core(s, t.f)) == 0);
+  /* Every primary of k under the new ring holds the write. */
+  sim_run_for(s, 2000);
+  rg = gossip_ring(node_gossip(sim_node_core(s, t.live)));
+  np = 0;
+  ring_preflist(rg, ring_partition(rg, "k", 1), idx, NODE_FANOUT_MAX, &np);
+  CHECK(np == 3);
+  for (size_t i = 0; i < np && i < 3; i++) {
+    int q = sim_node_by_name(s, ring_node_id(rg, idx[i]));
+    bool present = false;
+    CHECK(q >= 0 && q != t.p[2]);
+    CHECK(tc_siblings(s, q, "k", &present) == 1 && present);
+  }
+  sim_free(s);
+}
+
 /* A client that sends anything before HELLO gets ERROR and is closed. */
 static void test_hello_first(void) {
   sim *s = tc_cluster(17, 0);
@@ -460,6 +555,7 @@ int main(void) {
       {"pw_pr_unavailable", test_pw_pr_unavailable},
       {"hello_first", test_hello_first},
       {"malformed_isolated", test_malformed_isolated},
+      {"hints_rehomed", test_hints_rehomed},
   };
   int passed = 0, failed = 0;
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -245,6 +245,16 @@ static void test_hints_meta(const char *dir) {
   CHECK(store_hint_scan(s, "n1", hint_fn, &r) == 0 && r.n == 1);
   memset(&r, 0, sizeof(r));
   CHECK(store_hint_scan(s, "nobody", hint_fn, &r) == 0 && r.n == 0);
+  /* Every owner with hints, in byte order, each once. */
+  char own[8], small[2];
+  CHECK(store_hint_owner_next(s, "", own, sizeof(own)) == 0 &&
+        !strcmp(own, "n"));
+  CHECK(store_hint_owner_next(s, "n", own, sizeof(own)) == 0 &&
+        !strcmp(own, "n1"));
+  CHECK(store_hint_owner_next(s, "n1", own, sizeof(own)) == 0 &&
+        !strcmp(own, "n10"));
+  CHECK(store_hint_owner_next(s, "n10", own, sizeof(own)) == KV_ENOTFOUND);
+  CHECK(store_hint_owner_next(s, "n", small, sizeof(small)) == KV_ETOOBIG);
   /* Meta. */
   CHECK(store_meta_get(s, "incarnation", &v, &n) == KV_ENOTFOUND);
   CHECK(store_meta_put(s, "incarnation", "\x01\x02", 2) == 0);

@@ -3,7 +3,9 @@
  * and SET over --connections non-blocking sockets (round robin over
  * --hosts), pipelined: every request queued in one loop turn goes out in
  * one write per connection, and replies, which Redis sends in order, are
- * matched to slots through a FIFO per connection. Buffers grow to the
+ * matched to slots through a FIFO per connection. A connection that fails
+ * fails its waiting requests and is dialled again RESP_RETRY_MS later, so
+ * a server that restarts mid-run gets its load back. Buffers grow to the
  * largest burst and are then reused, so the steady state allocates
  * nothing. Depends on bench.h, resp.h, kv_err.h and POSIX sockets.
  */
@@ -27,6 +29,10 @@
 #define RESP_BUF_INIT (64u << 10)
 #define RESP_READS_PER_POLL 16 /* reads per readable socket per turn */
 #define RESP_KIND_MAX 40
+/* A connection that failed is dialled again after RESP_RETRY_MS, each try
+ * waiting at most RESP_REDIAL_TIMEOUT_MS (the run goes on meanwhile). */
+#define RESP_RETRY_MS 200
+#define RESP_REDIAL_TIMEOUT_MS 100
 
 typedef struct resp__conn {
   int fd;
@@ -36,20 +42,24 @@ typedef struct resp__conn {
   size_t in_len, in_cap;
   uint32_t *fifo; /* slots waiting for a reply, oldest first */
   size_t head, count, cap;
+  size_t host;       /* index in hosts */
+  uint64_t retry_ns; /* closed: when to dial again */
 } resp__conn;
 
 typedef struct resp__drv {
   resp__conn *conns;
   size_t nconns, next;
   size_t nhosts;
+  char (*hosts)[BENCH_HOST_LEN_MAX]; /* a copy of --hosts */
   struct pollfd *pfds;
   bench_done_fn done;
   void *arg;
 } resp__drv;
 
-/* Connects to "host:port" within RESP_CONNECT_TIMEOUT_MS; returns a
- * non-blocking socket or -1 with a message. */
-static int resp__dial(const char *hostport, char *err, size_t errlen) {
+/* Connects to "host:port" within timeout_ms; returns a non-blocking
+ * socket or -1 with a message. */
+static int resp__dial(const char *hostport, int timeout_ms, char *err,
+                      size_t errlen) {
   char host[BENCH_HOST_LEN_MAX];
   snprintf(host, sizeof host, "%s", hostport);
   char *colon = strrchr(host, ':');
@@ -83,7 +93,7 @@ static int resp__dial(const char *hostport, char *err, size_t errlen) {
     int rc = connect(fd, a->ai_addr, a->ai_addrlen);
     if (rc < 0 && errno == EINPROGRESS) {
       struct pollfd p = {.fd = fd, .events = POLLOUT};
-      rc = poll(&p, 1, RESP_CONNECT_TIMEOUT_MS);
+      rc = poll(&p, 1, timeout_ms);
       if (rc == 0) {
         why = ETIMEDOUT;
         rc = -1;
@@ -129,6 +139,7 @@ static void resp__close(void *dp) {
   }
   free(d->conns);
   free(d->pfds);
+  free(d->hosts);
   free(d);
 }
 
@@ -141,9 +152,12 @@ static int resp__open(const bench_opts *o, bench_done_fn done, void *arg,
   d->arg = arg;
   d->nconns = o->connections;
   d->nhosts = o->nhosts;
+  d->hosts = malloc(o->nhosts * sizeof *d->hosts);
+  if (d->hosts)
+    memcpy(d->hosts, o->hosts, o->nhosts * sizeof *d->hosts);
   d->conns = calloc(d->nconns, sizeof *d->conns);
   d->pfds = calloc(d->nconns, sizeof *d->pfds);
-  if (!d->conns || !d->pfds) {
+  if (!d->conns || !d->pfds || !d->hosts) {
     d->nconns = 0;
     resp__close(d);
     return KV_ENOMEM;
@@ -161,7 +175,9 @@ static int resp__open(const bench_opts *o, bench_done_fn done, void *arg,
       resp__close(d);
       return KV_ENOMEM;
     }
-    c->fd = resp__dial(o->hosts[i % o->nhosts], err, errlen);
+    c->host = i % o->nhosts;
+    c->fd = resp__dial(o->hosts[c->host], RESP_CONNECT_TIMEOUT_MS, err,
+                       errlen);
     if (c->fd < 0) {
       resp__close(d);
       return KV_ECONN;
@@ -176,6 +192,7 @@ static void resp__fail(resp__drv *d, resp__conn *c, const char *kind) {
   if (c->fd >= 0)
     close(c->fd);
   c->fd = -1;
+  c->retry_ns = bench_now_ns() + (uint64_t)RESP_RETRY_MS * 1000000u;
   c->out_off = c->out_len = 0;
   c->in_len = 0;
   while (c->count) {
@@ -340,10 +357,41 @@ static int resp__read(resp__drv *d, resp__conn *c) {
   return n;
 }
 
+/* Dials the closed connections whose retry time has come (a server that
+ * restarted gets its connections back); returns when the next retry is
+ * due, or UINT64_MAX when every connection is open. */
+static uint64_t resp__redial(resp__drv *d) {
+  uint64_t now = bench_now_ns(), next = UINT64_MAX;
+  for (size_t i = 0; i < d->nconns; i++) {
+    resp__conn *c = &d->conns[i];
+    if (c->fd >= 0)
+      continue;
+    if (now >= c->retry_ns) {
+      char err[256];
+      c->fd = resp__dial(d->hosts[c->host], RESP_REDIAL_TIMEOUT_MS, err,
+                         sizeof err);
+      now = bench_now_ns();
+      if (c->fd >= 0)
+        continue;
+      c->retry_ns = now + (uint64_t)RESP_RETRY_MS * 1000000u;
+    }
+    if (c->retry_ns < next)
+      next = c->retry_ns;
+  }
+  return next;
+}
+
 static int resp__poll(void *dp, int64_t timeout_us) {
   resp__drv *d = dp;
   int n = 0;
   size_t m = 0;
+  uint64_t retry = resp__redial(d);
+  if (retry != UINT64_MAX) {
+    uint64_t now = bench_now_ns();
+    int64_t until = retry > now ? (int64_t)((retry - now) / 1000) : 0;
+    if (timeout_us < 0 || until < timeout_us)
+      timeout_us = until;
+  }
   for (size_t i = 0; i < d->nconns; i++) {
     resp__conn *c = &d->conns[i];
     if (c->fd >= 0 && c->out_len > c->out_off)
@@ -357,10 +405,9 @@ static int resp__poll(void *dp, int64_t timeout_us) {
     d->pfds[m].revents = 0;
     m++;
   }
-  if (m == 0)
-    return KV_ECLOSED;
   struct timespec ts = {.tv_sec = timeout_us / 1000000,
                         .tv_nsec = (long)(timeout_us % 1000000) * 1000};
+  /* With every connection closed this only waits for the next dial. */
   int pr = ppoll(d->pfds, m, timeout_us < 0 ? NULL : &ts, NULL);
   if (pr < 0)
     return errno == EINTR ? 0 : KV_EIO;

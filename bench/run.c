@@ -376,9 +376,13 @@ static int bench__phase_run(bench__runner *r, bench__phase ph, bench_stats *st,
     /* Second steps of read-modify-writes whose reads came back. */
     while (r->nrmw)
       bench__send(r, r->rmw_ids[--r->nrmw]);
-    /* New operations into free slots. */
+    /* New operations into free slots: at most one per slot per turn, so
+     * requests the driver fails at once (every connection down) cannot
+     * keep this loop from polling. */
     bool more = true;
-    while (r->nfree > 0) {
+    uint32_t budget = o->concurrency;
+    while (r->nfree > 0 && budget > 0) {
+      budget--;
       uint64_t key;
       gen_op op;
       if (ph == BENCH__LOAD) {

@@ -14,28 +14,34 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
 dir=$(mktemp -d)
 rpid=
+bpid=
 cleanup() {
+  [ -n "$bpid" ] && kill "$bpid" 2>/dev/null && wait "$bpid" 2>/dev/null
   [ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
   rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$REDIS" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$dir" >"$dir/redis.log" 2>&1 &
-rpid=$!
-# Ready when it accepts a connection: poll the port, bounded.
-i=0
-until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; do
-  i=$((i + 1))
-  if [ $i -ge $WAIT_STEPS ] || ! kill -0 "$rpid" 2>/dev/null; then
-    echo "redis-server did not start" >&2
-    cat "$dir/redis.log" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-  fi
-  python3 -c 'import select; select.select([], [], [], 0.1)'
-done
+nap() { python3 -c 'import select; select.select([], [], [], 0.1)'; }
+start_redis() {
+  "$REDIS" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$dir" >>"$dir/redis.log" 2>&1 &
+  rpid=$!
+  # Ready when it accepts a connection: poll the port, bounded.
+  i=0
+  until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -ge $WAIT_STEPS ] || ! kill -0 "$rpid" 2>/dev/null; then
+      echo "redis-server did not start" >&2
+      cat "$dir/redis.log" >&2
+      echo "$pass passed, $((fail + 1)) failed"
+      exit 1
+    fi
+    nap
+  done
+}
+start_redis
 
 # Bad flags exit 2 without touching the server.
 "$BENCH" --protocol resp --hosts 127.0.0.1:$port --keys abc 2>/dev/null
@@ -95,6 +101,30 @@ j = json.load(open(sys.argv[1]))
 assert j["errors"] == 0 and j["not_found"] == 0, j
 assert j["ops"]["rmw"]["count"] > 0
 assert j["ops_total"] == 1000, j["ops_total"]
+PY
+
+# The server dies and comes back in the middle of a run: the bench counts
+# the requests it lost as errors, dials again, and ends the run on the new
+# server. Each step waits for what the previous one must have caused.
+"$BENCH" --protocol resp --hosts 127.0.0.1:$port --keys 1000 --workload a \
+  --concurrency 16 --connections 2 --duration 6 --seed 3 \
+  --json "$dir/re.json" >/dev/null 2>"$dir/re.err" &
+bpid=$!
+i=0
+until grep -q "run  *1s" "$dir/re.err" 2>/dev/null || [ $i -ge 100 ]; do i=$((i + 1)); nap; done
+kill -9 "$rpid"; wait "$rpid" 2>/dev/null; rpid=
+i=0
+until grep -Eq "errors [1-9]" "$dir/re.err" || [ $i -ge 50 ]; do i=$((i + 1)); nap; done
+grep -Eq "errors [1-9]" "$dir/re.err" && ok || bad "the bench did not count the dead server's requests as errors"
+start_redis
+if wait "$bpid"; then ok; else bad "kvorum-bench failed when its server restarted"; cat "$dir/re.err" >&2; fi
+bpid=
+python3 - "$dir/re.json" <<'PY' && ok || bad "no recovery after the server came back"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["errors"] > 0, j["errors_by_kind"]
+last = j["series"][-1]
+assert last["ops"] > 0 and last["errors"] == 0, j["series"]
 PY
 
 echo "$pass passed, $fail failed"

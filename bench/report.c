@@ -20,6 +20,7 @@
 #define REPORT_TICKS 5
 #define REPORT_SPECTRUM_POINTS 51 /* percentile spectrum: 0 .. 99.999 */
 #define REPORT_SPECTRUM_DECADES 5.0
+#define REPORT_SPECTRUM_LINES_MAX 16 /* lines of one percentile chart */
 
 /* The percentiles drawn over time, as kept in bench_point. */
 static const char *const report__pct_names[] = {"p50", "p90", "p99", "p999"};
@@ -493,43 +494,53 @@ static int report__phase_charts(FILE *f, const char *what,
 }
 
 /* The percentile spectrum of every op that ran. */
-static int report__spectrum(FILE *f, const char *what, const bench_stats *s) {
+/* A latency-by-percentile chart, one line per non-empty histogram. */
+static void report__spectrum_of(FILE *f, const char *title,
+                                const char *const *names,
+                                const hdr_hist *const *hists, size_t n) {
   double x[REPORT_SPECTRUM_POINTS];
-  double ys[GEN_OP_COUNT][REPORT_SPECTRUM_POINTS];
-  report__line lines[GEN_OP_COUNT];
+  double ys[REPORT_SPECTRUM_LINES_MAX][REPORT_SPECTRUM_POINTS];
+  report__line lines[REPORT_SPECTRUM_LINES_MAX];
   size_t nl = 0;
   for (int k = 0; k < REPORT_SPECTRUM_POINTS; k++)
     x[k] = REPORT_SPECTRUM_DECADES * k / (REPORT_SPECTRUM_POINTS - 1);
-  for (int i = 0; i < GEN_OP_COUNT; i++) {
-    const hdr_hist *h = s->op[i];
-    if (!h->total)
+  for (size_t i = 0; i < n && nl < REPORT_SPECTRUM_LINES_MAX; i++) {
+    const hdr_hist *h = hists[i];
+    if (!h || !h->total)
       continue;
     for (int k = 0; k < REPORT_SPECTRUM_POINTS; k++)
       ys[nl][k] = (double)hdr_percentile(h, 100.0 * (1 - pow(10, -x[k])));
-    lines[nl] = (report__line){gen_op_name((gen_op)i),
-                               report__colors[nl % REPORT_NCOLORS], x, ys[nl],
-                               REPORT_SPECTRUM_POINTS};
+    lines[nl] = (report__line){names[i], report__colors[nl % REPORT_NCOLORS],
+                               x, ys[nl], REPORT_SPECTRUM_POINTS};
     nl++;
+  }
+  report__chart(f, title, "percentile", "latency (us, log scale)", lines, nl,
+                true, true);
+}
+
+static int report__spectrum(FILE *f, const char *what, const bench_stats *s) {
+  const char *names[GEN_OP_COUNT];
+  const hdr_hist *hists[GEN_OP_COUNT];
+  for (int i = 0; i < GEN_OP_COUNT; i++) {
+    names[i] = gen_op_name((gen_op)i);
+    hists[i] = s->op[i];
   }
   char title[96];
   snprintf(title, sizeof title, "%s: latency distribution by percentile",
            what);
-  report__chart(f, title, "percentile", "latency (us, log scale)", lines, nl,
-                true, true);
+  report__spectrum_of(f, title, names, hists, GEN_OP_COUNT);
   return 0;
 }
 
-static void report__html_table(FILE *f, const bench_stats *s) {
-  fprintf(f,
-          "<p>%llu ops in %.2f s: <b>%.0f ops/s</b>, errors %llu, reads not "
-          "found %llu</p>\n<table><tr><th>op</th><th>count</th>"
-          "<th>mean us</th><th>p50 us</th><th>p90 us</th><th>p99 us</th>"
-          "<th>p99.9 us</th><th>max us</th></tr>\n",
-          (unsigned long long)s->ops, s->elapsed_s, s->throughput_ops_s,
-          (unsigned long long)s->errors, (unsigned long long)s->not_found);
+/* Rows of count, mean and percentiles, one per non-empty histogram. */
+static void report__html_rows(FILE *f, const hdr_hist *const *ops) {
+  fputs("<table><tr><th>op</th><th>count</th><th>mean us</th><th>p50 us</th>"
+        "<th>p90 us</th><th>p99 us</th><th>p99.9 us</th><th>max us</th>"
+        "</tr>\n",
+        f);
   for (int i = 0; i < GEN_OP_COUNT; i++) {
-    const hdr_hist *h = s->op[i];
-    if (!h->total)
+    const hdr_hist *h = ops[i];
+    if (!h || !h->total)
       continue;
     fprintf(f,
             "<tr><td>%s</td><td>%llu</td><td>%.0f</td><td>%llu</td>"
@@ -542,6 +553,43 @@ static void report__html_table(FILE *f, const bench_stats *s) {
             (unsigned long long)h->max_us);
   }
   fputs("</table>\n", f);
+}
+
+/* With --regions: each group's table, and their latency side by side. */
+static void report__html_regions(FILE *f, const bench_opts *o,
+                                 const bench_stats *s) {
+  if (!s->nregions || s->nregions > o->nregions)
+    return;
+  fputs("<h2>Regions</h2>\n", f);
+  const char *names[BENCH_REGIONS_MAX];
+  const hdr_hist *hists[BENCH_REGIONS_MAX];
+  for (size_t g = 0; g < s->nregions; g++) {
+    fputs("<h3>", f);
+    report__hstr(f, o->regions[g].name);
+    fputs(" (", f);
+    report__hstr(f, o->regions[g].hosts);
+    fprintf(f, ")</h3>\n<p>%llu ops, errors %llu</p>\n",
+            (unsigned long long)s->region_ops[g],
+            (unsigned long long)s->region_errors[g]);
+    report__html_rows(f, (const hdr_hist *const *)s->region_op[g]);
+    names[g] = o->regions[g].name;
+    hists[g] = s->region_all[g];
+  }
+  report__spectrum_of(f, "run: latency by region (all operations)", names,
+                      hists, s->nregions);
+}
+
+static void report__html_table(FILE *f, const bench_stats *s) {
+  fprintf(f,
+          "<p>%llu ops in %.2f s: <b>%.0f ops/s</b>, errors %llu, reads not "
+          "found %llu. CPU per op: bench %.1f us",
+          (unsigned long long)s->ops, s->elapsed_s, s->throughput_ops_s,
+          (unsigned long long)s->errors, (unsigned long long)s->not_found,
+          report__per_op(s, s->cpu_user_s + s->cpu_sys_s));
+  if (s->server_cpu_s >= 0)
+    fprintf(f, ", servers %.1f us", report__per_op(s, s->server_cpu_s));
+  fputs(".</p>\n", f);
+  report__html_rows(f, (const hdr_hist *const *)s->op);
   if (s->nkinds) {
     fputs("<table><tr><th>error</th><th>count</th></tr>\n", f);
     for (size_t i = 0; i < s->nkinds; i++) {
@@ -576,6 +624,8 @@ int bench_report_html(FILE *f, const bench_opts *o, const bench_stats *load,
   int rc = report__phase_charts(f, "run", run);
   if (rc == 0)
     rc = report__spectrum(f, "run", run);
+  if (rc == 0)
+    report__html_regions(f, o, run);
   if (rc == 0 && load) {
     fputs("<h2>Load</h2>\n", f);
     report__html_table(f, load);

@@ -247,6 +247,22 @@ static void test_runner(void) {
             strstr(tx, "region eu-west (127.0.0.1:10): 0 ops"),
         "text report per region: %s", tx ? tx : "");
   free(tx);
+
+  /* The HTML page: a table per region and their latency in one chart. */
+  char *ht = NULL;
+  size_t hl = 0;
+  f = open_memstream(&ht, &hl);
+  CHECK(bench_report_html(f, &opts, &load, &run) == 0, "html written");
+  fclose(f);
+  const char *sec = ht ? strstr(ht, "<h2>Regions</h2>") : NULL;
+  const char *h_us = sec ? strstr(sec, "<h3>us-east (127.0.0.1:9)</h3>") : NULL;
+  const char *h_eu = sec ? strstr(sec, "<h3>eu-west (127.0.0.1:10)</h3>\n"
+                                       "<p>0 ops, errors ") : NULL;
+  CHECK(h_us && h_eu && h_us < h_eu, "html: both regions, in order");
+  CHECK(h_us && strstr(h_us, "<td>read</td>") && strstr(h_us, "<svg") &&
+            strstr(h_us, "latency by region"),
+        "html: a region's table, then the by-region chart");
+  free(ht);
   bench_stats_free(&load);
   bench_stats_free(&run);
 
@@ -264,6 +280,12 @@ static void test_runner(void) {
             tr_balance(js) == 0,
         "no regions in a plain run's json");
   free(js);
+  ht = NULL;
+  f = open_memstream(&ht, &hl);
+  CHECK(bench_report_html(f, &opts, NULL, &run) == 0, "plain html written");
+  fclose(f);
+  CHECK(ht && !strstr(ht, "Regions"), "no regions in a plain run's html");
+  free(ht);
   bench_stats_free(&run);
 }
 

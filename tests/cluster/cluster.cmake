@@ -5,7 +5,8 @@ if(TARGET kvorumd AND TARGET kvorum_cli)
   if(NOT KV_PYTHON3)
     find_program(KV_PYTHON3 python3 REQUIRED)
   endif()
-  foreach(t membership quorum siblings hints aae join_leave tombstones)
+  foreach(t membership quorum siblings hints hints_remove aae join_leave
+            tombstones)
     add_test(NAME cluster_${t}
              COMMAND ${KV_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_${t}.py
                      $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>)

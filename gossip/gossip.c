@@ -27,6 +27,12 @@ typedef struct gossip__member {
   uint64_t status_version;
   uint64_t status_incarnation; /* the member's incarnation the status is for */
   gossip_phi phi;
+  /* We have evidence it ran since we learned of it: a message from it, or
+   * its heartbeat counter moving. A member known only from another
+   * node's table is not alive until then: that table may be stale (a node
+   * removed, and dead, while this one was down), and a dead node taken
+   * for alive would be put back into the ring. */
+  bool heard;
 } gossip__member;
 
 /* One member as a message carries it (decoded, not yet applied). */
@@ -132,7 +138,7 @@ static uint32_t gossip__min_std(const gossip *g) {
 
 /* Inserts a member at its sorted place. Returns it, or NULL when full. */
 static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
-                                      uint64_t now_ms) {
+                                      uint64_t now_ms, bool heard) {
   bool found;
   size_t at = gossip__search(g, e->id, &found);
   if (found)
@@ -154,7 +160,8 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
   m->pub.incarnation = e->incarnation;
   m->pub.heartbeat = e->heartbeat;
   m->pub.status = e->status;
-  m->pub.alive = true;
+  m->pub.alive = heard;
+  m->heard = heard;
   m->status_version = e->status_version;
   m->status_incarnation = e->status_incarnation;
   gossip_phi_init(&m->phi, g->interval_ms, gossip__min_std(g));
@@ -352,11 +359,13 @@ static bool gossip__status_newer(uint64_t va, gossip_status sa, uint64_t vb,
   return va > vb || (va == vb && sa > sb);
 }
 
-/* Merges one member entry from a peer into the table. */
-static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms) {
+/* Merges one member entry from a peer into the table (direct: the entry
+ * is the sender's own). */
+static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
+                          bool direct) {
   gossip__member *m = gossip__lookup(g, e->id);
   if (!m) {
-    m = gossip__insert(g, e, now_ms);
+    m = gossip__insert(g, e, now_ms, direct);
     if (m)
       gossip__changed(g, m);
     return;
@@ -395,6 +404,7 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms) {
     memcpy(m->pub.peer_addr, e->peer_addr, sizeof(m->pub.peer_addr));
     gossip_phi_heartbeat(&m->phi, now_ms);
     m->pub.phi = gossip_phi_value(&m->phi, now_ms);
+    m->heard = true;
     if (!m->pub.alive && m->pub.phi < g->phi_threshold) {
       m->pub.alive = true;
       changed = true;
@@ -465,7 +475,7 @@ static void gossip__liveness(gossip *g, uint64_t now_ms) {
       continue;
     }
     m->pub.phi = gossip_phi_value(&m->phi, now_ms);
-    bool alive = m->pub.phi < g->phi_threshold;
+    bool alive = m->heard && m->pub.phi < g->phi_threshold;
     if (alive != m->pub.alive) {
       m->pub.alive = alive;
       gossip__changed(g, m);
@@ -620,7 +630,7 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
   self.status = GOSSIP_JOINING;
   self.status_incarnation = cfg->incarnation;
   g->self = 0;
-  gossip__member *me = gossip__insert(g, &self, now_ms);
+  gossip__member *me = gossip__insert(g, &self, now_ms, true);
   g->self = (size_t)(me - g->members);
 
   bool other_seeds = false;
@@ -710,9 +720,9 @@ int gossip_receive(gossip *g, const uint8_t *payload, size_t len,
   int rc = gossip__decode(g, payload, len, &m);
   if (rc)
     return rc;
-  gossip__merge(g, &m.sender, now_ms);
+  gossip__merge(g, &m.sender, now_ms, true);
   for (uint32_t i = 0; i < m.nentries; i++)
-    gossip__merge(g, &g->scratch[i], now_ms);
+    gossip__merge(g, &g->scratch[i], now_ms, false);
   uint64_t ours = ring_version(g->ring);
   if (m.ring && gossip__ring_better(m.ring_version, m.claimant, ours,
                                     g->claimant)) {
@@ -810,8 +820,34 @@ int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms) {
 }
 
 /* Applies an operator's status change to member id. */
-static int gossip__operator(gossip *g, const char *id, gossip_status to) {
+/* Where a member whose address this node never learned is said to be: a
+ * ring owner that died while the whole cluster was down, and that an
+ * operator removes. Not an address; never dialled (removed members get no
+ * heartbeats). */
+#define GOSSIP__ADDR_UNKNOWN "-"
+
+static int gossip__operator(gossip *g, const char *id, gossip_status to,
+                            uint64_t now_ms) {
   gossip__member *m = id ? gossip__lookup(g, id) : NULL;
+  int idx = id && !m ? ring_node_index(g->ring, id) : -1;
+  if (!m && idx >= 0 && to == GOSSIP_REMOVED) {
+    /* An owner of our (saved) ring we have not heard from since we
+     * started: it never sent its entry, yet it must be removable, or the
+     * ring keeps a dead node for good. */
+    gossip__entry e;
+    memset(&e, 0, sizeof(e));
+    if (gossip__copy(e.id, sizeof(e.id), id) &&
+        gossip__copy(e.region, sizeof(e.region),
+                     ring_node_region(g->ring, (size_t)idx)) &&
+        gossip__copy(e.zone, sizeof(e.zone),
+                     ring_node_zone(g->ring, (size_t)idx)) &&
+        gossip__copy(e.client_addr, sizeof(e.client_addr),
+                     GOSSIP__ADDR_UNKNOWN) &&
+        gossip__copy(e.peer_addr, sizeof(e.peer_addr), GOSSIP__ADDR_UNKNOWN)) {
+      e.status = GOSSIP_VALID;
+      m = gossip__insert(g, &e, now_ms, false);
+    }
+  }
   if (!m)
     return KV_ENOTFOUND;
   if (m->pub.status >= to)
@@ -825,11 +861,9 @@ static int gossip__operator(gossip *g, const char *id, gossip_status to) {
 }
 
 int gossip_leave(gossip *g, const char *id, uint64_t now_ms) {
-  (void)now_ms;
-  return gossip__operator(g, id, GOSSIP_LEAVING);
+  return gossip__operator(g, id, GOSSIP_LEAVING, now_ms);
 }
 
 int gossip_remove(gossip *g, const char *id, uint64_t now_ms) {
-  (void)now_ms;
-  return gossip__operator(g, id, GOSSIP_REMOVED);
+  return gossip__operator(g, id, GOSSIP_REMOVED, now_ms);
 }

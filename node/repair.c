@@ -468,9 +468,12 @@ static void repair__rehome_hints(node *n) {
   char after[RING_NAME_MAX] = "", owner[RING_NAME_MAX];
   while (n->io.hint_owner_next(n->io.ctx, after, owner, sizeof(owner)) == 0) {
     memcpy(after, owner, sizeof(after));
+    /* Out of the ring is what counts: a node that restarted may know a
+     * removed member as valid again (the removal is not kept across
+     * restarts, the ring is). A joining member owns nothing yet. */
     const gossip_member *m = gossip_find(n->gossip, owner);
     if (ring_node_index(rg, owner) >= 0 ||
-        (m && m->status != GOSSIP_REMOVED && m->status != GOSSIP_LEAVING))
+        (m && m->status == GOSSIP_JOINING))
       continue;
     repair__rehome_ctx c = {.n = n, .owner = owner};
     n->io.hint_scan(n->io.ctx, owner, REPAIR_HINT_BATCH, repair__rehome_fn,

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../../client/proto/kv_err.h"
+#include "../../client/proto/mp.h"
 #include "../../ring/ring.h"
 
 #define SIM_NS_HINT 0xfffffff0u /* partition number of the hints */
@@ -1516,6 +1517,26 @@ bool sim_peer_send_body(sim *s, int from, int to, bool answer,
     return false;
   sim__schedule(s, c, answer ? 1 : 0, body, len, 0, false);
   return true;
+}
+
+void sim_client_admin(sim *s, int c, uint64_t req_id, const char *cmd,
+                      const char *name, const char *value) {
+  kvbuf args;
+  kvbuf_init(&args);
+  msgpack_packer pk;
+  mp_packer_init(&pk, &args);
+  msgpack_pack_map(&pk, name ? 1 : 0);
+  if (name) {
+    mp_pack_cstr(&pk, name);
+    mp_pack_cstr(&pk, value);
+  }
+  wire_msg m = {.type = WIRE_ADMIN, .req_id = req_id};
+  m.text.ptr = (const uint8_t *)cmd;
+  m.text.len = strlen(cmd);
+  m.raw.ptr = args.data;
+  m.raw.len = args.len;
+  sim_client_send_msg(s, c, &m);
+  kvbuf_free(&args);
 }
 
 void sim_client_send_msg(sim *s, int c, const wire_msg *m) {

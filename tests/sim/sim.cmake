@@ -3,7 +3,8 @@
 # kvsim, the randomized fault simulation (sim_main.c).
 #   ctest -L sim   500 seeds of the default fault mix without tombstone
 #                  reaping, 100 five-node seeds, 100 seeds with machine
-#                  crashes (dw=all), and 100 seeds with reaping on
+#                  crashes (dw=all), 100 seeds with reaping on, and 100
+#                  seeds where a node dies for good and is removed
 #                  (about a minute in all).
 #   ctest -L soak  many more seeds, longer runs.
 # A failure prints the violated property, the seed and the command that
@@ -37,5 +38,7 @@ if(TARGET kvcore AND EXISTS ${PROJECT_SOURCE_DIR}/tests/sim/sim_main.c)
               --machine --no-reap)
   kv_sim_test(sim_reap 120 sim --seed 200001 --seeds ${KV_SIM_SEEDS_SMALL}
               --reap)
+  kv_sim_test(sim_remove 120 sim --seed 400001 --seeds ${KV_SIM_SEEDS_SMALL}
+              --remove)
   kv_sim_test(sim_soak 7200 soak --seed 1000001 --seeds 20000 --steps 400)
 endif()

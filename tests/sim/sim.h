@@ -195,6 +195,10 @@ bool sim_peer_send_body(sim *s, int from, int to, bool answer,
                         const uint8_t *body, size_t len);
 /* Sends a wire message (encoded here). */
 void sim_client_send_msg(sim *s, int c, const wire_msg *m);
+/* Sends ADMIN cmd with one string argument (name NULL: none), e.g.
+ * ("remove", "node", "n3"). */
+void sim_client_admin(sim *s, int c, uint64_t req_id, const char *cmd,
+                      const char *name, const char *value);
 /* Sends HELLO. */
 void sim_client_hello(sim *s, int c, uint64_t req_id);
 void sim_client_close(sim *s, int c);

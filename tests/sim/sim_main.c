@@ -3,7 +3,7 @@
  * faults").
  *
  *   kvsim --seed S [--seeds COUNT] [--nodes 3..8] [--steps N] [--machine]
- *         [--reap|--no-reap] [-v]
+ *         [--reap|--no-reap] [--remove] [-v]
  *
  * Each seed builds a cluster of 3-5 nodes (N=3 R=2 W=2) in the simulator
  * (sim.h) and lets a few clients issue gets, blind puts, read-modify-write
@@ -24,6 +24,12 @@
  *  - [converged]  all primary replicas of a key are identical (obj_equal);
  *  - [siblings]   the sibling set is exactly the model's;
  *  - [dot-reuse]  a coordinator never hands out a dot twice.
+ *
+ * With --remove, half way through one node dies for good and an operator
+ * removes it (kvorum remove): its partitions get new owners, the hints
+ * kept for it must follow them, and the checks use the ring without it;
+ * writes it alone may have committed are not expected, acknowledged ones
+ * are.
  *
  * Machine crashes lose committed but unsynced writes, so with --machine all
  * writes ask for dw=all and only the acked/resurrected/converged properties
@@ -65,7 +71,7 @@ typedef struct simm_write {
   bool has_ctx;
   simm_vv ctx;
   int status;
-  int32_t dw;
+  int32_t w, dw;
   int client;
   uint64_t sent_ms;
   uint32_t ndots;
@@ -110,7 +116,15 @@ typedef struct simm {
   uint64_t next_fault;
   uint32_t violations;
   uint64_t acked, failed, unknown, gets_ok;
+  /* --remove: the node crashed for good and removed (-1: none yet), and
+   * when to ask for its removal again if the ring still has it. */
+  int removed;
+  uint64_t remove_retry;
+  int op_client; /* the operator's connection, -1: none */
 } simm;
+
+/* A node that is not the removed one (whose ring the checks use). */
+static int simm_live(const simm *m) { return m->removed == 0 ? 1 : 0; }
 
 static void simm_violation(simm *m, const char *prop, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -207,10 +221,19 @@ static simm_write *simm_by_dot(simm *m, int key, simm_dot d, uint32_t *idx) {
 }
 
 /* True when a committed write of key has a context that covers d. */
-static bool simm_superseded(simm *m, int key, simm_dot d, uint32_t *by) {
+/* A write that survives the loss of any one node: acknowledged by at
+ * least two replicas. */
+static bool simm_durable(const simm_write *w) {
+  return w->status == SIMM_ACKED && w->w != 1;
+}
+
+/* Whether a committed write's context covers d (durable_only: a write
+ * that survives losing a node, see simm_durable). */
+static bool simm_superseded(simm *m, int key, simm_dot d, uint32_t *by,
+                            bool durable_only) {
   for (size_t i = 0; i < m->nw; i++) {
     simm_write *w = &m->w[i];
-    if (w->key != key || !w->has_ctx)
+    if (w->key != key || !w->has_ctx || (durable_only && !simm_durable(w)))
       continue;
     bool committed = false;
     for (uint32_t k = 0; k < w->ndots; k++)
@@ -395,6 +418,7 @@ static void simm_send_write(simm *m, simm_client *c, int key, bool del,
   msg.context.ptr = ctx;
   msg.context.len = ctx ? ctxlen : 0;
   simm_opts(m, &msg.opts, true);
+  w->w = msg.opts.w;
   w->dw = msg.opts.dw;
   msg.opts.region.ptr = (const uint8_t *)rb;
   msg.opts.region.len = strlen(rb);
@@ -580,7 +604,8 @@ static void simm_fault(simm *m) {
     }
     m->heal_at = now + sim_rand_range(s, 500, 4000);
   } else if (r < 75) {
-    if (sim_node_up(s, a) && simm_down_count(m) + 1 < m->nodes) {
+    if (a != m->removed && sim_node_up(s, a) &&
+        simm_down_count(m) + 1 < m->nodes) {
       bool machine = m->machine && sim_rand(s) % 2;
       sim_crash(s, a, machine);
       m->restart_at[a] = now + sim_rand_range(s, 200, 4000);
@@ -602,12 +627,77 @@ static void simm_fault_timers(simm *m) {
     m->heal_at = 0;
   }
   for (uint32_t i = 0; i < m->nodes; i++)
-    if (m->restart_at[i] && now >= m->restart_at[i]) {
+    if (m->restart_at[i] && now >= m->restart_at[i] && (int)i != m->removed) {
       m->restart_at[i] = 0;
       if (!sim_node_up(m->s, (int)i) && sim_restart(m->s, (int)i))
         simm_violation(m, "restart", "%s does not start again",
                        sim_node_name(m->s, (int)i));
     }
+}
+
+/* --remove: asks a live node to remove the dead one (again, until its
+ * ring no longer has it: a node that still sees it up refuses nothing, but
+ * the request may be lost to a partition). */
+static void simm_remove_step(simm *m) {
+  sim *s = m->s;
+  uint64_t now = sim_now(s);
+  if (m->removed < 0) {
+    int a = (int)(sim_rand(s) % m->nodes);
+    m->removed = a;
+    m->restart_at[a] = 0;
+    if (sim_node_up(s, a))
+      sim_crash(s, a, false);
+    sim_logf(s, "fault: %s dies for good; it will be removed",
+             sim_node_name(s, a));
+    m->remove_retry = now + 500;
+    return;
+  }
+  int live = simm_live(m);
+  if (now < m->remove_retry || !sim_node_up(s, live))
+    return;
+  const ring *rg = gossip_ring(node_gossip(sim_node_core(s, live)));
+  if (ring_node_index(rg, sim_node_name(s, m->removed)) < 0)
+    return;
+  m->remove_retry = now + 1000;
+  /* One operator connection, opened again when a crash closed it. */
+  if (m->op_client < 0 || !sim_client_connected(s, m->op_client)) {
+    if (m->op_client >= 0)
+      sim_client_close(s, m->op_client);
+    m->op_client = sim_client_open(s, live, NULL, NULL);
+    if (m->op_client < 0)
+      return;
+    sim_client_hello(s, m->op_client, m->next_req++);
+  }
+  sim_client_admin(s, m->op_client, m->next_req++, "remove", "node",
+                   sim_node_name(s, m->removed));
+  sim_logf(s, "operator: remove %s (through %s)",
+           sim_node_name(s, m->removed), sim_node_name(s, live));
+}
+
+/* With a removed node: every live node agrees on a ring without it and
+ * sees every other live node up. */
+static bool simm_ring_without_removed(void *arg, sim *s) {
+  simm *m = arg;
+  const ring *first = NULL;
+  for (uint32_t i = 0; i < m->nodes; i++) {
+    if ((int)i == m->removed)
+      continue;
+    if (!sim_node_up(s, (int)i))
+      return false;
+    const gossip *g = node_gossip(sim_node_core(s, (int)i));
+    const ring *rg = gossip_ring(g);
+    if (ring_node_count(rg) != m->nodes - 1 ||
+        ring_node_index(rg, sim_node_name(s, m->removed)) >= 0)
+      return false;
+    if (!first)
+      first = rg;
+    else if (!ring_equal(rg, first))
+      return false;
+    for (uint32_t j = 0; j < m->nodes; j++)
+      if ((int)j != m->removed && !gossip_alive(g, sim_node_name(s, (int)j)))
+        return false;
+  }
+  return true;
 }
 
 /* ---- final checks ---- */
@@ -633,7 +723,7 @@ static size_t simm_primaries(simm *m, int i, int key, int *out) {
 
 static bool simm_key_converged(simm *m, int key) {
   int prim[NODE_FANOUT_MAX];
-  size_t np = simm_primaries(m, 0, key, prim);
+  size_t np = simm_primaries(m, simm_live(m), key, prim);
   char kb[16];
   simm_key_name(key, kb, sizeof(kb));
   obj *first = NULL;
@@ -659,7 +749,8 @@ static bool simm_key_converged(simm *m, int key) {
 static bool simm_converged(void *arg, sim *s) {
   simm *m = arg;
   for (uint32_t i = 0; i < m->nodes; i++)
-    if (!sim_node_up(s, (int)i) || sim_store_hints(s, (int)i))
+    if ((int)i != m->removed &&
+        (!sim_node_up(s, (int)i) || sim_store_hints(s, (int)i)))
       return false;
   for (int k = 0; k < SIMM_KEYS; k++)
     if (!simm_key_converged(m, k))
@@ -672,7 +763,7 @@ static void simm_check_key(simm *m, int key) {
   char kb[16], dbg[1024];
   simm_key_name(key, kb, sizeof(kb));
   int prim[NODE_FANOUT_MAX];
-  size_t np = simm_primaries(m, 0, key, prim);
+  size_t np = simm_primaries(m, simm_live(m), key, prim);
   obj *objs[NODE_FANOUT_MAX] = {0};
   for (size_t k = 0; k < np; k++)
     if (sim_store_get(s, prim[k], kb, strlen(kb), &objs[k]))
@@ -716,7 +807,9 @@ static void simm_check_key(simm *m, int key) {
       if (!m->machine && !w->committed[di])
         simm_violation(m, "siblings", "%s on %s holds write %u, which its "
                        "coordinator never committed", kb, who, w->id);
-      if (simm_superseded(m, key, d, &by))
+      /* With a node removed, a write only it had may be gone, and what
+       * it superseded back: only writes that survive that count. */
+      if (simm_superseded(m, key, d, &by, m->removed >= 0))
         simm_violation(m, "resurrected", "%s on %s holds write %u%s, which "
                        "write %u superseded", kb, who, w->id,
                        w->status == SIMM_ACKED ? " (acked)" : "", by);
@@ -730,7 +823,7 @@ static void simm_check_key(simm *m, int key) {
         if (!w->committed[di])
           continue;
         simm_dot d = w->dots[di];
-        if (simm_superseded(m, key, d, NULL))
+        if (simm_superseded(m, key, d, NULL, false))
           continue;
         bool present = false;
         for (size_t i = 0; i < cnt && !present; i++) {
@@ -744,6 +837,8 @@ static void simm_check_key(simm *m, int key) {
         bool acked = w->status == SIMM_ACKED;
         if (m->machine && !(acked && w->dw == WIRE_Q_ALL))
           continue; /* may be lost with an unsynced machine */
+        if (m->removed >= 0 && !simm_durable(w))
+          continue; /* may have been on the removed node only */
         if (w->del && m->reap)
           continue; /* a tombstone that was reaped; a later write on the key
                        may cover its dot (the coordinator's dot floor), and
@@ -779,6 +874,7 @@ typedef struct simm_opts {
   bool machine;
   bool no_reap; /* --no-reap: never reap tombstones */
   bool reap;    /* --reap: always (default: one seed in three) */
+  bool remove;  /* --remove: half way, a node dies for good and is removed */
   bool verbose;
 } simm_opts_t;
 
@@ -793,6 +889,8 @@ static int simm_run(uint64_t seed, const simm_opts_t *o) {
   m.reap = !o->no_reap && (o->reap || (pick >> 8) % 3 == 0);
   m.verbose = o->verbose;
   m.nclients = 2 + (uint32_t)((pick >> 16) % 4);
+  m.removed = -1;
+  m.op_client = -1;
   sim_config cfg;
   sim_config_default(&cfg, seed, m.nodes);
   cfg.aae_interval_ms = 50;
@@ -829,6 +927,8 @@ static int simm_run(uint64_t seed, const simm_opts_t *o) {
       simm_fault(&m);
       m.next_fault = sim_now(s) + sim_rand_range(s, 200, 1500);
     }
+    if (o->remove && m.ops_started >= o->steps / 2)
+      simm_remove_step(&m);
     simm_clients_poll(&m, true);
   }
 
@@ -838,7 +938,8 @@ static int simm_run(uint64_t seed, const simm_opts_t *o) {
   sim_set_net(s, &clean);
   for (uint32_t i = 0; i < m.nodes; i++) {
     m.restart_at[i] = 0;
-    if (!sim_node_up(s, (int)i) && sim_restart(s, (int)i))
+    if ((int)i != m.removed && !sim_node_up(s, (int)i) &&
+        sim_restart(s, (int)i))
       simm_violation(&m, "restart", "%s does not start again",
                      sim_node_name(s, (int)i));
   }
@@ -847,7 +948,15 @@ static int simm_run(uint64_t seed, const simm_opts_t *o) {
     sim_run_for(s, 5);
     simm_clients_poll(&m, false);
   }
-  if (!sim_wait_ring(s, 30000)) {
+  if (m.removed >= 0) {
+    /* The operator's remove may have been lost: ask until it took. */
+    for (int k = 0; k < 6000 && !simm_ring_without_removed(&m, s); k++) {
+      sim_run_for(s, 5);
+      simm_remove_step(&m);
+    }
+  }
+  if (m.removed >= 0 ? !simm_ring_without_removed(&m, s)
+                     : !sim_wait_ring(s, 30000)) {
     simm_violation(&m, "ring", "the ring did not converge within 30 s of "
                    "healing");
     goto out;
@@ -855,7 +964,7 @@ static int simm_run(uint64_t seed, const simm_opts_t *o) {
   if (!sim_run_while_not(s, simm_converged, &m, 60000)) {
     /* Reported per key below. */
     for (uint32_t i = 0; i < m.nodes; i++)
-      if (sim_store_hints(s, (int)i))
+      if ((int)i != m.removed && sim_store_hints(s, (int)i))
         simm_violation(&m, "converged", "%s still keeps %zu hints 60 s "
                        "after healing", sim_node_name(s, (int)i),
                        sim_store_hints(s, (int)i));
@@ -884,7 +993,7 @@ out:
 static void simm_usage(void) {
   fprintf(stderr,
           "usage: kvsim --seed S [--seeds COUNT] [--nodes 3..%d] "
-          "[--steps N] [--machine] [--reap|--no-reap] [-v]\n",
+          "[--steps N] [--machine] [--reap|--no-reap] [--remove] [-v]\n",
           SIM_NODES_MAX);
 }
 
@@ -912,6 +1021,8 @@ int main(int argc, char **argv) {
       o.no_reap = true;
     } else if (strcmp(a, "--reap") == 0) {
       o.reap = true;
+    } else if (strcmp(a, "--remove") == 0) {
+      o.remove = true;
     } else if (strcmp(a, "-v") == 0) {
       o.verbose = true;
     } else {
@@ -941,6 +1052,8 @@ int main(int argc, char **argv) {
                                o.steps);
       if (o.machine)
         el += (size_t)snprintf(extra + el, sizeof(extra) - el, " --machine");
+      if (o.remove)
+        el += (size_t)snprintf(extra + el, sizeof(extra) - el, " --remove");
       if (o.no_reap)
         snprintf(extra + el, sizeof(extra) - el, " --no-reap");
       else if (o.reap)

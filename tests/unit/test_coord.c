@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "../client/proto/kv_err.h"
-#include "../client/proto/mp.h"
 #include "../ring/ring.h"
 #include "sim/sim.h"
 
@@ -404,24 +403,6 @@ static bool tc_p2_gone(void *arg, sim *s) {
   return ring_node_index(rg, sim_node_name(s, t->p[2])) < 0;
 }
 
-/* Sends ADMIN remove NODE on client c. */
-static void tc_remove(tc_client *c, uint64_t id, const char *node_id) {
-  kvbuf args;
-  kvbuf_init(&args);
-  msgpack_packer pk;
-  mp_packer_init(&pk, &args);
-  msgpack_pack_map(&pk, 1);
-  mp_pack_cstr(&pk, "node");
-  mp_pack_cstr(&pk, node_id);
-  wire_msg rm = {.type = WIRE_ADMIN, .req_id = id};
-  rm.text.ptr = (const uint8_t *)"remove";
-  rm.text.len = strlen("remove");
-  rm.raw.ptr = args.data;
-  rm.raw.len = args.len;
-  sim_client_send_msg(c->s, c->handle, &rm);
-  kvbuf_free(&args);
-}
-
 /* A hint for a node removed while down goes to the key's new primaries
  * (it would otherwise wait forever), and a restarted node still counts
  * the hints it keeps. */
@@ -461,7 +442,7 @@ static void test_hints_rehomed(void) {
   sim_run_for(s, 2000);
   CHECK(sim_store_hints(s, t.f) == 1); /* p[2] is down: nowhere to go */
   /* Remove p[2]: its partitions get new owners, and f's hint follows. */
-  tc_remove(&c, 2, sim_node_name(s, t.p[2]));
+  sim_client_admin(s, c.handle, 2, "remove", "node", sim_node_name(s, t.p[2]));
   CHECK(sim_run_while_not(s, tc_p2_gone, &t, 30000));
   CHECK(sim_run_while_not(s, tc_hint_gone, &t, 30000));
   CHECK(node_hints_pending(sim_node_core(s, t.f)) == 0);

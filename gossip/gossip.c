@@ -819,13 +819,13 @@ int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms) {
   return 0;
 }
 
-/* Applies an operator's status change to member id. */
 /* Where a member whose address this node never learned is said to be: a
  * ring owner that died while the whole cluster was down, and that an
  * operator removes. Not an address; never dialled (removed members get no
  * heartbeats). */
 #define GOSSIP__ADDR_UNKNOWN "-"
 
+/* Applies an operator's status change to member id. */
 static int gossip__operator(gossip *g, const char *id, gossip_status to,
                             uint64_t now_ms) {
   gossip__member *m = id ? gossip__lookup(g, id) : NULL;

@@ -1066,6 +1066,37 @@ static int test_rejoin_after_remove(void) {
   return 0;
 }
 
+/* Every node restarts from its saved ring but one, which stays dead: the
+ * others never hear from it, yet an operator can still remove it, and a
+ * member known only from a peer's table is not taken for alive. */
+static int test_remove_unseen_owner(void) {
+  sim s;
+  CHECK(sim_init(&s, 1400, 200, 0) == 0);
+  CHECK(sim_start_cluster(&s, 3) == 0);
+  CHECK(sim_run_until(&s, 5000, sim_converged, NULL) >= 0);
+  ring *saved = ring_clone(gossip_ring(s.nodes[0].g));
+  CHECK(saved && ring_node_index(saved, "n3") >= 0);
+  for (int i = 0; i < 3; i++)
+    sim_kill(&s, i);
+  sim_run(&s, 1000);
+  static const char *const seeds[] = {"10.0.0.1:7000", "10.0.0.2:7000"};
+  CHECK(sim_start(&s, 0, seeds, 2, saved, 2) == 0);
+  CHECK(sim_start(&s, 1, seeds, 2, saved, 2) == 0);
+  sim_run(&s, 6000);
+  CHECK(gossip_find(s.nodes[0].g, "n3") == NULL);
+  CHECK(ring_node_index(gossip_ring(s.nodes[0].g), "n3") >= 0);
+  CHECK(gossip_remove(s.nodes[0].g, "n3", s.now) == 0);
+  CHECK(gossip_leave(s.nodes[1].g, "n9", s.now) == KV_ENOTFOUND);
+  out_arg a = {.id = "n3"};
+  long took = sim_run_until(&s, 5000, sim_all_out, &a);
+  CHECK(took >= 0);
+  printf("  an owner nobody heard from since a restart removed after %ld "
+         "ms\n", took);
+  ring_free(saved);
+  sim_free(&s);
+  return 0;
+}
+
 static int test_config(void) {
   gossip_io io = {.send = sim_send};
   gossip_config cfg = {.id = "a", .peer_addr = "a:1"};
@@ -1110,6 +1141,7 @@ int main(void) {
       {"boot_waits_for_seeds", test_boot_waits_for_seeds},
       {"staggered_start", test_staggered_start},
       {"late_seed", test_late_seed},
+      {"remove_unseen_owner", test_remove_unseen_owner},
       {"kill_detected", test_kill_detected},
       {"kill_detected_lossy", test_kill_detected_lossy},
       {"no_false_down", test_no_false_down},

@@ -211,6 +211,12 @@ class Cluster:
             return None
         return p["partition"], p["primaries"], p["fallbacks"]
 
+    def primaries_include(self, i, keys, node_id):
+        """The keys among keys whose primaries, as node i sees them,
+        include node_id."""
+        return [k for k in keys
+                if node_id in ((self.preflist(i, k) or (0, [], []))[1])]
+
     def stats(self, i):
         return self.cli_json(i, "stats") or {}
 
@@ -250,6 +256,13 @@ class Cluster:
                     return False
             return True
         return self.wait_until(ok, timeout)
+
+    def kill9_seen_down(self, i, by, timeout=15):
+        """kill -9 node i and wait until every node in by sees it down;
+        returns the seconds it took, or None."""
+        self.kill9(i)
+        return self.wait_until(lambda: all(self.states(j).get(f"n{i}") ==
+                                           "down" for j in by), timeout)
 
     def wait_ready(self, i, timeout=20):
         return self.wait_until(lambda: self.status(i) is not None, timeout)

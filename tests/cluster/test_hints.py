@@ -16,16 +16,9 @@ c = Cluster(kvorumd, cli, 4,
 try:
     c.start_all()
     t.check(c.wait_all_up([1, 2, 3, 4]) is not None, "four nodes up")
-    c.kill9(4)
-    t.check(c.wait_until(lambda: all(c.states(i).get("n4") == "down"
-                                     for i in (1, 2, 3)), 15) is not None,
-            "n4 is seen down")
+    t.check(c.kill9_seen_down(4, (1, 2, 3)) is not None, "n4 is seen down")
     keys = [f"h{i}" for i in range(60)]
-    owned = []
-    for k in keys:
-        pl = c.preflist(1, k)
-        if pl and "n4" in pl[1]:
-            owned.append(k)
+    owned = c.primaries_include(1, keys, "n4")
     t.check(len(owned) > 5, f"{len(owned)} of the keys have n4 as a primary")
     res = [c.put(1 + i % 3, k, f"v-{k}") for i, k in enumerate(keys)]
     t.check(all(r[0] == 0 for r in res),
@@ -37,9 +30,7 @@ try:
 
     # A strict write needs the primaries themselves. Use keys of their own:
     # a failed write may still have reached one replica (as in Dynamo).
-    c.kill9(3)
-    c.wait_until(lambda: all(c.states(i).get("n3") == "down"
-                             for i in (1, 2)), 15)
+    c.kill9_seen_down(3, (1, 2))
     both = [k for k in (f"strict{i}" for i in range(200))
             if {"n3", "n4"} <= set((c.preflist(1, k) or (0, [], []))[1])]
     t.check(len(both) >= 2, f"keys with n3 and n4 as primaries: {both[:2]}")

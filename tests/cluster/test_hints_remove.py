@@ -18,13 +18,9 @@ c = Cluster(kvorumd, cli, 4,
 try:
     c.start_all()
     t.check(c.wait_all_up([1, 2, 3, 4]) is not None, "four nodes up")
-    c.kill9(4)
-    t.check(c.wait_until(lambda: all(c.states(i).get("n4") == "down"
-                                     for i in (1, 2, 3)), 15) is not None,
-            "n4 is seen down")
+    t.check(c.kill9_seen_down(4, (1, 2, 3)) is not None, "n4 is seen down")
     keys = [f"r{i}" for i in range(60)]
-    owned = [k for k in keys
-             if "n4" in ((c.preflist(1, k) or (0, [], []))[1])]
+    owned = c.primaries_include(1, keys, "n4")
     t.check(len(owned) > 5, f"{len(owned)} of the keys have n4 as a primary")
     res = [c.put(1 + i % 3, k, f"v-{k}") for i, k in enumerate(keys)]
     t.check(all(r[0] == 0 for r in res),

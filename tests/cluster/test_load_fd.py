@@ -45,9 +45,7 @@ try:
     logged = [line for i in (1, 2, 3) for line in c.log_text(i).splitlines()
               if " is down" in line]
     t.check(not logged, f"no node logged a member down: {logged[:3]}")
-    c.kill9(2)
-    took = c.wait_until(lambda: c.states(1).get("n2") == "down" and
-                        c.states(3).get("n2") == "down", 15)
+    took = c.kill9_seen_down(2, (1, 3))
     t.check(took is not None and took <= 5.0,
             f"a killed node is still seen down within 5 s ({took and round(took, 2)} s)")
 finally:

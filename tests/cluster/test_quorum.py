@@ -26,9 +26,7 @@ try:
                                   for n in (1, 2, 3) for k in keys[:10]), 10)
     t.check(ok is not None, "all three replicas hold the writes")
 
-    c.kill9(3)
-    t.check(c.wait_until(lambda: c.states(1).get("n3") == "down" and
-                         c.states(2).get("n3") == "down", 15) is not None,
+    t.check(c.kill9_seen_down(3, (1, 2)) is not None,
             "n3 killed with -9 is seen down")
     down_keys = [f"d{i}" for i in range(20)]
     results = [c.put(1 + i % 2, k, f"w-{k}") for i, k in enumerate(down_keys)]

@@ -23,8 +23,7 @@ try:
     t.check(c.wait_until(lambda: all(c.values(3, k, "--local") == [f"v-{k}"]
                                      for k in keys), 10) is not None,
             "n3 holds the keys")
-    c.kill9(3)
-    c.wait_until(lambda: c.states(1).get("n3") == "down", 15)
+    c.kill9_seen_down(3, (1,))
     ok = True
     for k in keys:
         g = c.get(1, k)

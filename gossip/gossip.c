@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "kv_err.h"
 #include "mp.h"
@@ -58,6 +59,7 @@ typedef struct gossip__msg {
   bool want_reply;
   uint32_t nentries;
   ring *ring; /* owned by the message until adopted */
+  uint64_t ring_hash; /* XXH3 of the ring's encoding; 0 without a ring */
 } gossip__msg;
 
 struct gossip {
@@ -71,6 +73,7 @@ struct gossip {
   ring *ring;
   char claimant[RING_NAME_MAX]; /* who made this ring version; "" unknown */
   kvbuf ring_enc;               /* ring_encode(ring), empty for version 0 */
+  uint64_t ring_hash;           /* XXH3 of ring_enc; 0 when it is empty */
   bool ring_report;             /* ring_changed not yet called for ring */
 
   gossip__member *members; /* sorted by id; GOSSIP_MEMBERS_MAX slots */
@@ -174,12 +177,18 @@ static void gossip__changed(gossip *g, const gossip__member *m) {
     g->io.member_changed(g->io.ctx, &m->pub);
 }
 
-/* True when ring (va, ca) beats (vb, cb): a higher version wins; on equal
- * versions the smaller known claimant id wins, and a known one beats "". */
-static bool gossip__ring_better(uint64_t va, const char *ca, uint64_t vb,
-                                const char *cb) {
+/* True when ring (va, ca, ha) beats (vb, cb, hb): a higher version wins;
+ * on equal versions the smaller known claimant id wins, and a known one
+ * beats ""; with the same claimant (both unknown: rings restored from
+ * disk after two claimants made different rings of one version) the
+ * smaller hash of the encoding wins, so such rings still converge. A hash
+ * of 0 (a heartbeat carries no ring) decides nothing. */
+static bool gossip__ring_better(uint64_t va, const char *ca, uint64_t ha,
+                                uint64_t vb, const char *cb, uint64_t hb) {
   if (va != vb)
     return va > vb;
+  if (strcmp(ca, cb) == 0)
+    return ha && hb && ha < hb;
   if (!*ca || !*cb)
     return *ca && !*cb;
   return strcmp(ca, cb) < 0;
@@ -194,6 +203,9 @@ static void gossip__set_ring(gossip *g, ring *r, const char *claimant) {
   g->ring_enc.oom = 0;
   if (ring_node_count(r) > 0 && ring_encode(r, &g->ring_enc) != 0)
     g->ring_enc.len = 0;
+  g->ring_hash = g->ring_enc.len ? XXH3_64bits(g->ring_enc.data,
+                                               g->ring_enc.len)
+                                 : 0;
   g->ring_report = ring_node_count(r) > 0;
 }
 
@@ -336,6 +348,7 @@ static int gossip__decode(gossip *g, const uint8_t *buf, size_t len,
       ring *rg = NULL;
       if (ring_decode(s.ptr, s.len, &rg) != 0 || !rg)
         return KV_EPROTO;
+      m->ring_hash = XXH3_64bits(s.ptr, s.len);
       if (ring_version(rg) != m->ring_version || m->ring_version == 0 ||
           ring_node_count(rg) == 0) {
         ring_free(rg);
@@ -724,8 +737,8 @@ int gossip_receive(gossip *g, const uint8_t *payload, size_t len,
   for (uint32_t i = 0; i < m.nentries; i++)
     gossip__merge(g, &g->scratch[i], now_ms, false);
   uint64_t ours = ring_version(g->ring);
-  if (m.ring && gossip__ring_better(m.ring_version, m.claimant, ours,
-                                    g->claimant)) {
+  if (m.ring && gossip__ring_better(m.ring_version, m.claimant, m.ring_hash,
+                                    ours, g->claimant, g->ring_hash)) {
     if (ring_equal(m.ring, g->ring)) {
       /* The same ring (we restarted with it): learn who made it. */
       gossip__copy(g->claimant, sizeof(g->claimant), m.claimant);
@@ -740,9 +753,11 @@ int gossip_receive(gossip *g, const uint8_t *payload, size_t len,
 
   const char *to = m.sender.peer_addr;
   bool theirs_better =
-      gossip__ring_better(m.ring_version, m.claimant, ours, g->claimant);
+      gossip__ring_better(m.ring_version, m.claimant, m.ring_hash, ours,
+                          g->claimant, g->ring_hash);
   bool ours_better =
-      gossip__ring_better(ours, g->claimant, m.ring_version, m.claimant);
+      gossip__ring_better(ours, g->claimant, g->ring_hash, m.ring_version,
+                          m.claimant, m.ring_hash);
   if (m.kind == GOSSIP__MSG_HEARTBEAT) {
     if (theirs_better)
       gossip__send(g, to, GOSSIP__MSG_DIGEST, true);
@@ -861,6 +876,12 @@ static int gossip__operator(gossip *g, const char *id, gossip_status to,
 }
 
 int gossip_leave(gossip *g, const char *id, uint64_t now_ms) {
+  /* A member still joining has no ring with itself in it (in this view):
+   * leaving now would let a claimant whose ring never had it mark it
+   * removed, and it would stop while a newer ring still names it owner. */
+  const gossip__member *m = id ? gossip__lookup(g, id) : NULL;
+  if (m && m->pub.status == GOSSIP_JOINING)
+    return KV_ESTATE;
   return gossip__operator(g, id, GOSSIP_LEAVING, now_ms);
 }
 

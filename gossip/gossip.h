@@ -55,9 +55,12 @@
  *   (gossip/phi.h), standard deviation at least interval_ms /
  *   GOSSIP_PHI_MIN_STD_DIVISOR, first estimate mean = interval_ms. With
  *   1 s rounds and threshold 8 a member is down after ~3.6 s of silence.
- * - Rings are ordered by (version, claimant id): a higher version wins; on
- *   equal versions the smaller claimant id wins, and a known claimant beats
- *   "" (a ring restored from disk). The claimant adds every alive joining
+ * - Rings are ordered by (version, claimant id, hash): a higher version
+ *   wins; on equal versions the smaller claimant id wins, and a known
+ *   claimant beats "" (a ring restored from disk); with equal claimants
+ *   (both "" after restarts) the smaller XXH3 of the ring's encoding wins,
+ *   so two rings that claimants on both sides of a partition made with the
+ *   same version converge even after every node restarted. The claimant adds every alive joining
  *   (or valid but missing) member, takes out leaving and removed ones,
  *   claims, bumps the version, marks the added valid and the taken out
  *   removed, and pushes a digest to every alive member.
@@ -200,8 +203,9 @@ bool gossip_alive(const gossip *g, const char *id);
 
 /* Operator actions. gossip_join: this node (alone) joins the cluster that
  * seed_addr belongs to, dropping its own one-node ring. gossip_leave: id
- * starts leaving. gossip_remove: id is taken out (a dead node). Return 0,
- * KV_ENOTFOUND or KV_ESTATE. */
+ * starts leaving (KV_ESTATE while it is still joining in this view, or
+ * already leaving). gossip_remove: id is taken out (a dead node). Return
+ * 0, KV_ENOTFOUND or KV_ESTATE. */
 int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms);
 int gossip_leave(gossip *g, const char *id, uint64_t now_ms);
 int gossip_remove(gossip *g, const char *id, uint64_t now_ms);

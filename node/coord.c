@@ -449,17 +449,19 @@ static void coord__put_check(node *n, core_req *r) {
   }
 }
 
-/* Before our actor makes a new dot on o: when o holds no live value of
- * ours, our entry in its clock (if any) is raised to n->dot_floor, so the
- * new dot is above every dot this actor handed out on any key, also on
- * this key before a tombstone reap deleted its clock. Raising an entry
- * without live values loses nothing. Returns 0 or KV_ENOMEM. */
-static int coord__floor(node *n, obj *o) {
+/* Before actor (ours for o's partition) makes a new dot on o: when o
+ * holds no live value of actor, its entry in o's clock (if any) is raised
+ * to n->dot_floor, so the new dot is above every dot this node handed out
+ * on any key, also on this key before its entry was pruned. Raising loses
+ * nothing because this node holds every dot actor made on the key (a
+ * dropped partition gets a new actor: docs/architecture.md, "What a dot
+ * promises"). Returns 0 or KV_ENOMEM. */
+static int coord__floor(node *n, uint64_t actor, obj *o) {
   if (n->dot_floor == 0)
     return 0;
   for (size_t i = 0; i < obj_sibling_count(o); i++) {
     obj_value v;
-    if (obj_sibling(o, i, &v) == 0 && v.actor == n->actor)
+    if (obj_sibling(o, i, &v) == 0 && v.actor == actor)
       return 0; /* our counter continues from our live values */
   }
   kvbuf b;
@@ -470,7 +472,7 @@ static int coord__floor(node *n, obj *o) {
   msgpack_pack_uint32(&pk, OBJ_FORMAT_VERSION);
   msgpack_pack_array(&pk, 1);
   msgpack_pack_array(&pk, 4);
-  msgpack_pack_uint64(&pk, n->actor);
+  msgpack_pack_uint64(&pk, actor);
   msgpack_pack_uint64(&pk, n->dot_floor);
   msgpack_pack_uint64(&pk, n->io.wall_ms(n->io.ctx));
   msgpack_pack_array(&pk, 0);
@@ -484,10 +486,10 @@ static int coord__floor(node *n, obj *o) {
 }
 
 /* After a new dot: remember the largest counter our actor used. */
-static void coord__floor_bump(node *n, const obj *o) {
+static void coord__floor_bump(node *n, uint64_t actor, const obj *o) {
   for (size_t i = 0; i < obj_sibling_count(o); i++) {
     obj_value v;
-    if (obj_sibling(o, i, &v) == 0 && v.actor == n->actor &&
+    if (obj_sibling(o, i, &v) == 0 && v.actor == actor &&
         v.counter > n->dot_floor)
       n->dot_floor = v.counter;
   }
@@ -628,7 +630,10 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     coord__fail(n, r, KV_ENOMEM, "out of memory");
     return;
   }
-  if (coord__floor(n, local)) {
+  /* Our actor for this partition holds every dot it ever made here: a
+   * partition this node dropped got a new actor epoch (repair.c). */
+  uint64_t actor = core__actor(n, r->part);
+  if (coord__floor(n, actor, local)) {
     obj_free(local);
     coord__fail(n, r, KV_ENOMEM, "out of memory");
     return;
@@ -638,7 +643,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
                  .data = is_delete ? NULL : m->value.ptr,
                  .len = is_delete ? 0 : m->value.len};
   bool warn = false;
-  rc = obj_update(local, m->context.ptr, m->context.len, n->actor, &v,
+  rc = obj_update(local, m->context.ptr, m->context.len, actor, &v,
                   v.ts_ms, &n->limits, &warn);
   if (rc == KV_ESIBLINGS) {
     obj_free(local);
@@ -660,7 +665,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     core__log(n, NODE_LOG_WARN, "a key in partition %u has %zu siblings",
               r->part, obj_sibling_count(local));
   }
-  coord__floor_bump(n, local);
+  coord__floor_bump(n, actor, local);
   r->result = local;
   if (obj_encode(local, &r->enc)) {
     coord__fail(n, r, KV_ENOMEM, "out of memory");

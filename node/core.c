@@ -36,6 +36,28 @@ uint64_t node_actor_of(const char *id, uint64_t incarnation) {
   return XXH3_64bits(buf, len + 8);
 }
 
+uint64_t node_actor_epoch(const char *id, uint64_t incarnation, uint32_t part,
+                          uint32_t epoch) {
+  if (epoch == 0)
+    return node_actor_of(id, incarnation);
+  uint8_t buf[RING_NAME_MAX + 16];
+  size_t len = strnlen(id, RING_NAME_MAX - 1);
+  memcpy(buf, id, len);
+  for (int i = 0; i < 8; i++)
+    buf[len + (size_t)i] = (uint8_t)(incarnation >> (8 * i));
+  for (int i = 0; i < 4; i++) {
+    buf[len + 8 + (size_t)i] = (uint8_t)(part >> (8 * i));
+    buf[len + 12 + (size_t)i] = (uint8_t)(epoch >> (8 * i));
+  }
+  return XXH3_64bits(buf, len + 16);
+}
+
+uint64_t core__actor(const node *n, uint32_t part) {
+  if (part >= RING_Q_MAX || n->part_epoch[part] == 0)
+    return n->actor;
+  return node_actor_epoch(n->id, n->incarnation, part, n->part_epoch[part]);
+}
+
 static void core__copy(char *dst, size_t cap, const char *src) {
   snprintf(dst, cap, "%s", src ? src : "");
 }
@@ -560,6 +582,14 @@ static void core__admin(node *n, uint64_t conn, const wire_msg *m) {
     rc = gossip_join(n->gossip, arg, now);
     snprintf(msg, sizeof(msg), "%s is joining the cluster of %s", n->id, arg);
   } else if (mp_slice_eq(m->text, "leave")) {
+    const gossip_member *self = gossip_self(n->gossip);
+    if (self && self->status == GOSSIP_JOINING) {
+      core__send_error(n, conn, m->req_id, KV_ESTATE,
+                       "%s is still joining (not in the ring it knows); "
+                       "leave once `kvorum status` shows it up, or remove it "
+                       "from another node", n->id);
+      return;
+    }
     rc = gossip_leave(n->gossip, n->id, now);
     snprintf(msg, sizeof(msg), "%s is leaving the cluster", n->id);
   } else if (mp_slice_eq(m->text, "remove")) {
@@ -905,6 +935,9 @@ void node_free(node *n) {
 
 const char *node_id(const node *n) { return n->id; }
 uint64_t node_actor(const node *n) { return n->actor; }
+uint64_t node_actor_part(const node *n, uint32_t part) {
+  return core__actor(n, part);
+}
 const gossip *node_gossip(const node *n) { return n->gossip; }
 uint64_t node_hints_pending(const node *n) { return n->hints_count; }
 size_t node_requests_in_flight(const node *n) { return n->nactive; }

@@ -196,6 +196,10 @@ void node_tick(node *n);
 /* Introspection for logs, admin and tests. */
 const char *node_id(const node *n);
 uint64_t node_actor(const node *n);
+/* The actor of this node's new dots on keys of partition part: node_actor
+ * until the node first drops that partition's data, a new one after each
+ * drop. */
+uint64_t node_actor_part(const node *n, uint32_t part);
 const gossip *node_gossip(const node *n);
 /* Hints this node keeps for other nodes (the stats' hints_pending). */
 uint64_t node_hints_pending(const node *n);
@@ -203,5 +207,9 @@ size_t node_requests_in_flight(const node *n);
 
 /* The actor id of a node incarnation (XXH3 of id and incarnation). */
 uint64_t node_actor_of(const char *id, uint64_t incarnation);
+/* The actor of a node incarnation's epoch of one partition; epoch 0 is
+ * node_actor_of(id, incarnation). */
+uint64_t node_actor_epoch(const char *id, uint64_t incarnation, uint32_t part,
+                          uint32_t epoch);
 
 #endif

@@ -46,9 +46,12 @@ typedef struct aae_tree {
 
 #define REPAIR_HINT_BATCH 64u       /* hints delivered per owner per round */
 #define REPAIR_HANDOFF_BATCH 64u    /* objects per handoff message */
-#define REPAIR_TRANSFERS_MAX 8u     /* transfers running at once */
+#define REPAIR_TRANSFERS_MAX 16u    /* transfers running at once */
 #define REPAIR_REAP_QUEUE_MAX 65536u
 #define REPAIR_AAE_KEYS_MAX 100000u /* keys one exchange may compare */
+/* A partition hands off to all its primaries at once (repair.c). */
+_Static_assert(REPAIR_TRANSFERS_MAX >= NODE_FANOUT_MAX,
+               "every primary of a partition fits in the transfer slots");
 
 typedef struct core_transfer {
   bool active;
@@ -191,17 +194,26 @@ struct node {
   core_reap *reaps;           /* ring buffer of scheduled reap checks */
   uint32_t reap_head, reap_len;
   bool leaving_done;
-  /* The largest dot counter this node's actor has handed out on any key.
-   * A key whose object lacks live values of ours (never written by us, or
-   * reaped and created again) starts our counter above it, so no dot is
-   * handed out twice even after a tombstone reap forgot the key's clock. */
+  /* The largest dot counter any of this node's actors has handed out on
+   * any key. A key whose object lacks live values of the coordinating
+   * actor (never written by it, reaped, or its entry pruned) starts the
+   * actor's counter above it, so no dot is handed out twice; sound only
+   * because the actor holds all its dots of the partition (part_epoch). */
   uint64_t dot_floor;
+  /* Actor epochs, one per partition: bumped whenever this node drops a
+   * partition's data, so the actor that makes dots for a partition's keys
+   * always holds every dot it made there before (docs/architecture.md,
+   * "What a dot promises"). In memory only: a restart takes a new
+   * incarnation, which renews every actor anyway. */
+  uint32_t part_epoch[RING_Q_MAX];
 };
 
 /* core.c */
 void core__log(node *n, node_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 uint64_t core__now(node *n);
+/* The actor that makes this node's new dots on keys of partition part. */
+uint64_t core__actor(const node *n, uint32_t part);
 core_req *core__req_new(node *n, core_req_kind kind);
 void core__req_free(node *n, core_req *r);
 /* Copies key into r (inline when it fits). Returns 0 or KV_ENOMEM. */

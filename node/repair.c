@@ -1104,17 +1104,44 @@ static void repair__transfer_clear(node *n, uint32_t p) {
   }
 }
 
+/* Whether id is a primary of partition p in rg. */
+static bool repair__is_target(const ring *rg, uint32_t p, const char *id) {
+  size_t idx[NODE_FANOUT_MAX];
+  size_t np = 0;
+  core__preflist(rg, p, idx, &np);
+  for (size_t k = 0; k < np; k++)
+    if (strcmp(ring_node_id(rg, idx[k]), id) == 0)
+      return true;
+  return false;
+}
+
 /* Finds partitions this node holds but no longer owns, starts transfers
- * to their primaries, and drops a partition every primary confirmed. */
+ * to their primaries, and drops a partition every primary confirmed.
+ *
+ * A partition takes the transfer slots for all its primaries at once, or
+ * waits until there are enough: a partition only drops when every one of
+ * its transfers is done, so slots held by partitions that each still miss
+ * a target would otherwise never come free. Transfers whose target is no
+ * longer a primary of their partition (the ring changed again), or whose
+ * partition is ours again, are forgotten. */
 static void repair__handoff(node *n) {
   const ring *rg = gossip_ring(n->gossip);
   uint32_t q = ring_q(rg);
   if (q != n->trees_q || ring_node_count(rg) == 0)
     return;
+  uint32_t free_slots = 0;
   for (uint32_t i = 0; i < REPAIR_TRANSFERS_MAX; i++) {
     core_transfer *t = &n->transfers[i];
-    if (t->active && !t->inflight && !t->done)
+    if (t->active && !t->inflight &&
+        (t->part >= q || core__is_primary(n, t->part) ||
+         !repair__is_target(rg, t->part, t->target))) {
+      free(t->last_key);
+      memset(t, 0, sizeof(*t));
+    }
+    if (t->active && !t->inflight && !t->done &&
+        repair__member_up(n, t->target))
       repair__handoff_send(n, i);
+    free_slots += !t->active;
   }
   for (uint32_t p = 0; p < q; p++) {
     if (core__is_primary(n, p))
@@ -1130,49 +1157,71 @@ static void repair__handoff(node *n) {
     size_t np = 0;
     core__preflist(rg, p, idx, &np);
     bool all_done = np > 0;
+    uint32_t missing = 0;
     for (size_t k = 0; k < np; k++) {
-      const char *id = ring_node_id(rg, idx[k]);
-      int ti = repair__transfer_find(n, p, id);
-      if (ti >= 0) {
+      int ti = repair__transfer_find(n, p, ring_node_id(rg, idx[k]));
+      if (ti >= 0)
         all_done &= n->transfers[ti].done;
-        continue;
-      }
+      else
+        missing++;
+    }
+    if (missing > 0) {
       all_done = false;
-      const gossip_member *m = repair__member_up(n, id);
-      if (!m)
-        continue;
-      for (uint32_t s = 0; s < REPAIR_TRANSFERS_MAX; s++) {
-        core_transfer *t = &n->transfers[s];
-        if (t->active)
+      if (missing > free_slots)
+        continue; /* later, when enough slots are free */
+      for (size_t k = 0; k < np; k++) {
+        const char *id = ring_node_id(rg, idx[k]);
+        const gossip_member *m = gossip_find(n->gossip, id);
+        if (!m || repair__transfer_find(n, p, id) >= 0)
           continue;
-        memset(t, 0, sizeof(*t));
-        t->active = true;
-        t->part = p;
-        snprintf(t->target, sizeof(t->target), "%s", id);
-        snprintf(t->addr, sizeof(t->addr), "%s", m->peer_addr);
-        t->started_ms = core__now(n);
-        core__log(n, NODE_LOG_INFO, "handing partition %u off to %s", p, id);
-        repair__handoff_send(n, s);
-        break;
+        for (uint32_t s = 0; s < REPAIR_TRANSFERS_MAX; s++) {
+          core_transfer *t = &n->transfers[s];
+          if (t->active)
+            continue;
+          memset(t, 0, sizeof(*t));
+          t->active = true;
+          t->part = p;
+          snprintf(t->target, sizeof(t->target), "%s", id);
+          snprintf(t->addr, sizeof(t->addr), "%s", m->peer_addr);
+          t->started_ms = core__now(n);
+          free_slots--;
+          core__log(n, NODE_LOG_INFO, "handing partition %u off to %s", p,
+                    id);
+          if (repair__member_up(n, id))
+            repair__handoff_send(n, s);
+          break;
+        }
       }
     }
     if (all_done) {
       /* Every primary confirmed every key: the partition is safe. */
       n->io.store_drop(n->io.ctx, p);
+      /* Our dots on this partition's keys are gone from here: dots made
+       * from now on come from a new actor, which never claims to have
+       * seen the old ones (basho/riak_kv#679). */
+      n->part_epoch[p]++;
       free(n->trees[p]);
       n->trees[p] = NULL;
+      for (uint32_t i = 0; i < REPAIR_TRANSFERS_MAX; i++)
+        free_slots += n->transfers[i].active && n->transfers[i].part == p &&
+                      !n->transfers[i].inflight;
       repair__transfer_clear(n, p);
       n->stats.partitions_dropped++;
-      core__log(n, NODE_LOG_INFO, "partition %u handed off and dropped", p);
+      core__log(n, NODE_LOG_INFO,
+                "partition %u handed off and dropped (actor epoch %u)", p,
+                n->part_epoch[p]);
     }
   }
 }
 
-/* A leaving node stops once it holds no data and sends nothing. */
+/* A leaving node stops once the claimant took it out (status removed: the
+ * others know it is gone) and it holds no data and sends nothing. Its own
+ * ring lacking it is not enough: a node asked to leave before the ring
+ * that added it reached it would stop unseen and stay in everyone else's
+ * ring as a dead owner (kvsim --churn). */
 static void repair__maybe_exit(node *n) {
   const gossip_member *self = gossip_self(n->gossip);
-  if (n->leaving_done || !self ||
-      (self->status != GOSSIP_LEAVING && self->status != GOSSIP_REMOVED))
+  if (n->leaving_done || !self || self->status != GOSSIP_REMOVED)
     return;
   const ring *rg = gossip_ring(n->gossip);
   if (ring_node_index(rg, n->id) >= 0 || ring_node_count(rg) == 0)

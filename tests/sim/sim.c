@@ -297,6 +297,7 @@ typedef struct sim_node {
   int idx;
   node *core;
   bool up;
+  bool started; /* ever: a late node is not until sim_restart */
   bool want_stop;
   uint64_t epoch;
   uint64_t incarnation;
@@ -1215,18 +1216,23 @@ bool sim_run_while_not(sim *s, bool (*pred)(void *arg, sim *s), void *arg,
 static bool sim__ring_ready(void *arg, sim *s) {
   (void)arg;
   int first = -1;
+  size_t started = 0;
+  for (uint32_t i = 0; i < s->cfg.nodes; i++)
+    started += s->nodes[i].started;
   for (uint32_t i = 0; i < s->cfg.nodes; i++) {
     if (!s->nodes[i].up)
       continue;
     const gossip *g = node_gossip(s->nodes[i].core);
     const ring *rg = gossip_ring(g);
-    if (ring_node_count(rg) != s->cfg.nodes)
+    if (ring_node_count(rg) != started)
       return false;
     if (first < 0)
       first = (int)i;
     else if (!ring_equal(rg, gossip_ring(node_gossip(s->nodes[first].core))))
       return false;
     for (uint32_t j = 0; j < s->cfg.nodes; j++) {
+      if (!s->nodes[j].started)
+        continue;
       const gossip_member *m = gossip_find(g, s->nodes[j].name);
       if (!m || m->status != GOSSIP_VALID)
         return false;
@@ -1305,6 +1311,7 @@ static int sim__start(sim *s, int i) {
   };
   char err[256];
   nd->up = true;
+  nd->started = true;
   nd->want_stop = false;
   nd->flush_pending = false;
   nd->core = node_new(&nc, &io, err, sizeof(err));
@@ -1377,6 +1384,7 @@ void sim_set_skew(sim *s, int i, int64_t skew_ms) {
 
 uint32_t sim_nodes(const sim *s) { return s->cfg.nodes; }
 bool sim_node_up(const sim *s, int i) { return s->nodes[i].up; }
+bool sim_node_started(const sim *s, int i) { return s->nodes[i].started; }
 node *sim_node_core(sim *s, int i) { return s->nodes[i].core; }
 const char *sim_node_name(const sim *s, int i) { return s->nodes[i].name; }
 
@@ -1615,6 +1623,8 @@ sim *sim_new(const sim_config *cfg) {
     s->seeds[i] = nd->peer_addr;
   }
   for (uint32_t i = 0; i < cfg->nodes; i++) {
+    if (cfg->late_mask & (1u << i))
+      continue;
     if (sim__start(s, (int)i)) {
       sim_free(s);
       return NULL;
@@ -1657,3 +1667,20 @@ void sim_set_filter(sim *s, sim_filter_fn fn, void *arg) {
 void sim_set_net(sim *s, const sim_net *net) { s->net = *net; }
 const sim_net *sim_get_net(const sim *s) { return &s->net; }
 uint64_t sim_now(const sim *s) { return s->now; }
+
+bool sim_seed_args(int argc, char **argv, const char *prog, uint64_t *seed,
+                   uint64_t *count, bool *verbose) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
+      *seed = strtoull(argv[++i], NULL, 0);
+    else if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc)
+      *count = strtoull(argv[++i], NULL, 0);
+    else if (strcmp(argv[i], "-v") == 0)
+      *verbose = true;
+    else {
+      fprintf(stderr, "usage: %s [--seed S] [--seeds COUNT] [-v]\n", prog);
+      return false;
+    }
+  }
+  return true;
+}

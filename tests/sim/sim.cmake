@@ -27,9 +27,11 @@ if(TARGET kvcore AND EXISTS ${PROJECT_SOURCE_DIR}/tests/sim/sim_main.c)
   if(KV_SANITIZE)
     set(KV_SIM_SEEDS 50)
     set(KV_SIM_SEEDS_SMALL 10)
+    set(KV_SIM_SEEDS_WIDE 10)
   else()
     set(KV_SIM_SEEDS 500)
     set(KV_SIM_SEEDS_SMALL 100)
+    set(KV_SIM_SEEDS_WIDE 200)
   endif()
   kv_sim_test(sim_seeds 180 sim --seed 1 --seeds ${KV_SIM_SEEDS} --no-reap)
   kv_sim_test(sim_seeds_5nodes 120 sim --seed 100001
@@ -40,5 +42,48 @@ if(TARGET kvcore AND EXISTS ${PROJECT_SOURCE_DIR}/tests/sim/sim_main.c)
               --reap)
   kv_sim_test(sim_remove 120 sim --seed 400001 --seeds ${KV_SIM_SEEDS_SMALL}
               --remove)
+  # Ring changes under load (a node joins, another leaves; with --remove a
+  # third is removed), and eight nodes with 800 steps: the shapes that
+  # found lost acknowledged writes after a handoff (issue #20).
+  kv_sim_test(sim_churn 180 sim --seed 500001 --seeds ${KV_SIM_SEEDS_WIDE}
+              --churn)
+  kv_sim_test(sim_churn_remove 180 sim --seed 600001
+              --seeds ${KV_SIM_SEEDS_WIDE} --churn --remove)
+  kv_sim_test(sim_wide 300 sim --seed 700001 --seeds ${KV_SIM_SEEDS_WIDE}
+              --nodes 8 --steps 800)
+  kv_sim_test(sim_wide_6 300 sim --seed 800001 --seeds ${KV_SIM_SEEDS_WIDE}
+              --nodes 6 --steps 800 --churn)
+
+  # Two regions (tests/sim/sim_regions.c): local_quorum stays at local
+  # latency while each_quorum and quorum pay the inter-region round trip
+  # (80 ms one way), and a cut-off region fails each_quorum and catches up
+  # after the heal.
+  add_executable(sim_regions ${PROJECT_SOURCE_DIR}/tests/sim/sim_regions.c)
+  target_link_libraries(sim_regions PRIVATE kvsim_harness)
+  if(KV_SANITIZE)
+    set(KV_SIM_REGION_SEEDS 2)
+  else()
+    set(KV_SIM_REGION_SEEDS 10)
+  endif()
+  add_test(NAME sim_regions
+           COMMAND sim_regions --seed 1 --seeds ${KV_SIM_REGION_SEEDS})
+  set_tests_properties(sim_regions PROPERTIES TIMEOUT 120 LABELS sim)
+
+  # The scripted sequence of issue #20: a node drops a partition, gets it
+  # back empty, and coordinates a blind put on a key it wrote before.
+  add_executable(sim_epoch ${PROJECT_SOURCE_DIR}/tests/sim/sim_epoch.c)
+  target_link_libraries(sim_epoch PRIVATE kvsim_harness)
+  add_test(NAME sim_epoch COMMAND sim_epoch --seed 1 --seeds 20)
+  set_tests_properties(sim_epoch PROPERTIES TIMEOUT 120 LABELS sim)
+
   kv_sim_test(sim_soak 7200 soak --seed 1000001 --seeds 20000 --steps 400)
+  # The acceptance shapes of issue #20, 3000 seeds each.
+  kv_sim_test(sim_soak_3nodes 3600 soak --seed 1 --seeds 3000 --nodes 3)
+  kv_sim_test(sim_soak_machine 3600 soak --seed 1000001 --seeds 3000
+              --nodes 5 --machine --reap)
+  kv_sim_test(sim_soak_wide 3600 soak --seed 8000001 --seeds 3000 --nodes 8
+              --steps 800)
+  kv_sim_test(sim_soak_churn 3600 soak --seed 2000001 --seeds 3000 --churn)
+  kv_sim_test(sim_soak_churn_remove 3600 soak --seed 3000001 --seeds 3000
+              --churn --remove)
 endif()

@@ -63,6 +63,10 @@ typedef struct sim_config {
   const gossip_replicas *replicas;
   size_t nreplicas;
   uint32_t requests_max;        /* per node; 0: NODE_REQUESTS_MAX */
+  /* Nodes (bit i: node i) that sim_new does not start: they are started
+   * later with sim_restart and then join the running cluster, as a new
+   * kvorumd given the others as seeds does. */
+  uint32_t late_mask;
   node_log_level log_level;     /* what the cores log (WARN) */
   bool verbose;                 /* print logs and harness events */
 } sim_config;
@@ -130,8 +134,9 @@ void sim_run_for(sim *s, uint64_t ms);
  * Returns whether pred held. */
 bool sim_run_while_not(sim *s, bool (*pred)(void *arg, sim *s), void *arg,
                        uint64_t max_ms);
-/* Runs until every up node has the same ring, with every node valid in
- * it, and sees every up node alive. Returns false after max_ms. */
+/* Runs until every up node has the same ring, with every node that was
+ * ever started valid in it, and sees every up node alive. Returns false
+ * after max_ms. */
 bool sim_wait_ring(sim *s, uint64_t max_ms);
 
 /* Randomness from the seed (the harness's own stream). */
@@ -142,6 +147,8 @@ uint64_t sim_rand_range(sim *s, uint64_t lo, uint64_t hi);
 /* Nodes. */
 uint32_t sim_nodes(const sim *s);
 bool sim_node_up(const sim *s, int i);
+/* Whether node i was ever started (see late_mask). */
+bool sim_node_started(const sim *s, int i);
 node *sim_node_core(sim *s, int i); /* NULL when down */
 const char *sim_node_name(const sim *s, int i);
 int sim_node_by_name(const sim *s, const char *id); /* -1 when unknown */
@@ -204,6 +211,12 @@ void sim_client_hello(sim *s, int c, uint64_t req_id);
 void sim_client_close(sim *s, int c);
 bool sim_client_connected(const sim *s, int c);
 int sim_client_node(const sim *s, int c);
+
+/* Parses a scripted simulation's command line, [--seed S] [--seeds COUNT]
+ * [-v], into the defaults the caller set. Returns false (after printing
+ * the usage of prog) on anything else. */
+bool sim_seed_args(int argc, char **argv, const char *prog, uint64_t *seed,
+                   uint64_t *count, bool *verbose);
 
 /* Prints a message prefixed with the simulated time when verbose. */
 void sim_logf(sim *s, const char *fmt, ...)

@@ -3,7 +3,7 @@
  * faults").
  *
  *   kvsim --seed S [--seeds COUNT] [--nodes 3..8] [--steps N] [--machine]
- *         [--reap|--no-reap] [--remove] [-v]
+ *         [--reap|--no-reap] [--remove] [--churn] [-v]
  *
  * Each seed builds a cluster of 3-5 nodes (N=3 R=2 W=2) in the simulator
  * (sim.h) and lets a few clients issue gets, blind puts, read-modify-write
@@ -24,6 +24,12 @@
  *  - [converged]  all primary replicas of a key are identical (obj_equal);
  *  - [siblings]   the sibling set is exactly the model's;
  *  - [dot-reuse]  a coordinator never hands out a dot twice.
+ *
+ * With --churn, the ring changes under load: the last node starts only a
+ * quarter of the way through and joins (partitions move to it, their old
+ * owners hand them off and drop them), and half way through another node
+ * is asked to leave (its partitions move back to nodes that may have
+ * dropped them before); every acknowledged write must survive both.
  *
  * With --remove, half way through one node dies for good and an operator
  * removes it (kvorum remove): its partitions get new owners, the hints
@@ -121,10 +127,27 @@ typedef struct simm {
   int removed;
   uint64_t remove_retry;
   int op_client; /* the operator's connection, -1: none */
+  /* --churn: the node started late that joins a quarter of the way
+   * through (-1: none), the node asked to leave half way (-1: none yet),
+   * when to ask it again, and the connection the request goes on. */
+  int late;
+  int left;
+  uint64_t leave_retry;
+  int leave_client;
 } simm;
 
-/* A node that is not the removed one (whose ring the checks use). */
-static int simm_live(const simm *m) { return m->removed == 0 ? 1 : 0; }
+/* Whether node i is out of the cluster at the end: removed, or left. */
+static bool simm_out(const simm *m, int i) {
+  return i == m->removed || i == m->left;
+}
+
+/* A node that stays in the cluster (whose ring the checks use). */
+static int simm_live(const simm *m) {
+  for (uint32_t i = 0; i < m->nodes; i++)
+    if (!simm_out(m, (int)i) && sim_node_started(m->s, (int)i))
+      return (int)i;
+  return 0;
+}
 
 static void simm_violation(simm *m, const char *prop, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -286,7 +309,6 @@ static uint64_t simm_on_stage(void *arg, sim *s, int i, uint32_t part,
                               const uint8_t *key, size_t klen,
                               const uint8_t *val, size_t vlen) {
   simm *m = arg;
-  (void)part;
   (void)key;
   (void)klen;
   if (!m->cur_write || i != m->cur_node || !val)
@@ -298,7 +320,7 @@ static uint64_t simm_on_stage(void *arg, sim *s, int i, uint32_t part,
   obj *o = NULL;
   if (obj_decode(val, vlen, &o) != 0)
     return 0;
-  uint64_t actor = node_actor(sim_node_core(s, i));
+  uint64_t actor = node_actor_part(sim_node_core(s, i), part);
   simm_dot d = {actor, 0};
   size_t cnt = obj_sibling_count(o);
   for (size_t k = 0; k < cnt; k++) {
@@ -604,7 +626,7 @@ static void simm_fault(simm *m) {
     }
     m->heal_at = now + sim_rand_range(s, 500, 4000);
   } else if (r < 75) {
-    if (a != m->removed && sim_node_up(s, a) &&
+    if (!simm_out(m, a) && sim_node_up(s, a) &&
         simm_down_count(m) + 1 < m->nodes) {
       bool machine = m->machine && sim_rand(s) % 2;
       sim_crash(s, a, machine);
@@ -627,12 +649,29 @@ static void simm_fault_timers(simm *m) {
     m->heal_at = 0;
   }
   for (uint32_t i = 0; i < m->nodes; i++)
-    if (m->restart_at[i] && now >= m->restart_at[i] && (int)i != m->removed) {
+    if (m->restart_at[i] && now >= m->restart_at[i] && !simm_out(m, (int)i)) {
       m->restart_at[i] = 0;
       if (!sim_node_up(m->s, (int)i) && sim_restart(m->s, (int)i))
         simm_violation(m, "restart", "%s does not start again",
                        sim_node_name(m->s, (int)i));
     }
+}
+
+/* Whether the late node's join is finished, as an operator checks with
+ * `kvorum status` before the next ring change: it and a node that was
+ * there from the start each have the other in their ring (a late node
+ * started while cut off forms a cluster of its own first). Always true
+ * without a late node. */
+static bool simm_joined(simm *m) {
+  if (m->late < 0)
+    return true;
+  int first = m->late == 0 ? 1 : 0;
+  if (!sim_node_up(m->s, m->late) || !sim_node_up(m->s, first))
+    return false;
+  const ring *a = gossip_ring(node_gossip(sim_node_core(m->s, m->late)));
+  const ring *b = gossip_ring(node_gossip(sim_node_core(m->s, first)));
+  return ring_node_index(a, sim_node_name(m->s, first)) >= 0 &&
+         ring_node_index(b, sim_node_name(m->s, m->late)) >= 0;
 }
 
 /* --remove: asks a live node to remove the dead one (again, until its
@@ -643,6 +682,12 @@ static void simm_remove_step(simm *m) {
   uint64_t now = sim_now(s);
   if (m->removed < 0) {
     int a = (int)(sim_rand(s) % m->nodes);
+    /* Not the node that joined late: started while cut off, it forms a
+     * cluster of its own first (gossip.h), and acknowledges writes with
+     * W clamped to its one node, which removing it would lose. */
+    if (a == m->left || a == m->late || !sim_node_started(s, a) ||
+        !simm_joined(m))
+      return; /* drawn again next step */
     m->removed = a;
     m->restart_at[a] = 0;
     if (sim_node_up(s, a))
@@ -674,27 +719,103 @@ static void simm_remove_step(simm *m) {
            sim_node_name(s, m->removed), sim_node_name(s, live));
 }
 
-/* With a removed node: every live node agrees on a ring without it and
- * sees every other live node up. */
-static bool simm_ring_without_removed(void *arg, sim *s) {
+/* --churn, half way: asks one node that was there from the start to
+ * leave (again, until it is leaving: the request may find it busy), as
+ * `kvorum leave` does. From then on faults never crash it: it stops by
+ * itself once it handed every partition off. */
+static void simm_leave_step(simm *m) {
+  sim *s = m->s;
+  uint64_t now = sim_now(s);
+  if (m->left < 0) {
+    int cand[SIM_NODES_MAX], n = 0;
+    /* Every other seed the joiner itself leaves again: its partitions go
+     * back to the nodes that handed them off and dropped them, the
+     * re-acquisition that made old dots vanish (issue #20). */
+    bool back = m->late >= 0 && sim_rand(s) % 2;
+    for (uint32_t i = 0; i < m->nodes; i++)
+      if (sim_node_up(s, (int)i) && (int)i != m->removed &&
+          ((int)i == m->late) == back && simm_joined(m))
+        cand[n++] = (int)i;
+    if (n == 0)
+      return;
+    m->left = cand[sim_rand(s) % (uint64_t)n];
+    m->restart_at[m->left] = 0;
+    m->leave_retry = now;
+  }
+  if (now < m->leave_retry || !sim_node_up(s, m->left))
+    return;
+  const gossip_member *self =
+      gossip_self(node_gossip(sim_node_core(s, m->left)));
+  if (self && (self->status == GOSSIP_LEAVING ||
+               self->status == GOSSIP_REMOVED))
+    return;
+  m->leave_retry = now + 1000;
+  if (m->leave_client < 0 || !sim_client_connected(s, m->leave_client)) {
+    if (m->leave_client >= 0)
+      sim_client_close(s, m->leave_client);
+    m->leave_client = sim_client_open(s, m->left, NULL, NULL);
+    if (m->leave_client < 0)
+      return;
+    sim_client_hello(s, m->leave_client, m->next_req++);
+  }
+  sim_client_admin(s, m->leave_client, m->next_req++, "leave", NULL, NULL);
+  sim_logf(s, "operator: %s leaves", sim_node_name(s, m->left));
+}
+
+/* Prints every up node's ring and member table, for a [ring] or [leave]
+ * violation. */
+static void simm_dump_membership(simm *m) {
+  sim *s = m->s;
+  for (uint32_t i = 0; i < m->nodes; i++) {
+    if (!sim_node_up(s, (int)i))
+      continue;
+    const gossip *g = node_gossip(sim_node_core(s, (int)i));
+    const ring *rg = gossip_ring(g);
+    fprintf(stderr, "seed %" PRIu64 ":   %s: ring version %" PRIu64
+            " by '%s' {", m->seed, sim_node_name(s, (int)i), ring_version(rg),
+            gossip_claimant(g));
+    for (size_t k = 0; k < ring_node_count(rg); k++)
+      fprintf(stderr, "%s%s", k ? " " : "", ring_node_id(rg, k));
+    fprintf(stderr, "}, members");
+    for (uint32_t j = 0; j < m->nodes; j++) {
+      const gossip_member *gm = gossip_find(g, sim_node_name(s, (int)j));
+      if (gm)
+        fprintf(stderr, " %s:%s", gm->id,
+                gossip_status_name(gm->status, gm->alive));
+    }
+    fprintf(stderr, "\n");
+  }
+}
+
+/* After a removal or a leave: every node that stays agrees on a ring of
+ * exactly them and sees every other one up, and a node that left has
+ * stopped by itself (it handed everything off). */
+static bool simm_ring_settled(void *arg, sim *s) {
   simm *m = arg;
   const ring *first = NULL;
+  uint32_t stay = 0;
+  for (uint32_t i = 0; i < m->nodes; i++)
+    stay += !simm_out(m, (int)i);
+  if (m->left >= 0 && sim_node_up(s, m->left))
+    return false;
   for (uint32_t i = 0; i < m->nodes; i++) {
-    if ((int)i == m->removed)
+    if (simm_out(m, (int)i))
       continue;
     if (!sim_node_up(s, (int)i))
       return false;
     const gossip *g = node_gossip(sim_node_core(s, (int)i));
     const ring *rg = gossip_ring(g);
-    if (ring_node_count(rg) != m->nodes - 1 ||
-        ring_node_index(rg, sim_node_name(s, m->removed)) >= 0)
+    if (ring_node_count(rg) != stay ||
+        (m->removed >= 0 &&
+         ring_node_index(rg, sim_node_name(s, m->removed)) >= 0) ||
+        (m->left >= 0 && ring_node_index(rg, sim_node_name(s, m->left)) >= 0))
       return false;
     if (!first)
       first = rg;
     else if (!ring_equal(rg, first))
       return false;
     for (uint32_t j = 0; j < m->nodes; j++)
-      if ((int)j != m->removed && !gossip_alive(g, sim_node_name(s, (int)j)))
+      if (!simm_out(m, (int)j) && !gossip_alive(g, sim_node_name(s, (int)j)))
         return false;
   }
   return true;
@@ -749,7 +870,7 @@ static bool simm_key_converged(simm *m, int key) {
 static bool simm_converged(void *arg, sim *s) {
   simm *m = arg;
   for (uint32_t i = 0; i < m->nodes; i++)
-    if ((int)i != m->removed &&
+    if (!simm_out(m, (int)i) &&
         (!sim_node_up(s, (int)i) || sim_store_hints(s, (int)i)))
       return false;
   for (int k = 0; k < SIMM_KEYS; k++)
@@ -875,6 +996,7 @@ typedef struct simm_opts {
   bool no_reap; /* --no-reap: never reap tombstones */
   bool reap;    /* --reap: always (default: one seed in three) */
   bool remove;  /* --remove: half way, a node dies for good and is removed */
+  bool churn;   /* --churn: a node joins at 1/4, another leaves at 1/2 */
   bool verbose;
 } simm_opts_t;
 
@@ -891,12 +1013,19 @@ static int simm_run(uint64_t seed, const simm_opts_t *o) {
   m.nclients = 2 + (uint32_t)((pick >> 16) % 4);
   m.removed = -1;
   m.op_client = -1;
+  m.late = -1;
+  m.left = -1;
+  m.leave_client = -1;
   sim_config cfg;
   sim_config_default(&cfg, seed, m.nodes);
   cfg.aae_interval_ms = 50;
   cfg.hint_interval_ms = 100;
   cfg.handoff_interval_ms = 200;
   cfg.tombstone_grace_ms = m.reap ? 1000 : 0;
+  if (o->churn) {
+    m.late = (int)m.nodes - 1;
+    cfg.late_mask = 1u << m.late;
+  }
   cfg.verbose = o->verbose;
   cfg.log_level = o->verbose ? NODE_LOG_INFO : NODE_LOG_ERROR;
   m.s = sim_new(&cfg);
@@ -927,6 +1056,15 @@ static int simm_run(uint64_t seed, const simm_opts_t *o) {
       simm_fault(&m);
       m.next_fault = sim_now(s) + sim_rand_range(s, 200, 1500);
     }
+    if (m.late >= 0 && m.ops_started >= o->steps / 4 &&
+        !sim_node_started(s, m.late)) {
+      sim_logf(s, "operator: %s starts and joins", sim_node_name(s, m.late));
+      if (sim_restart(s, m.late))
+        simm_violation(&m, "join", "%s does not start",
+                       sim_node_name(s, m.late));
+    }
+    if (o->churn && m.ops_started >= o->steps / 2)
+      simm_leave_step(&m);
     if (o->remove && m.ops_started >= o->steps / 2)
       simm_remove_step(&m);
     simm_clients_poll(&m, true);
@@ -938,7 +1076,7 @@ static int simm_run(uint64_t seed, const simm_opts_t *o) {
   sim_set_net(s, &clean);
   for (uint32_t i = 0; i < m.nodes; i++) {
     m.restart_at[i] = 0;
-    if ((int)i != m.removed && !sim_node_up(s, (int)i) &&
+    if (!simm_out(&m, (int)i) && !sim_node_up(s, (int)i) &&
         sim_restart(s, (int)i))
       simm_violation(&m, "restart", "%s does not start again",
                      sim_node_name(s, (int)i));
@@ -948,23 +1086,33 @@ static int simm_run(uint64_t seed, const simm_opts_t *o) {
     sim_run_for(s, 5);
     simm_clients_poll(&m, false);
   }
-  if (m.removed >= 0) {
+  if (m.removed >= 0 || m.left >= 0) {
     /* The operator's remove may have been lost: ask until it took. */
-    for (int k = 0; k < 6000 && !simm_ring_without_removed(&m, s); k++) {
+    for (int k = 0; k < 12000 && !simm_ring_settled(&m, s); k++) {
       sim_run_for(s, 5);
-      simm_remove_step(&m);
+      if (m.removed >= 0)
+        simm_remove_step(&m);
+      if (m.left >= 0)
+        simm_leave_step(&m);
     }
   }
-  if (m.removed >= 0 ? !simm_ring_without_removed(&m, s)
-                     : !sim_wait_ring(s, 30000)) {
-    simm_violation(&m, "ring", "the ring did not converge within 30 s of "
-                   "healing");
+  if (m.removed >= 0 || m.left >= 0 ? !simm_ring_settled(&m, s)
+                                    : !sim_wait_ring(s, 30000)) {
+    simm_dump_membership(&m);
+    if (m.left >= 0 && sim_node_up(s, m.left))
+      simm_violation(&m, "leave", "%s did not finish leaving within 60 s "
+                     "of healing (%zu hints kept, %zu requests in flight)",
+                     sim_node_name(s, m.left), sim_store_hints(s, m.left),
+                     node_requests_in_flight(sim_node_core(s, m.left)));
+    else
+      simm_violation(&m, "ring", "the ring did not converge within 60 s of "
+                     "healing");
     goto out;
   }
   if (!sim_run_while_not(s, simm_converged, &m, 60000)) {
     /* Reported per key below. */
     for (uint32_t i = 0; i < m.nodes; i++)
-      if ((int)i != m.removed && sim_store_hints(s, (int)i))
+      if (!simm_out(&m, (int)i) && sim_store_hints(s, (int)i))
         simm_violation(&m, "converged", "%s still keeps %zu hints 60 s "
                        "after healing", sim_node_name(s, (int)i),
                        sim_store_hints(s, (int)i));
@@ -993,7 +1141,7 @@ out:
 static void simm_usage(void) {
   fprintf(stderr,
           "usage: kvsim --seed S [--seeds COUNT] [--nodes 3..%d] "
-          "[--steps N] [--machine] [--reap|--no-reap] [--remove] [-v]\n",
+          "[--steps N] [--machine] [--reap|--no-reap] [--remove] [--churn] [-v]\n",
           SIM_NODES_MAX);
 }
 
@@ -1023,6 +1171,8 @@ int main(int argc, char **argv) {
       o.reap = true;
     } else if (strcmp(a, "--remove") == 0) {
       o.remove = true;
+    } else if (strcmp(a, "--churn") == 0) {
+      o.churn = true;
     } else if (strcmp(a, "-v") == 0) {
       o.verbose = true;
     } else {
@@ -1054,6 +1204,8 @@ int main(int argc, char **argv) {
         el += (size_t)snprintf(extra + el, sizeof(extra) - el, " --machine");
       if (o.remove)
         el += (size_t)snprintf(extra + el, sizeof(extra) - el, " --remove");
+      if (o.churn)
+        el += (size_t)snprintf(extra + el, sizeof(extra) - el, " --churn");
       if (o.no_reap)
         snprintf(extra + el, sizeof(extra) - el, " --no-reap");
       else if (o.reap)

@@ -291,18 +291,8 @@ static int sr_run(uint64_t seed, bool verbose, bool report) {
 int main(int argc, char **argv) {
   uint64_t seed = 1, count = 1;
   bool verbose = false;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
-      seed = strtoull(argv[++i], NULL, 10);
-    else if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc)
-      count = strtoull(argv[++i], NULL, 10);
-    else if (strcmp(argv[i], "-v") == 0)
-      verbose = true;
-    else {
-      fprintf(stderr, "usage: sim_regions [--seed S] [--seeds COUNT] [-v]\n");
-      return 2;
-    }
-  }
+  if (!sim_seed_args(argc, argv, "sim_regions", &seed, &count, &verbose))
+    return 2;
   int failed = 0;
   for (uint64_t i = 0; i < count; i++)
     failed += sr_run(seed + i, verbose, i == 0) > 0;

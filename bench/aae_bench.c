@@ -33,9 +33,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../client/proto/kv_err.h"
-#include "../client/proto/mp.h"
-#include "../ring/ring.h"
+#include "kv_err.h"
+#include "mp.h"
+#include "ring.h"
 #include "sim/sim.h"
 
 #define AB_NODES 3

@@ -44,10 +44,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "kvorum_int.h"
-#include "proto/wire.h"
+#include "partition.h"
+#include "wire.h"
 
 #define KV__AGENT "libkvorum/" "0.1"
 #define KV__HOSTS_MAX 16                /* hosts in a kv_connect list */
@@ -863,11 +863,10 @@ static bool kv__conn_usable(kv_client *c, kv__conn *k, uint64_t now) {
   return kv__conn_open(c, k, now) == 0;
 }
 
+/* The ring's own function (proto/partition.h): client and nodes agree. */
 static uint32_t kv__partition(const kv__ring *rg, const void *key,
                               size_t klen) {
-  if (rg->bits == 0)
-    return 0;
-  return (uint32_t)(XXH3_64bits(key, klen) >> (64 - rg->bits));
+  return kv_partition(1u << rg->bits, key, klen);
 }
 
 /* The connection a request for key should go to, or NULL with c->errmsg

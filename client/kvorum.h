@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto/kv_err.h"
+#include "kv_err.h"
 
 #ifdef __cplusplus
 extern "C" {

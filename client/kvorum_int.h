@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto/mp.h"
+#include "mp.h"
 
 /* Bytes base64 needs for n input bytes, without the NUL. */
 #define KV__B64_LEN(n) ((((n) + 2u) / 3u) * 4u)

@@ -93,7 +93,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ring/ring.h"
+#include "ring.h"
 
 #define GOSSIP_ADDR_MAX 64    /* "host:port" with NUL */
 #define GOSSIP_MEMBERS_MAX RING_NODES_MAX

@@ -41,9 +41,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../client/proto/wire.h"
-#include "../gossip/gossip.h"
-#include "../storage/obj.h"
+#include "wire.h"
+#include "gossip.h"
+#include "obj.h"
 
 #define NODE_REQUESTS_MAX 65536u    /* requests in flight per node */
 #define NODE_TIMEOUT_MS_DEFAULT 5000u

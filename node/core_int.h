@@ -8,9 +8,9 @@
 
 #include "core.h"
 
-#include "../client/proto/kv_err.h"
-#include "../client/proto/mp.h"
-#include "../ring/ring.h"
+#include "kv_err.h"
+#include "mp.h"
+#include "ring.h"
 
 /* Request ids and storage tokens: the request's id shifted left by
  * CORE_TARGET_BITS, plus the target's index (and a sync flag for tokens). */

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../client/proto/wire.h"
-#include "../ring/ring.h"
+#include "wire.h"
+#include "ring.h"
 #include "uv_node.h"
 
 #define MAIN_SEEDS_MAX 16

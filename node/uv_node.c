@@ -20,10 +20,10 @@
 #include <time.h>
 #include <uv.h>
 
-#include "../client/proto/kv_err.h"
-#include "../client/proto/mp.h"
-#include "../client/proto/wire.h"
-#include "../storage/store.h"
+#include "kv_err.h"
+#include "mp.h"
+#include "wire.h"
+#include "store.h"
 
 #define UVN_CONNS_MAX 16384u /* live connections, all kinds */
 #define UVN_CONN_BITS 14u

@@ -20,9 +20,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
-#include "../client/proto/kv_err.h"
+#include "kv_err.h"
+#include "partition.h"
 
 /* Encoding format version (the first element of the encoded array). */
 #define RING__FORMAT 1
@@ -61,20 +61,15 @@ struct ring {
 /* ---- hashing ---- */
 
 uint64_t ring_hash(const void *key, size_t len) {
-  return XXH3_64bits(key, len);
+  return kv_key_hash(key, len);
 }
 
 uint32_t ring_partition_of_hash(uint32_t q, uint64_t hash) {
-  if (q <= 1)
-    return 0;
-  /* floor(log2 q): equal to log2 q for the powers of two rings use, and
-   * still below q for anything else. */
-  unsigned bits = 31u - (unsigned)__builtin_clz(q);
-  return (uint32_t)(hash >> (64u - bits));
+  return kv_partition_of_hash(q, hash);
 }
 
 uint32_t ring_partition(const ring *r, const void *key, size_t len) {
-  return ring_partition_of_hash(r->q, ring_hash(key, len));
+  return kv_partition(r->q, key, len);
 }
 
 /* ---- lifecycle ---- */

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../client/proto/mp.h"
+#include "mp.h"
 
 #define RING_Q_DEFAULT 64
 #define RING_Q_MAX 4096

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "../client/proto/kv_err.h"
+#include "kv_err.h"
 
 /* Per-entry overhead counted against the budget (slot plus allocator). */
 #define KVCACHE_ENTRY_OVERHEAD 48u

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../client/proto/kv_err.h"
+#include "kv_err.h"
 
 /* The context encoding version (the first element of a context). */
 #define OBJ_CTX_VERSION 1

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../client/proto/mp.h"
+#include "mp.h"
 
 #define OBJ_FORMAT_VERSION 1
 #define OBJ_DELETED 0x1u /* value is a tombstone */

@@ -27,7 +27,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "../client/proto/kv_err.h"
+#include "kv_err.h"
 #include "cache.h"
 
 #define STORE_ERRMSG_MAX 512

@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gossip/gossip.h"
-#include "client/proto/kv_err.h"
-#include "client/proto/mp.h"
+#include "gossip.h"
+#include "kv_err.h"
+#include "mp.h"
 
 #define FZ_CHECK(cond)                                                         \
   do {                                                                         \

@@ -1,6 +1,6 @@
 /*
  * fuzz_mp.c: libFuzzer target for the bounded msgpack reader
- * (client/proto/mp.h), the base of every other decoder.
+ * (proto/mp.h), the base of every other decoder.
  *
  * The input is a sequence of msgpack objects. Beyond "no crash, no
  * out-of-bounds read" (ASan) it checks:
@@ -21,8 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/proto/kv_err.h"
-#include "client/proto/mp.h"
+#include "kv_err.h"
+#include "mp.h"
 
 #define FZ_CHECK(cond)                                                         \
   do {                                                                         \

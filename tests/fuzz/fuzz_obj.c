@@ -24,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/proto/kv_err.h"
-#include "client/proto/mp.h"
-#include "storage/obj.h"
+#include "kv_err.h"
+#include "mp.h"
+#include "obj.h"
 
 #define FZ_CHECK(cond)                                                         \
   do {                                                                         \

@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/proto/kv_err.h"
-#include "client/proto/mp.h"
-#include "ring/ring.h"
+#include "kv_err.h"
+#include "mp.h"
+#include "ring.h"
 
 #define FZ_CHECK(cond)                                                         \
   do {                                                                         \

@@ -1,6 +1,6 @@
 /*
  * fuzz_wire.c: libFuzzer target for the wire protocol decoder
- * (client/proto/wire.h): wire_frame_check, wire_decode and
+ * (proto/wire.h): wire_frame_check, wire_decode and
  * wire_sibling_next, which read every client and peer frame.
  *
  * The input is a byte stream as it arrives on a connection: frames are cut
@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/proto/kv_err.h"
-#include "client/proto/mp.h"
-#include "client/proto/wire.h"
+#include "kv_err.h"
+#include "mp.h"
+#include "wire.h"
 
 #define FZ_CHECK(cond)                                                         \
   do {                                                                         \

@@ -19,19 +19,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "client/proto/kv_err.h"
-#include "client/proto/mp.h"
+#include "kv_err.h"
+#include "mp.h"
 #ifdef GEN_WIRE
-#include "client/proto/wire.h"
+#include "wire.h"
 #endif
 #ifdef GEN_KVOBJ
-#include "storage/obj.h"
+#include "obj.h"
 #endif
 #ifdef GEN_KVRING
-#include "ring/ring.h"
+#include "ring.h"
 #endif
 #ifdef GEN_KVGOSSIP
-#include "gossip/gossip.h"
+#include "gossip.h"
 #endif
 
 static const char *outdir;

@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../client/proto/kv_err.h"
-#include "../../client/proto/mp.h"
-#include "../../ring/ring.h"
+#include "kv_err.h"
+#include "mp.h"
+#include "ring.h"
 
 #define SIM_NS_HINT 0xfffffff0u /* partition number of the hints */
 #define SIM_NS_META 0xfffffff1u /* partition number of the metadata */

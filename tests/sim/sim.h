@@ -25,7 +25,7 @@
  * ones; a one-way partition silently drops frames in one direction. Client
  * connections see latency only.
  *
- * Depends on: node/core.h (kvcore), storage/obj.h, client/proto/wire.h.
+ * Depends on: node/core.h (kvcore), storage/obj.h, proto/wire.h.
  */
 #ifndef KV_SIM_H
 #define KV_SIM_H
@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../node/core.h"
+#include "core.h"
 
 #define SIM_NODES_MAX 8
 #define SIM_CLIENTS_MAX 64

@@ -28,8 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../client/proto/kv_err.h"
-#include "../../ring/ring.h"
+#include "kv_err.h"
+#include "ring.h"
 #include "sim.h"
 
 #define SE_NODES 4

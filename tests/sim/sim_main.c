@@ -49,8 +49,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../client/proto/kv_err.h"
-#include "../../ring/ring.h"
+#include "kv_err.h"
+#include "ring.h"
 #include "sim.h"
 
 #define SIMM_KEYS 8

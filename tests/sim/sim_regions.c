@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../client/proto/kv_err.h"
+#include "kv_err.h"
 #include "sim.h"
 
 #define SR_NODES 6

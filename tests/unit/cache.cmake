@@ -1,4 +1,3 @@
 # The object cache in front of RocksDB (storage/cache.c), pure.
 kv_test(test_cache SOURCES ${PROJECT_SOURCE_DIR}/tests/unit/test_cache.c
-                           ${PROJECT_SOURCE_DIR}/storage/cache.c
-        LIBS ${XXHASH_LIB} TIMEOUT 60 LABELS unit)
+        LIBS kvcache TIMEOUT 60 LABELS unit)

@@ -1,4 +1,4 @@
-# Unit tests of kvproto (client/proto/): the bounded msgpack reader and
+# Unit tests of kvproto (proto/): the bounded msgpack reader and
 # buffer (test_mp), the wire codecs and framing (test_wire).
 if(TARGET kvproto)
   if(EXISTS ${PROJECT_SOURCE_DIR}/tests/unit/test_mp.c)

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../client/proto/kv_err.h"
-#include "../../storage/cache.h"
+#include "kv_err.h"
+#include "cache.h"
 
 static int passed, failed;
 #define CHECK(c, ...)                                                          \

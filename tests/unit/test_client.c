@@ -23,7 +23,7 @@
 
 #include "kvorum.h"
 #include "kvorum_int.h"
-#include "proto/wire.h"
+#include "wire.h"
 
 #define T_POLL_MS 20         /* fake server's poll period (stop checks) */
 #define T_REVERSE_BATCH 3    /* replies held back and sent in reverse */

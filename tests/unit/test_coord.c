@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../client/proto/kv_err.h"
-#include "../ring/ring.h"
+#include "kv_err.h"
+#include "ring.h"
 #include "sim/sim.h"
 
 #define TC_REPLIES_MAX 32

@@ -1,6 +1,6 @@
 /*
  * test_mp.c: unit tests of the bounded msgpack reader and the kvbuf
- * (client/proto/mp.h): every msgpack type read back from msgpack-c's
+ * (proto/mp.h): every msgpack type read back from msgpack-c's
  * packer, integer range checks, declared counts and lengths larger than
  * the input, nesting limits, sticky errors, kvbuf growth and consumption.
  * Depends on: kvproto.

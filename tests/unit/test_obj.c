@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../client/proto/kv_err.h"
-#include "../../storage/obj.h"
+#include "kv_err.h"
+#include "obj.h"
 
 static int g_pass, g_fail;
 

@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../client/proto/kv_err.h"
-#include "../../storage/obj.h"
+#include "kv_err.h"
+#include "obj.h"
 
 #define MODEL_SEED_DEFAULT 0x6b766f72756d01ull
 #define MODEL_HISTORIES_DEFAULT 3000

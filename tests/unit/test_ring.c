@@ -10,8 +10,8 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "../../client/proto/kv_err.h"
-#include "../../ring/ring.h"
+#include "kv_err.h"
+#include "ring.h"
 
 /* Random join/leave steps per (Q, N) sequence. */
 #define T_STEPS 120

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../client/proto/kv_err.h"
-#include "../../storage/store.h"
+#include "kv_err.h"
+#include "store.h"
 
 #define TEST_SYNC_ROUNDS 200
 #define TEST_COMMIT_ROUNDS 400

@@ -1,5 +1,5 @@
 /*
- * test_wire.c: unit tests of the wire protocol codecs (client/proto/wire.h):
+ * test_wire.c: unit tests of the wire protocol codecs (proto/wire.h):
  * a round trip of every message type, framing edge cases, truncation at
  * every byte, wrong field types, limits, unknown types, forward
  * compatibility, and a seeded run of random and mutated frames (the seed

@@ -1,324 +1,23 @@
 /*
- * coord.c: request coordination in the node core: put and delete (a
- * tombstone put) with W/DW/PW, get with R/PR and read repair, forwarding of
- * writes to a replica, and request timeouts. The state machine is drawn in
- * core.h. Pure: no libuv, no RocksDB; all effects go through node_io.
+ * coord.c: coordination of client requests (coord.h): put and delete (a
+ * tombstone put) with W/DW/PW, get with R/PR and read repair, forwarding
+ * of writes to a replica, and request timeouts. The state machine is drawn
+ * in core.h; the level arithmetic is levels.h's and the targets apl.h's. A
+ * write always goes to every primary at once; only the condition for the
+ * acknowledgement differs by level.
  *
- * Levels and regions. N is the number of primaries of the key (over every
- * region). one = 1, quorum = N/2+1, all = N and a number count answers
- * from any region. The regional levels count per region, by the region
- * each answering node is in: local_one needs 1 and local_quorum L/2+1 of
- * the L primaries in the local region (the client's region when the
- * request names one, else this node's); each_quorum needs a quorum of the
- * primaries of every region that has any. A write always goes to every
- * primary at once; only the condition for the acknowledgement differs.
+ * Pure: no libuv, no RocksDB; all effects go through node_io.
  */
-#include "core_int.h"
+#include "coord.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Copies a NUL-terminated name into dst (cap bytes), truncating: the
- * per-request target setup is hot, and snprintf shows in profiles. */
-static void coord__copy(char *dst, size_t cap, const char *src) {
-  size_t n = strnlen(src, cap - 1);
-  memcpy(dst, src, n);
-  dst[n] = '\0';
-}
-
-/* ---- levels and targets ---- */
-
-/* True for the levels that count answers per region. */
-static bool coord__regional(int32_t q) {
-  return q == WIRE_Q_LOCAL_ONE || q == WIRE_Q_LOCAL_QUORUM ||
-         q == WIRE_Q_EACH_QUORUM;
-}
-
-static const char *coord__level_name(int32_t q) {
-  switch (q) {
-  case WIRE_Q_LOCAL_ONE:
-    return "local_one";
-  case WIRE_Q_LOCAL_QUORUM:
-    return "local_quorum";
-  case WIRE_Q_EACH_QUORUM:
-    return "each_quorum";
-  default:
-    return "?";
-  }
-}
-
-/* One region's share of a request: its primaries and how its nodes
- * (primaries and fallbacks located there) stand. */
-typedef struct coord__region {
-  const char *name;
-  uint32_t nprim;   /* primaries of the key in this region */
-  uint32_t alive;   /* targets here that are up */
-  uint32_t alive_p; /* primaries here that are up */
-  uint32_t ok;      /* targets here that answered */
-  uint32_t ok_p;    /* primaries here that answered */
-  uint32_t waiting; /* targets here whose answer is outstanding */
-} coord__region;
-
-typedef struct coord__tally {
-  uint32_t count;
-  coord__region reg[NODE_FANOUT_MAX];
-  const char *local; /* the request's local region */
-} coord__tally;
-
-/* The region target t is in ("" when its member is unknown). The string
- * stays valid until gossip next changes its table. */
-static const char *coord__target_region(node *n, const core_target *t) {
-  if (t->self)
-    return n->region;
-  const gossip_member *m = gossip_find(n->gossip, t->id);
-  return m ? m->region : "";
-}
-
-/* The local region of r: the client's region when it named one (kept by
- * coord__init in r->region), else this node's. */
-static const char *coord__local_region(node *n, const core_req *r) {
-  return r->region[0] ? r->region : n->region;
-}
-
-static coord__region *coord__region_of(coord__tally *t, const char *name) {
-  for (uint32_t i = 0; i < t->count; i++)
-    if (strcmp(t->reg[i].name, name) == 0)
-      return &t->reg[i];
-  if (t->count == NODE_FANOUT_MAX)
-    return NULL;
-  coord__region *g = &t->reg[t->count++];
-  memset(g, 0, sizeof(*g));
-  g->name = name;
-  return g;
-}
-
-/* Counts r's targets per region. */
-static void coord__tally_of(node *n, const core_req *r, coord__tally *out) {
-  out->count = 0;
-  out->local = coord__local_region(n, r);
-  coord__region_of(out, out->local);
-  for (uint32_t i = 0; i < r->ntargets; i++) {
-    const core_target *t = &r->targets[i];
-    coord__region *g = coord__region_of(out, coord__target_region(n, t));
-    if (!g)
-      continue;
-    g->nprim += t->primary;
-    g->alive += t->alive;
-    g->alive_p += t->alive && t->primary;
-    g->ok += t->state == CORE_T_OK;
-    g->ok_p += t->state == CORE_T_OK && t->primary;
-    g->waiting += t->state == CORE_T_WAIT;
-  }
-}
-
-/* Answers regional level q needs from region g. */
-static uint32_t coord__region_need(const coord__tally *t,
-                                   const coord__region *g, int32_t q) {
-  bool local = strcmp(g->name, t->local) == 0;
-  switch (q) {
-  case WIRE_Q_LOCAL_ONE:
-    return local && g->nprim ? 1 : 0;
-  case WIRE_Q_LOCAL_QUORUM:
-    return local && g->nprim ? g->nprim / 2 + 1 : 0;
-  case WIRE_Q_EACH_QUORUM:
-    return g->nprim ? g->nprim / 2 + 1 : 0;
-  default:
-    return 0;
-  }
-}
-
-/* Judges regional level q (named what) over the tally: returns 1 when
- * every region has its answers (counting primaries only when prim), -1
- * when some region can no longer get them (or, with up_only, does not
- * have enough nodes up to try), with a message in msg naming that region;
- * 0 while undecided. verb is "acknowledged the write" or "answered the
- * read". */
-static int coord__judge(const coord__tally *t, int32_t q, bool prim,
-                        bool up_only, const char *what, const char *verb,
-                        char *msg, size_t msglen) {
-  int res = 1;
-  for (uint32_t i = 0; i < t->count; i++) {
-    const coord__region *g = &t->reg[i];
-    uint32_t need = coord__region_need(t, g, q);
-    uint32_t got = prim ? g->ok_p : g->ok;
-    if (up_only) {
-      uint32_t up = prim ? g->alive_p : g->alive;
-      if (up < need) {
-        snprintf(msg, msglen,
-                 "%s=%s needs %u of %u replicas in %s but only %u %s up",
-                 what, coord__level_name(q), need, g->nprim, g->name, up,
-                 up == 1 ? "is" : "are");
-        return -1;
-      }
-      continue;
-    }
-    if (got >= need)
-      continue;
-    if (got + g->waiting < need) {
-      snprintf(msg, msglen,
-               "%s=%s needs %u of %u replicas in %s but only %u %s", what,
-               coord__level_name(q), need, g->nprim, g->name, got, verb);
-      return -1;
-    }
-    res = 0;
-  }
-  return res;
-}
-
-/* The region that still falls short of regional level q, for timeout
- * messages: fills msg with "N of M in REGION". */
-static void coord__shortfall(const coord__tally *t, int32_t q, bool prim,
-                             char *msg, size_t msglen) {
-  msg[0] = '\0';
-  for (uint32_t i = 0; i < t->count; i++) {
-    const coord__region *g = &t->reg[i];
-    uint32_t need = coord__region_need(t, g, q);
-    uint32_t got = prim ? g->ok_p : g->ok;
-    if (got < need) {
-      snprintf(msg, msglen, "only %u of %u required replicas in %s", got,
-               need, g->name);
-      return;
-    }
-  }
-}
-
-/* Resolves a requested level (number, name, or 0 for def) against the
- * tally of the key's nrep replicas into *out: for a regional level the sum
- * of what each region must give. Returns 0 or KV_EINVAL with a message in
- * err (also when a local level finds no replica in the local region). */
-static int coord__level(const char *what, int32_t q, uint32_t def,
-                        uint32_t nrep, const coord__tally *t, uint32_t *out,
-                        char *err, size_t errlen) {
-  uint32_t v;
-  switch (q) {
-  case WIRE_Q_DEFAULT:
-    v = def < nrep ? def : nrep; /* defaults never exceed N */
-    break;
-  case WIRE_Q_ONE:
-    v = 1;
-    break;
-  case WIRE_Q_QUORUM:
-    v = nrep / 2 + 1;
-    break;
-  case WIRE_Q_LOCAL_ONE:
-  case WIRE_Q_LOCAL_QUORUM:
-  case WIRE_Q_EACH_QUORUM:
-    v = 0;
-    for (uint32_t i = 0; i < t->count; i++)
-      v += coord__region_need(t, &t->reg[i], q);
-    if (v == 0) {
-      snprintf(err, errlen,
-               "%s=%s: the region %s holds no replica of this key", what,
-               coord__level_name(q), t->local);
-      return KV_EINVAL;
-    }
-    break;
-  case WIRE_Q_ALL:
-    v = nrep;
-    break;
-  default:
-    if (q < 0) {
-      snprintf(err, errlen, "%s: unknown consistency level %d", what, q);
-      return KV_EINVAL;
-    }
-    v = (uint32_t)q;
-    if (v > nrep) {
-      snprintf(err, errlen, "%s=%u is more than the %u replicas of this key",
-               what, v, nrep);
-      return KV_EINVAL;
-    }
-  }
-  *out = v;
-  return 0;
-}
-
-/* Fills r->targets with the primaries of r->part and, when sloppy, one
- * alive fallback for each primary that is down (it keeps a hint for that
- * primary), taken from the primary's region when that has one up, so the
- * copy stays where the region's readers look. Returns the number of
- * primaries (N for this key), 0 when the node is in no ring yet. */
-static uint32_t coord__targets(node *n, core_req *r, bool sloppy) {
-  const ring *rg = gossip_ring(n->gossip);
-  size_t idx[NODE_FANOUT_MAX];
-  size_t np = 0;
-  size_t total = core__preflist(rg, r->part, idx, &np);
-  r->ntargets = 0;
-  for (size_t i = 0; i < np; i++) {
-    core_target *t = &r->targets[r->ntargets++];
-    const char *id = ring_node_id(rg, idx[i]);
-    const gossip_member *m = gossip_find(n->gossip, id);
-    coord__copy(t->id, sizeof(t->id), id);
-    coord__copy(t->addr, sizeof(t->addr), m ? m->peer_addr : "");
-    t->self = strcmp(id, n->id) == 0;
-    t->primary = true;
-    t->alive = t->self || (m && m->alive && m->status != GOSSIP_REMOVED);
-    t->state = CORE_T_IDLE;
-  }
-  uint32_t nprim = r->ntargets;
-  bool used[NODE_FANOUT_MAX];
-  memset(used, 0, sizeof(used));
-  for (uint32_t i = 0; sloppy && i < nprim; i++) {
-    if (r->targets[i].alive || r->ntargets >= NODE_FANOUT_MAX)
-      continue;
-    const gossip_member *dead = gossip_find(n->gossip, r->targets[i].id);
-    const char *want = dead ? dead->region : NULL;
-    size_t pick = total;
-    const gossip_member *pm = NULL;
-    for (int pass = want ? 0 : 1; pass < 2 && pick == total; pass++) {
-      for (size_t k = np; k < total && pick == total; k++) {
-        if (used[k])
-          continue;
-        const char *id = ring_node_id(rg, idx[k]);
-        const gossip_member *m = gossip_find(n->gossip, id);
-        if (strcmp(id, n->id) == 0 || !m || !m->alive ||
-            m->status == GOSSIP_REMOVED ||
-            (pass == 0 && strcmp(m->region, want) != 0))
-          continue;
-        pick = k;
-        pm = m;
-      }
-    }
-    if (pick == total)
-      continue;
-    used[pick] = true;
-    core_target *t = &r->targets[r->ntargets++];
-    memset(t, 0, sizeof(*t));
-    coord__copy(t->id, sizeof(t->id), ring_node_id(rg, idx[pick]));
-    coord__copy(t->addr, sizeof(t->addr), pm->peer_addr);
-    memcpy(t->hint_for, r->targets[i].id, sizeof(t->hint_for));
-    t->alive = true;
-  }
-  return nprim;
-}
-
-static uint32_t coord__alive_primaries(const core_req *r) {
-  uint32_t a = 0;
-  for (uint32_t i = 0; i < r->ntargets; i++)
-    a += r->targets[i].alive && r->targets[i].primary;
-  return a;
-}
-
-static int coord__self_target(const core_req *r) {
-  for (uint32_t i = 0; i < r->ntargets; i++)
-    if (r->targets[i].self)
-      return (int)i;
-  return -1;
-}
-
-static uint32_t coord__alive(const core_req *r) {
-  uint32_t a = 0;
-  for (uint32_t i = 0; i < r->ntargets; i++)
-    a += r->targets[i].alive;
-  return a;
-}
-
-static uint32_t coord__waiting(const core_req *r) {
-  uint32_t w = 0;
-  for (uint32_t i = 0; i < r->ntargets; i++)
-    w += r->targets[i].state == CORE_T_WAIT;
-  return w;
-}
+#include "apl.h"
+#include "core_int.h"
+#include "levels.h"
+#include "reap.h"
 
 /* Replies with an error to r's client and frees r. */
 static void coord__fail(node *n, core_req *r, int code, const char *msg) {
@@ -336,12 +35,12 @@ static int coord__init(node *n, core_req *r, uint64_t conn,
   r->opts = m->opts;
   r->opts.region.ptr = NULL; /* points into the frame; copied to region */
   r->opts.region.len = 0;
-  size_t rl = m->opts.region.len < sizeof(r->region) - 1
+  size_t rl = m->opts.region.len < sizeof(r->u.coord.region) - 1
                   ? m->opts.region.len
-                  : sizeof(r->region) - 1;
+                  : sizeof(r->u.coord.region) - 1;
   if (rl)
-    memcpy(r->region, m->opts.region.ptr, rl);
-  r->region[rl] = '\0';
+    memcpy(r->u.coord.region, m->opts.region.ptr, rl);
+  r->u.coord.region[rl] = '\0';
   r->timeout_ms = m->opts.timeout_ms ? m->opts.timeout_ms : n->timeout_ms;
   r->deadline_ms = r->start_ms + r->timeout_ms;
   if (core__req_set_key(r, m->key.ptr, m->key.len))
@@ -372,7 +71,7 @@ static void coord__send_target(node *n, core_req *r, uint32_t ti) {
 static void coord__put_reply(node *n, core_req *r) {
   n->scratch.len = 0;
   obj_context(r->result, &n->scratch);
-  wire_msg ok = {.type = r->reply_type, .req_id = r->reply_id};
+  wire_msg ok = {.type = r->u.coord.reply_type, .req_id = r->reply_id};
   ok.context.ptr = n->scratch.data;
   ok.context.len = n->scratch.len;
   wire_encode(&n->out, &ok);
@@ -388,16 +87,16 @@ static int coord__put_regions(node *n, core_req *r, char *msg,
                               size_t msglen) {
   int32_t qs[3] = {r->opts.w, r->opts.dw, r->opts.pw};
   static const char *const names[3] = {"w", "dw", "pw"};
-  if (!coord__regional(qs[0]) && !coord__regional(qs[1]) &&
-      !coord__regional(qs[2]))
+  if (!levels_regional(qs[0]) && !levels_regional(qs[1]) &&
+      !levels_regional(qs[2]))
     return 1;
-  coord__tally t;
-  coord__tally_of(n, r, &t);
+  levels_tally t;
+  apl_tally(n, r, &t);
   int res = 1;
   for (int i = 0; i < 3; i++) {
-    if (!coord__regional(qs[i]))
+    if (!levels_regional(qs[i]))
       continue;
-    int j = coord__judge(&t, qs[i], i == 2, false, names[i],
+    int j = levels_judge(&t, qs[i], i == 2, false, names[i],
                          "acknowledged the write", msg, msglen);
     if (j < 0)
       return -1;
@@ -408,7 +107,7 @@ static int coord__put_regions(node *n, core_req *r, char *msg,
 }
 
 static void coord__put_check(node *n, core_req *r) {
-  uint32_t waiting = coord__waiting(r);
+  uint32_t waiting = apl_waiting(r);
   if (!r->replied) {
     char rmsg[WIRE_ERRMSG_MAX];
     int regions = coord__put_regions(n, r, rmsg, sizeof(rmsg));
@@ -444,54 +143,8 @@ static void coord__put_check(node *n, core_req *r) {
       if (r->targets[i].primary && r->targets[i].state != CORE_T_OK)
         all = false;
     if (all)
-      repair_schedule_reap(n, r->part, r->key, r->klen);
+      reap_schedule(n, r->part, r->key, r->klen);
     core__req_free(n, r);
-  }
-}
-
-/* Before actor (ours for o's partition) makes a new dot on o: when o
- * holds no live value of actor, its entry in o's clock (if any) is raised
- * to n->dot_floor, so the new dot is above every dot this node handed out
- * on any key, also on this key before its entry was pruned. Raising loses
- * nothing because this node holds every dot actor made on the key (a
- * dropped partition gets a new actor: docs/architecture.md, "What a dot
- * promises"). Returns 0 or KV_ENOMEM. */
-static int coord__floor(node *n, uint64_t actor, obj *o) {
-  if (n->dot_floor == 0)
-    return 0;
-  for (size_t i = 0; i < obj_sibling_count(o); i++) {
-    obj_value v;
-    if (obj_sibling(o, i, &v) == 0 && v.actor == actor)
-      return 0; /* our counter continues from our live values */
-  }
-  kvbuf b;
-  kvbuf_init(&b);
-  msgpack_packer pk;
-  mp_packer_init(&pk, &b);
-  msgpack_pack_array(&pk, 2);
-  msgpack_pack_uint32(&pk, OBJ_FORMAT_VERSION);
-  msgpack_pack_array(&pk, 1);
-  msgpack_pack_array(&pk, 4);
-  msgpack_pack_uint64(&pk, actor);
-  msgpack_pack_uint64(&pk, n->dot_floor);
-  msgpack_pack_uint64(&pk, n->io.wall_ms(n->io.ctx));
-  msgpack_pack_array(&pk, 0);
-  obj *floor = NULL;
-  int rc = b.oom ? KV_ENOMEM : obj_decode(b.data, b.len, &floor);
-  kvbuf_free(&b);
-  if (rc == 0)
-    rc = obj_sync(o, floor, NULL);
-  obj_free(floor);
-  return rc;
-}
-
-/* After a new dot: remember the largest counter our actor used. */
-static void coord__floor_bump(node *n, uint64_t actor, const obj *o) {
-  for (size_t i = 0; i < obj_sibling_count(o); i++) {
-    obj_value v;
-    if (obj_sibling(o, i, &v) == 0 && v.actor == actor &&
-        v.counter > n->dot_floor)
-      n->dot_floor = v.counter;
   }
 }
 
@@ -500,13 +153,13 @@ static void coord__forward(node *n, core_req *r, const wire_msg *m,
                            bool is_delete) {
   /* A primary in the local region first, so the write is coordinated
    * next to its client; else any alive primary. */
-  const char *local = coord__local_region(n, r);
+  const char *local = apl_local_region(n, r);
   int ti = -1;
   for (int pass = 0; pass < 2 && ti < 0; pass++)
     for (uint32_t i = 0; i < r->ntargets && ti < 0; i++)
       if (r->targets[i].alive && !r->targets[i].self &&
           (pass == 1 ||
-           strcmp(coord__target_region(n, &r->targets[i]), local) == 0))
+           strcmp(apl_target_region(n, &r->targets[i]), local) == 0))
         ti = (int)i;
   if (ti < 0) {
     n->stats.unavailable++;
@@ -560,22 +213,22 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   }
   r->is_delete = is_delete;
   r->from_peer = from_peer;
-  r->reply_type = is_delete ? WIRE_DEL_OK : WIRE_PUT_OK;
+  r->u.coord.reply_type = is_delete ? WIRE_DEL_OK : WIRE_PUT_OK;
   bool sloppy = !(m->opts.flags & WIRE_OPT_NO_SLOPPY);
-  uint32_t nrep = coord__targets(n, r, sloppy);
+  uint32_t nrep = apl_targets(n, r, sloppy);
   if (nrep == 0) {
     coord__fail(n, r, KV_EUNAVAIL,
                 "this node is not in a cluster yet (no ring)");
     return;
   }
   char err[WIRE_ERRMSG_MAX];
-  coord__tally tally;
-  coord__tally_of(n, r, &tally);
-  if (coord__level("w", m->opts.w, n->def_w, nrep, &tally, &r->need, err,
+  levels_tally tally;
+  apl_tally(n, r, &tally);
+  if (levels_resolve("w", m->opts.w, n->def_w, nrep, &tally, &r->need, err,
                    sizeof(err)) ||
-      coord__level("dw", m->opts.dw, 0, nrep, &tally, &r->need_dw, err,
+      levels_resolve("dw", m->opts.dw, 0, nrep, &tally, &r->need_dw, err,
                    sizeof(err)) ||
-      coord__level("pw", m->opts.pw, 0, nrep, &tally, &r->need_p, err,
+      levels_resolve("pw", m->opts.pw, 0, nrep, &tally, &r->need_p, err,
                    sizeof(err))) {
     coord__fail(n, r, KV_EINVAL, err);
     return;
@@ -587,7 +240,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   r->durable = r->need_dw > 0;
   /* A node that is no replica hands the write to one that is; that one
    * judges availability with its own fallbacks. */
-  int self = coord__self_target(r);
+  int self = apl_self(r);
   if (self < 0 && !from_peer) {
     coord__forward(n, r, m, is_delete);
     return;
@@ -596,16 +249,16 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   static const char *const put_names[3] = {"w", "dw", "pw"};
   int32_t put_qs[3] = {m->opts.w, m->opts.dw, m->opts.pw};
   for (int i = 0; i < 3; i++) {
-    if (coord__regional(put_qs[i]) &&
-        coord__judge(&tally, put_qs[i], i == 2, true, put_names[i], "",
+    if (levels_regional(put_qs[i]) &&
+        levels_judge(&tally, put_qs[i], i == 2, true, put_names[i], "",
                      err, sizeof(err)) < 0) {
       n->stats.unavailable++;
       coord__fail(n, r, KV_EUNAVAIL, err);
       return;
     }
   }
-  uint32_t alive = coord__alive(r);
-  uint32_t alive_p = coord__alive_primaries(r);
+  uint32_t alive = apl_alive(r);
+  uint32_t alive_p = apl_alive_primaries(r);
   if (alive < r->need || alive_p < r->need_p) {
     n->stats.unavailable++;
     uint32_t need_up = r->need > r->need_p ? r->need : r->need_p;
@@ -633,7 +286,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   /* Our actor for this partition holds every dot it ever made here: a
    * partition this node dropped got a new actor epoch (repair.c). */
   uint64_t actor = core__actor(n, r->part);
-  if (coord__floor(n, actor, local)) {
+  if (core__dot_floor(n, actor, local)) {
     obj_free(local);
     coord__fail(n, r, KV_ENOMEM, "out of memory");
     return;
@@ -665,7 +318,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     core__log(n, NODE_LOG_WARN, "a key in partition %u has %zu siblings",
               r->part, obj_sibling_count(local));
   }
-  coord__floor_bump(n, actor, local);
+  core__dot_floor_bump(n, actor, local);
   r->result = local;
   if (obj_encode(local, &r->enc)) {
     coord__fail(n, r, KV_ENOMEM, "out of memory");
@@ -694,7 +347,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
    * coordinates instead, if there is one and the client came to us. */
   r->targets[self].state = CORE_T_FAILED;
   r->targets[self].alive = false;
-  if (!from_peer && coord__alive_primaries(r) > 0) {
+  if (!from_peer && apl_alive_primaries(r) > 0) {
     core__log(n, NODE_LOG_WARN, "local storage refuses writes (%s): "
               "forwarding a write", kv_strerror(rc));
     coord__forward(n, r, m, is_delete);
@@ -870,15 +523,15 @@ static int coord__get_regions(node *n, core_req *r, char *msg,
                               size_t msglen) {
   int32_t qs[2] = {r->opts.r, r->opts.pr};
   static const char *const names[2] = {"r", "pr"};
-  if (!coord__regional(qs[0]) && !coord__regional(qs[1]))
+  if (!levels_regional(qs[0]) && !levels_regional(qs[1]))
     return 1;
-  coord__tally t;
-  coord__tally_of(n, r, &t);
+  levels_tally t;
+  apl_tally(n, r, &t);
   int res = 1;
   for (int i = 0; i < 2; i++) {
-    if (!coord__regional(qs[i]))
+    if (!levels_regional(qs[i]))
       continue;
-    int j = coord__judge(&t, qs[i], i == 1, false, names[i],
+    int j = levels_judge(&t, qs[i], i == 1, false, names[i],
                          "answered the read", msg, msglen);
     if (j < 0)
       return -1;
@@ -904,7 +557,7 @@ static void coord__ask_spares(node *n, core_req *r) {
     return;
   uint32_t want = r->need > r->need_p ? r->need : r->need_p;
   for (uint32_t i = 0; i < r->ntargets; i++) {
-    if (r->acks + coord__waiting(r) >= want)
+    if (r->acks + apl_waiting(r) >= want)
       return;
     core_target *t = &r->targets[i];
     if (t->state == CORE_T_IDLE && t->alive && !t->self)
@@ -914,7 +567,7 @@ static void coord__ask_spares(node *n, core_req *r) {
 
 static void coord__get_check(node *n, core_req *r) {
   coord__ask_spares(n, r);
-  uint32_t waiting = coord__waiting(r);
+  uint32_t waiting = apl_waiting(r);
   if (!r->replied) {
     char rmsg[WIRE_ERRMSG_MAX];
     int regions = coord__get_regions(n, r, rmsg, sizeof(rmsg));
@@ -946,7 +599,7 @@ static void coord__get_check(node *n, core_req *r) {
     r->result = NULL;
     if (coord__merge(r) == 0) {
       coord__read_repair(n, r);
-      repair_maybe_reap(n, r);
+      reap_maybe(n, r);
     }
     core__req_free(n, r);
   }
@@ -982,18 +635,18 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
     coord__fail(n, r, KV_ENOMEM, "out of memory");
     return;
   }
-  uint32_t nrep = coord__targets(n, r, false);
+  uint32_t nrep = apl_targets(n, r, false);
   if (nrep == 0) {
     coord__fail(n, r, KV_EUNAVAIL,
                 "this node is not in a cluster yet (no ring)");
     return;
   }
   char err[WIRE_ERRMSG_MAX];
-  coord__tally tally;
-  coord__tally_of(n, r, &tally);
-  if (coord__level("r", m->opts.r, n->def_r, nrep, &tally, &r->need, err,
+  levels_tally tally;
+  apl_tally(n, r, &tally);
+  if (levels_resolve("r", m->opts.r, n->def_r, nrep, &tally, &r->need, err,
                    sizeof(err)) ||
-      coord__level("pr", m->opts.pr, 0, nrep, &tally, &r->need_p, err,
+      levels_resolve("pr", m->opts.pr, 0, nrep, &tally, &r->need_p, err,
                    sizeof(err))) {
     coord__fail(n, r, KV_EINVAL, err);
     return;
@@ -1001,17 +654,17 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
   if (r->need == 0)
     r->need = 1;
   /* Regional levels first: their message names the region. */
-  if ((coord__regional(m->opts.r) &&
-       coord__judge(&tally, m->opts.r, false, true, "r", "", err,
+  if ((levels_regional(m->opts.r) &&
+       levels_judge(&tally, m->opts.r, false, true, "r", "", err,
                     sizeof(err)) < 0) ||
-      (coord__regional(m->opts.pr) &&
-       coord__judge(&tally, m->opts.pr, true, true, "pr", "", err,
+      (levels_regional(m->opts.pr) &&
+       levels_judge(&tally, m->opts.pr, true, true, "pr", "", err,
                     sizeof(err)) < 0)) {
     n->stats.unavailable++;
     coord__fail(n, r, KV_EUNAVAIL, err);
     return;
   }
-  uint32_t alive = coord__alive(r);
+  uint32_t alive = apl_alive(r);
   uint32_t need_up = r->need > r->need_p ? r->need : r->need_p;
   if (alive < need_up) {
     n->stats.unavailable++;
@@ -1026,8 +679,8 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
    * keep the rest as spares for failures (as Cassandra does; Riak asks
    * all N). Read repair then covers the replicas a read asked; anti-entropy
    * covers the others. Regional levels ask every replica. */
-  int self = coord__self_target(r);
-  r->spares = !coord__regional(m->opts.r) && !coord__regional(m->opts.pr);
+  int self = apl_self(r);
+  r->spares = !levels_regional(m->opts.r) && !levels_regional(m->opts.pr);
   uint32_t want = r->need > r->need_p ? r->need : r->need_p;
   uint32_t remote = want - (self >= 0 ? 1u : 0u);
   uint32_t asked = 0;
@@ -1072,21 +725,16 @@ static void coord__fwd_reply(node *n, core_req *r, const wire_msg *m) {
     coord__fail(n, r, m->code, msg);
     return;
   }
-  wire_msg ok = {.type = r->reply_type, .req_id = r->reply_id};
+  wire_msg ok = {.type = r->u.coord.reply_type, .req_id = r->reply_id};
   ok.context = m->context;
   wire_encode(&n->out, &ok);
   core__send_conn(n, r->conn);
   core__req_free(n, r);
 }
 
-void coord_on_reply(node *n, uint64_t conn, const wire_msg *m) {
-  uint32_t ti;
-  core_req *r = core__req_find(n, m->req_id, &ti);
-  if (!r || ti >= r->ntargets)
-    return;
-  core_target *t = &r->targets[ti];
-  if (t->state != CORE_T_WAIT || t->conn != conn)
-    return; /* duplicate, late, or from the wrong connection */
+void coord_on_reply(node *n, core_req *r, core_target *t,
+                    const wire_msg *m) {
+  assert(core__req_check(n, r));
   bool ok = m->type != WIRE_ERROR;
   switch (r->kind) {
   case CORE_REQ_FWD:
@@ -1129,30 +777,15 @@ void coord_on_reply(node *n, uint64_t conn, const wire_msg *m) {
   }
 }
 
-/* Fails every target waiting on a connection that closed. */
-void coord_conn_closed(node *n, uint64_t conn) {
-  core_req *next;
-  for (core_req *r = n->active; r; r = next) {
-    next = r->next;
-    bool hit = false;
-    for (uint32_t i = 0; i < r->ntargets; i++) {
-      core_target *t = &r->targets[i];
-      if (t->state == CORE_T_WAIT && t->conn == conn && !t->self) {
-        t->state = CORE_T_FAILED;
-        r->fails++;
-        hit = true;
-      }
-    }
-    if (!hit)
-      continue;
-    if (r->kind == CORE_REQ_PUT)
-      coord__put_check(n, r);
-    else if (r->kind == CORE_REQ_GET)
-      coord__get_check(n, r);
-    else if (r->kind == CORE_REQ_FWD)
-      coord__fail(n, r, KV_EUNAVAIL,
-                  "the connection to the coordinating replica was lost");
-  }
+void coord_conn_lost(node *n, core_req *r) {
+  assert(core__req_check(n, r));
+  if (r->kind == CORE_REQ_PUT)
+    coord__put_check(n, r);
+  else if (r->kind == CORE_REQ_GET)
+    coord__get_check(n, r);
+  else
+    coord__fail(n, r, KV_EUNAVAIL,
+                "the connection to the coordinating replica was lost");
 }
 
 /* The message of a put or get that timed out: how many answered, and for
@@ -1164,15 +797,15 @@ static void coord__timeout_msg(node *n, core_req *r, const char *verb,
                    put ? r->opts.pw : r->opts.pr};
   char where[WIRE_ERRMSG_MAX] = "";
   for (int i = 0; i < 3 && !where[0]; i++) {
-    if (!coord__regional(qs[i]))
+    if (!levels_regional(qs[i]))
       continue;
-    coord__tally t;
-    coord__tally_of(n, r, &t);
+    levels_tally t;
+    apl_tally(n, r, &t);
     char shortfall[WIRE_ERRMSG_MAX / 2];
-    coord__shortfall(&t, qs[i], i == 2, shortfall, sizeof(shortfall));
+    levels_shortfall(&t, qs[i], i == 2, shortfall, sizeof(shortfall));
     if (shortfall[0])
       snprintf(where, sizeof(where), "%s (%s) %s within %u ms", shortfall,
-               coord__level_name(qs[i]), verb, r->timeout_ms);
+               levels_name(qs[i]), verb, r->timeout_ms);
   }
   if (where[0])
     snprintf(msg, msglen, "%s", where);
@@ -1182,49 +815,39 @@ static void coord__timeout_msg(node *n, core_req *r, const char *verb,
              r->need, verb, r->timeout_ms);
 }
 
-void coord_tick(node *n, uint64_t now) {
-  core_req *next;
+void coord_expired(node *n, core_req *r) {
+  assert(core__req_check(n, r));
   char msg[WIRE_ERRMSG_MAX];
-  for (core_req *r = n->active; r; r = next) {
-    next = r->next;
-    if (now < r->deadline_ms)
-      continue;
-    switch (r->kind) {
-    case CORE_REQ_PUT:
-      if (r->replied) {
-        core__req_free(n, r);
-        break;
-      }
-      n->stats.timeouts++;
-      coord__timeout_msg(n, r, "acknowledged the write", msg, sizeof(msg));
-      coord__fail(n, r, KV_ETIMEDOUT, msg);
-      break;
-    case CORE_REQ_GET:
-      if (r->replied) {
-        obj_free(r->result);
-        r->result = NULL;
-        if (coord__merge(r) == 0)
-          coord__read_repair(n, r);
-        core__req_free(n, r);
-        break;
-      }
-      n->stats.timeouts++;
-      coord__timeout_msg(n, r, "answered the read", msg, sizeof(msg));
-      coord__fail(n, r, KV_ETIMEDOUT, msg);
-      break;
-    case CORE_REQ_FWD:
-      n->stats.timeouts++;
-      snprintf(msg, sizeof(msg),
-               "the coordinating replica %s did not answer within %u ms",
-               r->targets[0].id, r->timeout_ms);
-      coord__fail(n, r, KV_ETIMEDOUT, msg);
-      break;
-    case CORE_REQ_REPLICA:
-      /* A replica write whose commit never came back: give up on it. */
+  switch (r->kind) {
+  case CORE_REQ_PUT:
+    if (r->replied) {
       core__req_free(n, r);
       break;
-    default:
-      repair_req_expired(n, r);
     }
+    n->stats.timeouts++;
+    coord__timeout_msg(n, r, "acknowledged the write", msg, sizeof(msg));
+    coord__fail(n, r, KV_ETIMEDOUT, msg);
+    break;
+  case CORE_REQ_GET:
+    if (r->replied) {
+      obj_free(r->result);
+      r->result = NULL;
+      if (coord__merge(r) == 0)
+        coord__read_repair(n, r);
+      core__req_free(n, r);
+      break;
+    }
+    n->stats.timeouts++;
+    coord__timeout_msg(n, r, "answered the read", msg, sizeof(msg));
+    coord__fail(n, r, KV_ETIMEDOUT, msg);
+    break;
+  default: /* CORE_REQ_FWD */
+    n->stats.timeouts++;
+    snprintf(msg, sizeof(msg),
+             "the coordinating replica %s did not answer within %u ms",
+             r->targets[0].id, r->timeout_ms);
+    coord__fail(n, r, KV_ETIMEDOUT, msg);
+    break;
   }
 }
+

@@ -1,23 +1,55 @@
 /*
- * core_int.h: internals of the node core shared by core.c (lifecycle,
- * dispatch, replica side, admin) and coord.c (request coordination). Not a
- * public header: nothing outside node/core*.c and node/coord.c includes it.
+ * core_int.h: the base of the node core, which every module of node/
+ * builds on: the request table, local storage helpers, sending, logging,
+ * the actor of new dots, and struct node with each module's state. Not a
+ * public header: only the pure core's files in node/ include it (not the
+ * uv_ shell).
+ *
+ * The files of node/ and what each may call (docs/architecture.md has the
+ * table; scripts/callgraph.py checks there is no cycle):
+ *
+ *   node.c      entry points (core.h): dispatch to the modules below
+ *   admin.c     ADMIN commands                 -> handoff, base
+ *   coord.c     client requests                -> apl, levels, reap, base
+ *   apl.c       preference lists of requests   -> levels, base
+ *   levels.c    consistency level arithmetic (pure)
+ *   replica.c   REPL_PUT / REPL_GET            -> base
+ *   hints.c     hinted handoff                 -> base
+ *   aae.c       anti-entropy exchange          -> base, tree
+ *   handoff.c   ownership handoff              -> base
+ *   reap.c      tombstone reaping              -> base
+ *   core.c      the base                       -> tree
+ *   tree.c      Tictac hash trees (pure)
  */
 #ifndef KV_NODE_CORE_INT_H
 #define KV_NODE_CORE_INT_H
 
 #include "core.h"
 
+#include <assert.h>
+
+#include "aae.h"
+#include "handoff.h"
+#include "hints.h"
 #include "kv_err.h"
 #include "mp.h"
+#include "reap.h"
 #include "ring.h"
+#include "tree.h"
 
 /* Request ids and storage tokens: the request's id shifted left by
  * CORE_TARGET_BITS, plus the target's index (and a sync flag for tokens). */
 #define CORE_TARGET_BITS 5u
 #define CORE_TARGET_MASK 0xfu
 #define CORE_TOKEN_SYNC 0x10u
-#define CORE_SLOT_BITS 16u /* NODE_REQUESTS_MAX == 1 << CORE_SLOT_BITS */
+#define CORE_SLOT_BITS 16u
+_Static_assert(NODE_REQUESTS_MAX == 1u << CORE_SLOT_BITS,
+               "a request's slot fits in CORE_SLOT_BITS");
+_Static_assert(NODE_FANOUT_MAX <= CORE_TARGET_MASK + 1,
+               "a target index fits in the low bits of a request id");
+_Static_assert((CORE_TOKEN_SYNC & CORE_TARGET_MASK) == 0 &&
+                   CORE_TOKEN_SYNC < (1u << CORE_TARGET_BITS),
+               "the sync flag sits between target index and request id");
 
 /* PEER_MSG kinds: node-to-node messages beyond plain replication. The
  * payload is a msgpack array; docs/protocol.md lists the fields. */
@@ -33,48 +65,6 @@ enum {
                           tombstones' clock without values) */
 };
 
-/* Tictac anti-entropy trees: per partition, AAE_SEGMENTS leaves, each the
- * XOR of hash(key, object hash) over the keys of its segment, grouped into
- * AAE_BRANCHES branches. A write updates one leaf and one branch: O(1). */
-#define AAE_BRANCHES 32u
-#define AAE_LEAVES_PER_BRANCH 32u
-#define AAE_SEGMENTS (AAE_BRANCHES * AAE_LEAVES_PER_BRANCH)
-typedef struct aae_tree {
-  uint64_t branch[AAE_BRANCHES];
-  uint64_t leaf[AAE_SEGMENTS];
-} aae_tree;
-
-#define REPAIR_HINT_BATCH 64u       /* hints delivered per owner per round */
-#define REPAIR_HANDOFF_BATCH 64u    /* objects per handoff message */
-#define REPAIR_TRANSFERS_MAX 16u    /* transfers running at once */
-#define REPAIR_REAP_QUEUE_MAX 65536u
-#define REPAIR_AAE_KEYS_MAX 100000u /* keys one exchange may compare */
-/* A partition hands off to all its primaries at once (repair.c). */
-_Static_assert(REPAIR_TRANSFERS_MAX >= NODE_FANOUT_MAX,
-               "every primary of a partition fits in the transfer slots");
-
-typedef struct core_transfer {
-  bool active;
-  bool inflight;
-  bool done;
-  uint32_t part;
-  char target[RING_NAME_MAX];
-  char addr[GOSSIP_ADDR_MAX];
-  uint8_t *last_key; /* resume after this key */
-  size_t last_len;
-  bool last_batch;   /* the batch in flight is the final one */
-  uint64_t keys_sent;
-  uint64_t started_ms;
-  uint64_t req_gen;  /* the request slot waiting for the ack */
-} core_transfer;
-
-typedef struct core_reap {
-  uint32_t part;
-  uint64_t due_ms;
-  uint8_t *key;
-  size_t klen;
-} core_reap;
-
 typedef enum core_req_kind {
   CORE_REQ_FREE = 0,
   CORE_REQ_PUT,      /* coordinating a put or delete */
@@ -85,6 +75,7 @@ typedef enum core_req_kind {
   CORE_REQ_AAE,      /* an anti-entropy exchange this node started */
   CORE_REQ_HANDOFF,  /* a handoff batch waiting for its ack */
   CORE_REQ_REAP,     /* reading every replica before reaping a tombstone */
+  CORE_REQ_KINDS,    /* the count, not a kind */
 } core_req_kind;
 
 typedef enum core_target_state {
@@ -132,15 +123,27 @@ typedef struct core_req {
   uint32_t acks, dw_acks, p_acks, fails;
   uint32_t ntargets;
   core_target targets[NODE_FANOUT_MAX];
-  obj *result;   /* PUT: the coordinator's new object; GET: merged */
+  obj *result;   /* PUT: the coordinator's new object; GET, REAP: merged */
   kvbuf enc;     /* PUT: the encoded object sent to replicas */
   wire_opts opts;
-  uint32_t reply_type; /* PUT_OK or DEL_OK */
-  uint64_t hash;       /* HINT: hash of the hint sent; REAP: unused */
-  uint32_t aux;        /* HANDOFF: transfer index; AAE: phase */
-  char owner[RING_NAME_MAX]; /* HINT: the owner */
-  char region[RING_NAME_MAX]; /* PUT/GET: the client's region ("" = the
-                                 coordinator's), for local levels */
+  union {        /* what only one kind of request needs */
+    struct {     /* PUT, GET, FWD */
+      uint32_t reply_type;        /* PUT_OK or DEL_OK */
+      char region[RING_NAME_MAX]; /* the client's region ("" = the
+                                     coordinator's), for local levels */
+    } coord;
+    struct {     /* HINT */
+      uint64_t hash;              /* of the hint sent */
+      char owner[RING_NAME_MAX];  /* whose hint it is */
+    } hint;
+    struct {     /* HANDOFF */
+      uint32_t transfer;          /* index into the transfer table */
+      uint64_t count;             /* objects in the batch in flight */
+    } handoff;
+    struct {     /* AAE */
+      aae_phase phase;            /* what the exchange waits for */
+    } aae;
+  } u;
 } core_req;
 
 typedef struct core_stats {
@@ -181,19 +184,14 @@ struct node {
   kvbuf out;            /* scratch for encoding frames */
   kvbuf scratch;        /* scratch for object encodings */
   core_stats stats;
-  /* Repair. */
-  uint32_t aae_interval_ms, hint_interval_ms, handoff_interval_ms;
-  uint64_t tombstone_grace_ms, hints_max, hints_count;
-  uint64_t next_aae_ms, next_hint_ms, next_handoff_ms;
-  uint32_t aae_next_part;
-  bool aae_running;
-  uint32_t hint_inflight;
+  /* Anti-entropy trees, kept by every local write (core__local_write). */
   aae_tree **trees;           /* one per partition, NULL until it has data */
   uint32_t trees_q;
-  core_transfer transfers[REPAIR_TRANSFERS_MAX];
-  core_reap *reaps;           /* ring buffer of scheduled reap checks */
-  uint32_t reap_head, reap_len;
-  bool leaving_done;
+  /* The modules' own state. */
+  hints_state hints;
+  aae_state aae;
+  handoff_state handoff;
+  reap_state reap;
   /* The largest dot counter any of this node's actors has handed out on
    * any key. A key whose object lacks live values of the coordinating
    * actor (never written by it, reaped, or its entry pruned) starts the
@@ -247,31 +245,39 @@ size_t core__preflist(const ring *rg, uint32_t p, size_t *idx,
                       size_t *nprimary);
 /* True when this node is a primary replica of partition p. */
 bool core__is_primary(node *n, uint32_t p);
-
-/* repair.c */
-int repair_init(node *n, const node_config *cfg);
-void repair_free(node *n);
-void repair_tree_update(node *n, uint32_t part, const uint8_t *key,
-                        size_t klen, uint64_t old_hash, uint64_t new_hash);
-void repair_tick(node *n, uint64_t now);
-void repair_on_request(node *n, uint64_t conn, const wire_msg *m);
-void repair_on_reply(node *n, uint64_t conn, const wire_msg *m);
-void repair_req_done(node *n, core_req *r, uint32_t target, int status);
-void repair_req_expired(node *n, core_req *r);
-void repair_conn_closed(node *n, uint64_t conn);
-void repair_schedule_reap(node *n, uint32_t part, const uint8_t *key,
-                          size_t klen);
-void repair_maybe_reap(node *n, core_req *get);
-void repair_admin_transfers(node *n, msgpack_packer *pk);
-
-/* coord.c */
-void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
-               bool from_peer);
-void coord_get(node *n, uint64_t conn, const wire_msg *m);
-void coord_on_reply(node *n, uint64_t conn, const wire_msg *m);
-void coord_store_done(node *n, core_req *r, uint32_t target, bool synced,
-                      int status);
-void coord_conn_closed(node *n, uint64_t conn);
-void coord_tick(node *n, uint64_t now);
+/* Whether r is a consistent request in the table (for assertions). */
+bool core__req_check(const node *n, const core_req *r);
+/* Copies the NUL-terminated name src into dst (cap bytes), truncating. */
+void core__copy(char *dst, size_t cap, const char *src);
+/* Remembers key as the point a paged scan resumes after (*last is
+ * realloc'd). Returns 0 or KV_ENOMEM. */
+int core__cursor(uint8_t **last, size_t *last_len, const uint8_t *key,
+                 size_t klen);
+/* Whether this node stores any key of partition p. */
+bool core__has_data(node *n, uint32_t p);
+/* Updates partition part's tree for key: its object hash old_hash becomes
+ * new_hash (0: none). */
+void core__tree_update(node *n, uint32_t part, const uint8_t *key,
+                       size_t klen, uint64_t old_hash, uint64_t new_hash);
+void core__trees_free(node *n);
+/* The member id when it is up, not removed and not this node; else NULL. */
+const gossip_member *core__member_up(node *n, const char *id);
+/* Starts a request of kind with one remote target (id, addr), with the
+ * node's timeout. Returns NULL when the table is full. */
+core_req *core__peer_req(node *n, core_req_kind kind, const char *id,
+                         const char *addr);
+/* Sends a PEER_MSG of kind with payload pl to addr as request r's target
+ * ti (r may be NULL: fire and forget). Returns the connection or 0. */
+uint64_t core__peer_send(node *n, const char *addr, core_req *r, uint32_t ti,
+                         uint32_t kind, const kvbuf *pl);
+/* Replies with a PEER_MSG of kind on conn (the answer to req_id). */
+void core__peer_reply(node *n, uint64_t conn, uint64_t req_id, uint32_t kind,
+                      const kvbuf *pl);
+/* Before actor makes a new dot on o: raises actor's entry in o's clock to
+ * the node's dot floor when o holds no live value of actor. Returns 0 or
+ * KV_ENOMEM. */
+int core__dot_floor(node *n, uint64_t actor, obj *o);
+/* After a new dot: remembers the largest counter actor used. */
+void core__dot_floor_bump(node *n, uint64_t actor, const obj *o);
 
 #endif

@@ -1,0 +1,189 @@
+/*
+ * poll.c: the I/O loop of libkvorum, kv_poll and kv_poll_us (kvorum.h),
+ * and request timeouts.
+ *
+ * One round, over every client given: fail the requests past their
+ * deadline, ask for the ring when a refresh is due, write each
+ * connection's queued output, wait in ppoll() for the sockets (no longer
+ * than until the earliest deadline), finish connects, write, read and
+ * dispatch replies, and expire again.
+ *
+ * Depends on: kvorum_int.h (conn.c, req.c, route.c), kvproto (kv_err.h),
+ * POSIX poll().
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "kvorum_int.h"
+
+#define KV__POLLFD_STACK 64
+
+/* ---- timeouts ---- */
+
+static void kv__expire(kv_client *c, uint64_t now) {
+  if (now < c->min_deadline_ms)
+    return;
+  /* A connection whose HELLO timed out goes down first (its requests fail
+   * or move with it); conn_fail changes the list, so rescan after each. */
+  for (bool again = true; again;) {
+    again = false;
+    for (kv__req *q = c->head.next; q != &c->head; q = q->next) {
+      if (q->kind == KV__K_HELLO && q->deadline_ms <= now) {
+        kv__conn_fail(c, q->conn, KV_ECONN, "no hello from %s within %u ms",
+                      q->conn->addr, (unsigned)q->timeout_ms);
+        again = true;
+        break;
+      }
+    }
+  }
+  /* Detach the expired requests, then run their callbacks (which may
+   * queue new requests). */
+  kv__req expired;
+  expired.next = expired.prev = &expired;
+  uint64_t next = UINT64_MAX;
+  for (kv__req *q = c->head.next, *nx; q != &c->head; q = nx) {
+    nx = q->next;
+    if (q->deadline_ms > now) {
+      if (q->deadline_ms < next)
+        next = q->deadline_ms;
+      continue;
+    }
+    kv__req_unlink(c, q);
+    q->prev = expired.prev;
+    q->next = &expired;
+    expired.prev->next = q;
+    expired.prev = q;
+  }
+  c->min_deadline_ms = next;
+  for (kv__req *q = expired.next, *nx; q != &expired; q = nx) {
+    nx = q->next;
+    char text[KV__ERRMSG_MAX];
+    snprintf(text, sizeof(text), "no reply from %s within %u ms",
+             q->conn->addr, (unsigned)q->timeout_ms);
+    kv__complete(c, q, KV_ETIMEDOUT, text, NULL);
+  }
+}
+
+/* ---- public API: the I/O loop ---- */
+
+static uint64_t kv__callbacks(kv_client *const *cs, size_t n) {
+  uint64_t t = 0;
+  for (size_t i = 0; i < n; i++)
+    t += cs[i]->ncallbacks;
+  return t;
+}
+
+int kv_poll(kv_client *const *cs, size_t n, int timeout_ms) {
+  return kv_poll_us(cs, n, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000);
+}
+
+int kv_poll_us(kv_client *const *cs, size_t n, int64_t timeout_us) {
+  if (!cs && n)
+    return KV_EINVAL;
+  uint64_t before = kv__callbacks(cs, n);
+  uint64_t now = kv__now_ms();
+  size_t nfds = 0;
+  size_t inflight = 0;
+  uint64_t min_deadline = UINT64_MAX;
+  for (size_t i = 0; i < n; i++) {
+    kv_client *c = cs[i];
+    kv__expire(c, now);
+    kv__ring_refresh(c, now);
+    for (size_t j = 0; j < c->nconns; j++) {
+      kv__conn_flush(c, c->conns[j]);
+      if (c->conns[j]->fd >= 0)
+        nfds++;
+    }
+    inflight += c->nall;
+    if (c->min_deadline_ms < min_deadline)
+      min_deadline = c->min_deadline_ms;
+  }
+  struct pollfd stack_fds[KV__POLLFD_STACK];
+  kv__conn *stack_map[KV__POLLFD_STACK];
+  size_t stack_cli[KV__POLLFD_STACK];
+  struct pollfd *fds = stack_fds;
+  kv__conn **map = stack_map;
+  size_t *cli = stack_cli;
+  if (nfds > KV__POLLFD_STACK) {
+    fds = malloc(nfds * sizeof(*fds));
+    map = malloc(nfds * sizeof(*map));
+    cli = malloc(nfds * sizeof(*cli));
+    if (!fds || !map || !cli) {
+      free(fds);
+      free(map);
+      free(cli);
+      return KV_ENOMEM;
+    }
+  }
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; j < cs[i]->nconns && m < nfds; j++) {
+      kv__conn *k = cs[i]->conns[j];
+      if (k->fd < 0)
+        continue;
+      fds[m].fd = k->fd;
+      fds[m].events = POLLIN;
+      if (k->state == KV__CONNECTING || k->out.len)
+        fds[m].events |= POLLOUT;
+      fds[m].revents = 0;
+      map[m] = k;
+      cli[m] = i;
+      m++;
+    }
+  }
+  int64_t wait_us = timeout_us < 0 ? -1 : timeout_us;
+  if (kv__callbacks(cs, n) != before)
+    wait_us = 0; /* timeouts already ran callbacks: do not wait */
+  if (wait_us < 0 && inflight == 0)
+    wait_us = 0;
+  if (min_deadline != UINT64_MAX && wait_us != 0) {
+    uint64_t until_ms = min_deadline > now ? min_deadline - now + 1 : 0;
+    int64_t until_us = until_ms > (uint64_t)INT64_MAX / 1000
+                           ? INT64_MAX
+                           : (int64_t)until_ms * 1000;
+    if (wait_us < 0 || until_us < wait_us)
+      wait_us = until_us;
+  }
+  struct timespec ts = {(time_t)(wait_us / 1000000),
+                        (long)(wait_us % 1000000) * 1000L};
+  int rc = 0;
+  int pr = m ? ppoll(fds, m, wait_us < 0 ? NULL : &ts, NULL) : 0;
+  if (pr < 0 && errno != EINTR)
+    rc = KV_EIO;
+  if (m == 0 && wait_us > 0)
+    nanosleep(&ts, NULL); /* nothing to watch: honour the wait */
+  for (size_t i = 0; pr > 0 && i < m; i++) {
+    kv__conn *k = map[i];
+    kv_client *c = cs[cli[i]];
+    short ev = fds[i].revents;
+    if (!ev || k->fd != fds[i].fd)
+      continue;
+    if (k->state == KV__CONNECTING) {
+      if (ev & (POLLOUT | POLLERR | POLLHUP)) {
+        kv__conn_connected(c, k);
+        if (k->state == KV__OPEN)
+          kv__conn_flush(c, k);
+      }
+      continue;
+    }
+    if ((ev & POLLOUT) && k->out.len)
+      kv__conn_flush(c, k);
+    if (k->fd >= 0 && (ev & (POLLIN | POLLERR | POLLHUP)))
+      kv__conn_read(c, k);
+  }
+  if (fds != stack_fds) {
+    free(fds);
+    free(map);
+    free(cli);
+  }
+  now = kv__now_ms();
+  for (size_t i = 0; i < n; i++)
+    kv__expire(cs[i], now);
+  if (rc)
+    return rc;
+  uint64_t ran = kv__callbacks(cs, n) - before;
+  return ran > INT32_MAX ? INT32_MAX : (int)ran;
+}

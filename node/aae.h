@@ -1,0 +1,65 @@
+/*
+ * aae.h: active anti-entropy exchange between replicas (node/aae.c), over
+ * the per-partition Tictac trees the base keeps up to date (tree.h).
+ *
+ * Every interval_ms a node that is not already exchanging picks the next
+ * partition it is a primary of and exchanges its tree with another alive
+ * primary of it:
+ *
+ *   idle --(tick)--> PM_AAE_BRANCHES sent       (phase LEAVES)
+ *   <-- PM_AAE_LEAVES of the differing branches
+ *   --> PM_AAE_KEYS: (key, hash) of the differing segments  (phase OBJS)
+ *   <-- PM_AAE_OBJS: their objects that differ, and the keys they lack
+ *   merge theirs, send ours for what they lack (REPL_PUT) --> idle
+ *   any error, timeout or lost connection --> idle
+ *
+ * The bytes exchanged grow with the differences, not with the data; an
+ * exchange compares at most AAE_KEYS_MAX keys.
+ *
+ * Depends on: core_int.h (the base), tree.h.
+ */
+#ifndef KV_NODE_AAE_H
+#define KV_NODE_AAE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core.h"
+#include "mp.h"
+
+#define AAE_KEYS_MAX 100000u /* keys one exchange may compare */
+
+typedef struct core_req core_req;
+typedef struct core_target core_target;
+
+/* What an exchange this node started waits for. */
+typedef enum aae_phase {
+  AAE_PHASE_LEAVES = 1, /* the leaves of the branches that differ */
+  AAE_PHASE_OBJS = 2,   /* the objects of the segments that differ */
+} aae_phase;
+
+typedef struct aae_state {
+  uint32_t interval_ms; /* one exchange per interval */
+  uint64_t next_ms;
+  uint32_t next_part;   /* where the round-robin over partitions resumes */
+  bool running;         /* an exchange this node started is under way */
+} aae_state;
+
+void aae_init(node *n, const node_config *cfg, uint64_t now);
+/* Builds every partition's tree (q of them) from storage. Returns 0 or an
+ * error. */
+int aae_build_trees(node *n, uint32_t q);
+/* Rebuilds the trees when the ring's partition count changed (a node that
+ * joined a cluster created with another one). */
+void aae_check_ring(node *n);
+void aae_tick(node *n, uint64_t now);
+/* PM_AAE_BRANCHES and PM_AAE_KEYS from the node that started an exchange
+ * (rd is after the payload's array). */
+void aae_on_branches(node *n, uint64_t conn, const wire_msg *m,
+                     mp_reader *rd);
+void aae_on_keys(node *n, uint64_t conn, const wire_msg *m, mp_reader *rd);
+/* The other replica's answer to an exchange this node started. */
+void aae_on_reply(node *n, core_req *r, core_target *t, const wire_msg *m);
+void aae_expired(node *n, core_req *r);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * admin.h: the ADMIN commands of a node (node/admin.c): status, ring,
+ * stats, preflist, transfers, join, leave, remove. Each answers ADMIN_OK
+ * with a msgpack map (docs/protocol.md) or ERROR with a message.
+ *
+ * Depends on: core_int.h (the base), handoff.h (transfers).
+ */
+#ifndef KV_NODE_ADMIN_H
+#define KV_NODE_ADMIN_H
+
+#include <stdint.h>
+
+#include "core.h"
+
+void admin_on_request(node *n, uint64_t conn, const wire_msg *m);
+
+#endif

@@ -10,6 +10,12 @@
 
 #include "core_int.h"
 
+_Static_assert(AAE_BRANCHES == WIRE_AAE_BRANCHES &&
+                   AAE_LEAVES_PER_BRANCH == WIRE_AAE_LEAVES_PER_BRANCH,
+               "our trees are the shape the wire carries");
+_Static_assert(AAE_KEYS_MAX <= WIRE_AAE_KEYS_MAX,
+               "an exchange's key lists fit in one message");
+
 typedef struct aae__build {
   node *n;
   uint32_t part;
@@ -93,16 +99,14 @@ static void aae__start(node *n) {
     r->part = p;
     r->u.aae.phase = AAE_PHASE_LEAVES;
     const aae_tree *t = aae__tree(n, p);
+    wire_pm_aae_branches br = {.part = p};
+    memcpy(br.branch, t->branch, sizeof(br.branch));
     kvbuf pl;
     kvbuf_init(&pl);
-    msgpack_packer pk;
-    mp_packer_init(&pk, &pl);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint32(&pk, p);
-    msgpack_pack_array(&pk, AAE_BRANCHES);
-    for (uint32_t b = 0; b < AAE_BRANCHES; b++)
-      msgpack_pack_uint64(&pk, t->branch[b]);
-    uint64_t c = core__peer_send(n, peer->peer_addr, r, 0, PM_AAE_BRANCHES, &pl);
+    if (wire_pm_encode_aae_branches(&pl, &br))
+      pl.oom = 1; /* core__peer_send sends nothing */
+    uint64_t c = core__peer_send(n, peer->peer_addr, r, 0,
+                                 WIRE_PM_AAE_BRANCHES, &pl);
     kvbuf_free(&pl);
     if (!c) {
       core__req_free(n, r);
@@ -117,43 +121,35 @@ static void aae__start(node *n) {
 
 /* B: answers a tree's branches with its leaves of the differing ones. */
 void aae_on_branches(node *n, uint64_t conn, const wire_msg *m,
-                                 mp_reader *rd) {
-  uint32_t p, cnt;
-  if (mp_read_u32(rd, &p) || p >= n->trees_q || mp_read_array(rd, &cnt) ||
-      cnt != AAE_BRANCHES) {
+                     const wire_pm_aae_branches *br) {
+  uint32_t p = br->part;
+  if (p >= n->trees_q) {
     core__send_error(n, conn, m->req_id, KV_EPROTO, "malformed aae branches");
     return;
   }
   n->stats.aae_bytes += m->raw.len;
   const aae_tree *t = aae__tree(n, p);
-  bool diff[AAE_BRANCHES];
-  uint32_t ndiff = 0;
+  wire_pm_aae_leaves *lv = malloc(sizeof(*lv));
+  if (!lv) {
+    core__send_error(n, conn, m->req_id, KV_ENOMEM, "out of memory");
+    return;
+  }
+  lv->part = p;
+  lv->branches = 0;
   for (uint32_t b = 0; b < AAE_BRANCHES; b++) {
-    uint64_t h;
-    if (mp_read_uint(rd, &h)) {
-      core__send_error(n, conn, m->req_id, KV_EPROTO, "malformed branch");
-      return;
-    }
-    diff[b] = h != t->branch[b];
-    ndiff += diff[b];
+    if (br->branch[b] == t->branch[b])
+      continue;
+    lv->branches |= 1u << b;
+    memcpy(&lv->leaf[b * AAE_LEAVES_PER_BRANCH],
+           &t->leaf[b * AAE_LEAVES_PER_BRANCH],
+           AAE_LEAVES_PER_BRANCH * sizeof(lv->leaf[0]));
   }
   kvbuf pl;
   kvbuf_init(&pl);
-  msgpack_packer pk;
-  mp_packer_init(&pk, &pl);
-  msgpack_pack_array(&pk, 2);
-  msgpack_pack_uint32(&pk, p);
-  msgpack_pack_array(&pk, ndiff);
-  for (uint32_t b = 0; b < AAE_BRANCHES; b++) {
-    if (!diff[b])
-      continue;
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint32(&pk, b);
-    msgpack_pack_array(&pk, AAE_LEAVES_PER_BRANCH);
-    for (uint32_t l = 0; l < AAE_LEAVES_PER_BRANCH; l++)
-      msgpack_pack_uint64(&pk, t->leaf[b * AAE_LEAVES_PER_BRANCH + l]);
-  }
-  core__peer_reply(n, conn, m->req_id, PM_AAE_LEAVES, &pl);
+  if (wire_pm_encode_aae_leaves(&pl, lv))
+    pl.oom = 1; /* core__peer_reply sends nothing */
+  free(lv);
+  core__peer_reply(n, conn, m->req_id, WIRE_PM_AAE_LEAVES, &pl);
   kvbuf_free(&pl);
 }
 
@@ -170,8 +166,7 @@ static bool aae__seg_has(const aae__segs *s, uint32_t seg) {
 typedef struct aae__keys {
   node *n;
   const aae__segs *segs;
-  msgpack_packer *pk;
-  kvbuf *items; /* packed entries, counted in count */
+  wire_pm_items *items; /* the entries, counted in count */
   uint32_t count;
   bool objects; /* pack [key, object] instead of [key, hash] */
   uint8_t *last;
@@ -189,12 +184,12 @@ static int aae__keys_fn(void *arg, const uint8_t *key, size_t klen,
     return 0;
   if (k->count >= AAE_KEYS_MAX)
     return 1;
-  msgpack_pack_array(k->pk, 2);
-  mp_pack_bin(k->pk, key, klen);
-  if (k->objects)
-    mp_pack_bin(k->pk, val, vlen);
-  else
-    msgpack_pack_uint64(k->pk, XXH3_64bits(val, vlen));
+  int rc = k->objects
+               ? wire_pm_items_add_key_object(k->items, key, klen, val, vlen)
+               : wire_pm_items_add_key_hash(k->items, key, klen,
+                                            XXH3_64bits(val, vlen));
+  if (rc)
+    return rc;
   k->count++;
   return 0;
 }
@@ -202,11 +197,8 @@ static int aae__keys_fn(void *arg, const uint8_t *key, size_t klen,
 /* Packs [key, hash] (or [key, object]) of every local key of p in segs
  * into items; returns the count. */
 static uint32_t aae__collect(node *n, uint32_t p, const aae__segs *segs,
-                                bool objects, kvbuf *items) {
-  msgpack_packer pk;
-  mp_packer_init(&pk, items);
-  aae__keys k = {.n = n, .segs = segs, .pk = &pk, .items = items,
-                    .objects = objects};
+                             bool objects, wire_pm_items *items) {
+  aae__keys k = {.n = n, .segs = segs, .items = items, .objects = objects};
   for (;;) {
     k.seen = 0;
     int rc = n->io.store_scan(n->io.ctx, p, k.last, k.last_len, 1024,
@@ -219,26 +211,19 @@ static uint32_t aae__collect(node *n, uint32_t p, const aae__segs *segs,
 }
 
 /* A: the leaves of the differing branches came back. */
-static void aae__leaves(node *n, core_req *r, mp_reader *rd) {
-  uint32_t p, cnt;
-  if (mp_read_u32(rd, &p) || p != r->part || mp_read_array(rd, &cnt) ||
-      cnt > AAE_BRANCHES)
+static void aae__leaves(node *n, core_req *r, const wire_pm_aae_leaves *lv) {
+  uint32_t p = lv->part;
+  if (p != r->part)
     goto done;
   const aae_tree *t = aae__tree(n, p);
   aae__segs segs;
   memset(&segs, 0, sizeof(segs));
-  for (uint32_t i = 0; i < cnt; i++) {
-    uint32_t two, b, nl;
-    if (mp_read_array(rd, &two) || two != 2 || mp_read_u32(rd, &b) ||
-        b >= AAE_BRANCHES || mp_read_array(rd, &nl) ||
-        nl != AAE_LEAVES_PER_BRANCH)
-      goto done;
-    for (uint32_t l = 0; l < nl; l++) {
-      uint64_t h;
-      if (mp_read_uint(rd, &h))
-        goto done;
+  for (uint32_t b = 0; b < AAE_BRANCHES; b++) {
+    if (!((lv->branches >> b) & 1u))
+      continue;
+    for (uint32_t l = 0; l < AAE_LEAVES_PER_BRANCH; l++) {
       uint32_t seg = b * AAE_LEAVES_PER_BRANCH + l;
-      if (h != t->leaf[seg]) {
+      if (lv->leaf[seg] != t->leaf[seg]) {
         segs.bits[seg / 64] |= 1ull << (seg % 64);
         segs.count++;
       }
@@ -247,25 +232,21 @@ static void aae__leaves(node *n, core_req *r, mp_reader *rd) {
   if (segs.count == 0)
     goto done;
   /* Send our (key, hash) list for the differing segments. */
-  kvbuf items;
-  kvbuf_init(&items);
-  uint32_t nkeys = aae__collect(n, p, &segs, false, &items);
+  wire_pm_items items;
+  wire_pm_items_init(&items);
+  aae__collect(n, p, &segs, false, &items);
+  wire_pm_aae_keys ks = {.part = p, .keys = wire_pm_items_list(&items)};
+  _Static_assert(sizeof(ks.segs) == sizeof(segs.bits), "one segment bitmap");
+  memcpy(ks.segs, segs.bits, sizeof(ks.segs));
   kvbuf pl;
   kvbuf_init(&pl);
-  msgpack_packer pk;
-  mp_packer_init(&pk, &pl);
-  msgpack_pack_array(&pk, 3);
-  msgpack_pack_uint32(&pk, p);
-  msgpack_pack_array(&pk, segs.count);
-  for (uint32_t s = 0; s < AAE_SEGMENTS; s++)
-    if (aae__seg_has(&segs, s))
-      msgpack_pack_uint32(&pk, s);
-  msgpack_pack_array(&pk, nkeys);
-  kvbuf_append(&pl, items.data, items.len);
-  kvbuf_free(&items);
+  if (wire_pm_encode_aae_keys(&pl, &ks))
+    pl.oom = 1; /* core__peer_send sends nothing */
+  wire_pm_items_free(&items);
   r->u.aae.phase = AAE_PHASE_OBJS;
   r->targets[0].state = CORE_T_IDLE;
-  uint64_t c = core__peer_send(n, r->targets[0].addr, r, 0, PM_AAE_KEYS, &pl);
+  uint64_t c =
+      core__peer_send(n, r->targets[0].addr, r, 0, WIRE_PM_AAE_KEYS, &pl);
   kvbuf_free(&pl);
   if (c) {
     r->targets[0].conn = c;
@@ -299,7 +280,7 @@ typedef struct aae__join {
   aae__theirs *theirs;
   uint32_t ntheirs, pos;
   uint8_t *matched; /* per key of theirs: 0 we lack it, 1 differs, 2 same */
-  msgpack_packer *objs_pk;
+  wire_pm_items *objs;
   uint32_t nobjs;
   uint8_t *last;
   size_t last_len;
@@ -328,9 +309,9 @@ static int aae__join_fn(void *arg, const uint8_t *key, size_t klen,
   }
   if (j->nobjs >= AAE_KEYS_MAX)
     return 1;
-  msgpack_pack_array(j->objs_pk, 2);
-  mp_pack_bin(j->objs_pk, key, klen);
-  mp_pack_bin(j->objs_pk, val, vlen);
+  int rc = wire_pm_items_add_key_object(j->objs, key, klen, val, vlen);
+  if (rc)
+    return rc;
   j->nobjs++;
   return 0;
 }
@@ -338,25 +319,18 @@ static int aae__join_fn(void *arg, const uint8_t *key, size_t klen,
 /* B: A's (key, hash) list for the differing segments: send back our
  * objects that differ or that A lacks, and ask for what we lack. */
 void aae_on_keys(node *n, uint64_t conn, const wire_msg *m,
-                             mp_reader *rd) {
+                 const wire_pm_aae_keys *ks) {
   n->stats.aae_bytes += m->raw.len;
-  uint32_t p, nsegs, nkeys;
-  aae__segs segs;
-  memset(&segs, 0, sizeof(segs));
-  if (mp_read_u32(rd, &p) || p >= n->trees_q || mp_read_array(rd, &nsegs) ||
-      nsegs > AAE_SEGMENTS)
-    goto bad;
-  for (uint32_t i = 0; i < nsegs; i++) {
-    uint32_t s;
-    if (mp_read_u32(rd, &s) || s >= AAE_SEGMENTS)
-      goto bad;
-    if (!aae__seg_has(&segs, s)) {
-      segs.bits[s / 64] |= 1ull << (s % 64);
-      segs.count++;
-    }
+  uint32_t p = ks->part, nkeys = ks->keys.count;
+  if (p >= n->trees_q) {
+    core__send_error(n, conn, m->req_id, KV_EPROTO, "malformed aae keys");
+    return;
   }
-  if (mp_read_array(rd, &nkeys) || nkeys > AAE_KEYS_MAX)
-    goto bad;
+  aae__segs segs;
+  memcpy(segs.bits, ks->segs, sizeof(segs.bits));
+  segs.count = 0;
+  for (uint32_t w = 0; w < AAE_SEGMENTS / 64; w++)
+    segs.count += (uint32_t)__builtin_popcountll(segs.bits[w]);
   aae__theirs *theirs = calloc(nkeys ? nkeys : 1, sizeof(*theirs));
   uint8_t *matched = calloc(nkeys ? nkeys : 1, sizeof(*matched));
   if (!theirs || !matched) {
@@ -365,24 +339,21 @@ void aae_on_keys(node *n, uint64_t conn, const wire_msg *m,
     core__send_error(n, conn, m->req_id, KV_ENOMEM, "out of memory");
     return;
   }
+  wire_pm_iter it;
+  wire_pm_iter_init(&it, &ks->keys);
   for (uint32_t i = 0; i < nkeys; i++) {
-    uint32_t two;
-    if (mp_read_array(rd, &two) || two != 2 ||
-        mp_read_bytes(rd, &theirs[i].key) ||
-        mp_read_uint(rd, &theirs[i].hash) || theirs[i].key.len > KV_KEY_MAX ||
-        (i && aae__key_cmp(theirs[i - 1].key, theirs[i].key) >= 0)) {
-      free(theirs);
-      free(matched);
-      goto bad;
-    }
+    wire_pm_key_hash kh;
+    int rc = wire_pm_next_key_hash(&it, &kh);
+    assert(rc == 0); /* the decoder checked the list whole */
+    (void)rc;
+    theirs[i].key = kh.key;
+    theirs[i].hash = kh.hash;
   }
-  kvbuf objs, want;
-  kvbuf_init(&objs);
-  kvbuf_init(&want);
-  msgpack_packer opk;
-  mp_packer_init(&opk, &objs);
+  wire_pm_items objs, want;
+  wire_pm_items_init(&objs);
+  wire_pm_items_init(&want);
   aae__join j = {.n = n, .segs = &segs, .theirs = theirs,
-                    .ntheirs = nkeys, .matched = matched, .objs_pk = &opk};
+                 .ntheirs = nkeys, .matched = matched, .objs = &objs};
   for (;;) {
     j.seen = 0;
     int rc = n->io.store_scan(n->io.ctx, p, j.last, j.last_len, 1024,
@@ -393,62 +364,46 @@ void aae_on_keys(node *n, uint64_t conn, const wire_msg *m,
   free(j.last);
   /* We want every key of theirs that we lack or hold differently (the
    * differing ones also went into objs: each side merges the other's). */
-  msgpack_packer want_pk;
-  mp_packer_init(&want_pk, &want);
-  uint32_t nwant = 0;
-  for (uint32_t i = 0; i < nkeys; i++) {
-    if (matched[i] == 2)
-      continue;
-    mp_pack_bin(&want_pk, theirs[i].key.ptr, theirs[i].key.len);
-    nwant++;
-  }
+  for (uint32_t i = 0; i < nkeys; i++)
+    if (matched[i] != 2)
+      wire_pm_items_add_key(&want, theirs[i].key.ptr, theirs[i].key.len);
+  wire_pm_aae_objs ob = {.part = p,
+                         .objs = wire_pm_items_list(&objs),
+                         .want = wire_pm_items_list(&want)};
   kvbuf pl;
   kvbuf_init(&pl);
-  msgpack_packer pk;
-  mp_packer_init(&pk, &pl);
-  msgpack_pack_array(&pk, 3);
-  msgpack_pack_uint32(&pk, p);
-  msgpack_pack_array(&pk, j.nobjs);
-  kvbuf_append(&pl, objs.data, objs.len);
-  msgpack_pack_array(&pk, nwant);
-  kvbuf_append(&pl, want.data, want.len);
-  core__peer_reply(n, conn, m->req_id, PM_AAE_OBJS, &pl);
+  if (wire_pm_encode_aae_objs(&pl, &ob))
+    pl.oom = 1; /* core__peer_reply sends nothing */
+  core__peer_reply(n, conn, m->req_id, WIRE_PM_AAE_OBJS, &pl);
   kvbuf_free(&pl);
-  kvbuf_free(&objs);
-  kvbuf_free(&want);
+  wire_pm_items_free(&objs);
+  wire_pm_items_free(&want);
   free(theirs);
   free(matched);
-  return;
-bad:
-  core__send_error(n, conn, m->req_id, KV_EPROTO, "malformed aae keys");
 }
 
 /* A: objects to merge, and the keys B wants from us. */
-static void aae__objs(node *n, core_req *r, mp_reader *rd) {
-  uint32_t p, nobjs, nwant;
-  if (mp_read_u32(rd, &p) || p != r->part || mp_read_array(rd, &nobjs))
+static void aae__objs(node *n, core_req *r, const wire_pm_aae_objs *ob) {
+  uint32_t p = ob->part;
+  if (p != r->part)
     goto done;
-  for (uint32_t i = 0; i < nobjs; i++) {
-    uint32_t two;
-    kv_slice key, val;
-    if (mp_read_array(rd, &two) || two != 2 || mp_read_bytes(rd, &key) ||
-        mp_read_bytes(rd, &val) || key.len > KV_KEY_MAX)
-      goto done;
+  wire_pm_iter it;
+  wire_pm_iter_init(&it, &ob->objs);
+  wire_pm_key_object ko;
+  while (wire_pm_next_key_object(&it, &ko) == 0) {
     obj *o = NULL;
-    if (obj_decode(val.ptr, val.len, &o))
+    if (obj_decode(ko.object.ptr, ko.object.len, &o))
       continue;
     bool changed = false;
-    if (core__local_merge(n, p, key.ptr, key.len, o, 0, &changed) == 0 &&
+    if (core__local_merge(n, p, ko.key.ptr, ko.key.len, o, 0, &changed) ==
+            0 &&
         changed)
       n->stats.aae_keys_repaired++;
     obj_free(o);
   }
-  if (mp_read_array(rd, &nwant))
-    goto done;
-  for (uint32_t i = 0; i < nwant; i++) {
-    kv_slice key;
-    if (mp_read_bytes(rd, &key) || key.len > KV_KEY_MAX)
-      goto done;
+  wire_pm_iter_init(&it, &ob->want);
+  kv_slice key;
+  while (wire_pm_next_key(&it, &key) == 0) {
     const uint8_t *val = NULL;
     size_t vlen = 0;
     if (n->io.store_get(n->io.ctx, p, key.ptr, key.len, &val, &vlen) != 0)
@@ -496,25 +451,24 @@ void aae_tick(node *n, uint64_t now) {
 
 void aae_on_reply(node *n, core_req *r, core_target *t, const wire_msg *m) {
   assert(core__req_check(n, r) && r->kind == CORE_REQ_AAE);
-  bool ok = m->type != WIRE_ERROR;
   t->state = CORE_T_OK;
-  mp_reader rd;
-  uint32_t cnt;
-  mp_reader_init(&rd, m->raw.ptr, m->raw.len);
-  if (!ok || m->type != WIRE_PEER_MSG || mp_read_array(&rd, &cnt)) {
+  uint32_t want = r->u.aae.phase == AAE_PHASE_LEAVES ? WIRE_PM_AAE_LEAVES
+                                                     : WIRE_PM_AAE_OBJS;
+  wire_pm *pm = NULL;
+  if (m->type != WIRE_PEER_MSG || m->flags != want ||
+      !(pm = malloc(sizeof(*pm))) ||
+      wire_pm_decode(m->flags, m->raw.ptr, m->raw.len, pm)) {
+    free(pm);
     n->aae.running = false;
     core__req_free(n, r);
     return;
   }
   n->stats.aae_bytes += m->raw.len;
-  if (r->u.aae.phase == AAE_PHASE_LEAVES && m->flags == PM_AAE_LEAVES)
-    aae__leaves(n, r, &rd);
-  else if (r->u.aae.phase == AAE_PHASE_OBJS && m->flags == PM_AAE_OBJS)
-    aae__objs(n, r, &rd);
-  else {
-    n->aae.running = false;
-    core__req_free(n, r);
-  }
+  if (want == WIRE_PM_AAE_LEAVES)
+    aae__leaves(n, r, &pm->aae_leaves);
+  else
+    aae__objs(n, r, &pm->aae_objs);
+  free(pm);
 }
 
 void aae_expired(node *n, core_req *r) {

@@ -6,10 +6,10 @@
  * partition it is a primary of and exchanges its tree with another alive
  * primary of it:
  *
- *   idle --(tick)--> PM_AAE_BRANCHES sent       (phase LEAVES)
- *   <-- PM_AAE_LEAVES of the differing branches
- *   --> PM_AAE_KEYS: (key, hash) of the differing segments  (phase OBJS)
- *   <-- PM_AAE_OBJS: their objects that differ, and the keys they lack
+ *   idle --(tick)--> AAE_BRANCHES sent       (phase LEAVES)
+ *   <-- AAE_LEAVES of the differing branches
+ *   --> AAE_KEYS: (key, hash) of the differing segments  (phase OBJS)
+ *   <-- AAE_OBJS: their objects that differ, and the keys they lack
  *   merge theirs, send ours for what they lack (REPL_PUT) --> idle
  *   any error, timeout or lost connection --> idle
  *
@@ -53,11 +53,11 @@ int aae_build_trees(node *n, uint32_t q);
  * joined a cluster created with another one). */
 void aae_check_ring(node *n);
 void aae_tick(node *n, uint64_t now);
-/* PM_AAE_BRANCHES and PM_AAE_KEYS from the node that started an exchange
- * (rd is after the payload's array). */
+/* AAE_BRANCHES and AAE_KEYS from the node that started an exchange. */
 void aae_on_branches(node *n, uint64_t conn, const wire_msg *m,
-                     mp_reader *rd);
-void aae_on_keys(node *n, uint64_t conn, const wire_msg *m, mp_reader *rd);
+                     const wire_pm_aae_branches *br);
+void aae_on_keys(node *n, uint64_t conn, const wire_msg *m,
+                 const wire_pm_aae_keys *ks);
 /* The other replica's answer to an exchange this node started. */
 void aae_on_reply(node *n, core_req *r, core_target *t, const wire_msg *m);
 void aae_expired(node *n, core_req *r);

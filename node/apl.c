@@ -56,8 +56,8 @@ uint32_t apl_targets(node *n, core_req *r, bool sloppy) {
     core_target *t = &r->targets[r->ntargets++];
     const char *id = ring_node_id(rg, idx[i]);
     const gossip_member *m = gossip_find(n->gossip, id);
-    core__copy(t->id, sizeof(t->id), id);
-    core__copy(t->addr, sizeof(t->addr), m ? m->peer_addr : "");
+    kv_strcopy(t->id, sizeof(t->id), id);
+    kv_strcopy(t->addr, sizeof(t->addr), m ? m->peer_addr : "");
     t->self = strcmp(id, n->id) == 0;
     t->primary = true;
     t->alive = t->self || (m && m->alive && m->status != GOSSIP_REMOVED);
@@ -92,8 +92,8 @@ uint32_t apl_targets(node *n, core_req *r, bool sloppy) {
     used[pick] = true;
     core_target *t = &r->targets[r->ntargets++];
     memset(t, 0, sizeof(*t));
-    core__copy(t->id, sizeof(t->id), ring_node_id(rg, idx[pick]));
-    core__copy(t->addr, sizeof(t->addr), pm->peer_addr);
+    kv_strcopy(t->id, sizeof(t->id), ring_node_id(rg, idx[pick]));
+    kv_strcopy(t->addr, sizeof(t->addr), pm->peer_addr);
     memcpy(t->hint_for, r->targets[i].id, sizeof(t->hint_for));
     t->alive = true;
   }

@@ -49,6 +49,34 @@ static int coord__init(node *n, core_req *r, uint64_t conn,
   return 0;
 }
 
+/* The admission of a put or get: a request slot (or ERROR EOVERLOAD),
+ * its key and reply routing, and its targets (or ERROR EUNAVAIL without a
+ * ring). Returns the request with *nrep, the key's N, or NULL when the
+ * client already has its error. */
+static core_req *coord__admit(node *n, core_req_kind kind, uint64_t conn,
+                              const wire_msg *m, bool sloppy,
+                              uint32_t *nrep) {
+  core_req *r = core__req_new(n, kind);
+  if (!r) {
+    n->stats.errors++;
+    core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
+                     "node %s has %u requests in flight", n->id,
+                     n->nslots);
+    return NULL;
+  }
+  if (coord__init(n, r, conn, m)) {
+    coord__fail(n, r, KV_ENOMEM, "out of memory");
+    return NULL;
+  }
+  *nrep = apl_targets(n, r, sloppy);
+  if (*nrep == 0) {
+    coord__fail(n, r, KV_EUNAVAIL,
+                "this node is not in a cluster yet (no ring)");
+    return NULL;
+  }
+  return r;
+}
+
 /* Sends frame n->out built for target t of r, recording the connection. */
 static void coord__send_target(node *n, core_req *r, uint32_t ti) {
   core_target *t = &r->targets[ti];
@@ -199,28 +227,14 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
                      "the context is not one this store gave out");
     return;
   }
-  core_req *r = core__req_new(n, CORE_REQ_PUT);
-  if (!r) {
-    n->stats.errors++;
-    core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
-                     "node %s has %u requests in flight", n->id,
-                     n->nslots);
+  uint32_t nrep;
+  core_req *r = coord__admit(n, CORE_REQ_PUT, conn, m,
+                             !(m->opts.flags & WIRE_OPT_NO_SLOPPY), &nrep);
+  if (!r)
     return;
-  }
-  if (coord__init(n, r, conn, m)) {
-    coord__fail(n, r, KV_ENOMEM, "out of memory");
-    return;
-  }
   r->is_delete = is_delete;
   r->from_peer = from_peer;
   r->u.coord.reply_type = is_delete ? WIRE_DEL_OK : WIRE_PUT_OK;
-  bool sloppy = !(m->opts.flags & WIRE_OPT_NO_SLOPPY);
-  uint32_t nrep = apl_targets(n, r, sloppy);
-  if (nrep == 0) {
-    coord__fail(n, r, KV_EUNAVAIL,
-                "this node is not in a cluster yet (no ring)");
-    return;
-  }
   char err[WIRE_ERRMSG_MAX];
   levels_tally tally;
   apl_tally(n, r, &tally);
@@ -333,7 +347,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     }
     core_target *t = &r->targets[r->ntargets];
     memset(t, 0, sizeof(*t));
-    snprintf(t->id, sizeof(t->id), "%s", n->id);
+    kv_strcopy(t->id, sizeof(t->id), n->id);
     t->self = true;
     t->alive = true;
     self = (int)r->ntargets++;
@@ -372,26 +386,15 @@ static void coord__put_local_committed(node *n, core_req *r, uint32_t self) {
     }
     if (t->hint_for[0]) {
       /* A fallback: it keeps the write as a hint for the primary. */
-      kvbuf pl;
-      kvbuf_init(&pl);
-      msgpack_packer pk;
-      mp_packer_init(&pk, &pl);
-      msgpack_pack_array(&pk, 4);
-      mp_pack_cstr(&pk, t->hint_for);
-      mp_pack_bin(&pk, r->key, r->klen);
-      mp_pack_bin(&pk, r->enc.data, r->enc.len);
-      if (r->durable)
-        msgpack_pack_true(&pk);
-      else
-        msgpack_pack_false(&pk);
-      wire_msg hm = {.type = WIRE_PEER_MSG,
-                     .req_id = core__req_wire_id(r, i),
-                     .flags = PM_HINT_PUT};
-      hm.raw.ptr = pl.data;
-      hm.raw.len = pl.len;
-      if (!pl.oom)
-        wire_encode(&n->out, &hm);
-      kvbuf_free(&pl);
+      wire_pm hm = {.kind = WIRE_PM_HINT_PUT};
+      hm.hint_put.owner.ptr = (const uint8_t *)t->hint_for;
+      hm.hint_put.owner.len = strlen(t->hint_for);
+      hm.hint_put.key.ptr = r->key;
+      hm.hint_put.key.len = r->klen;
+      hm.hint_put.object.ptr = r->enc.data;
+      hm.hint_put.object.len = r->enc.len;
+      hm.hint_put.durable = r->durable;
+      wire_encode_pm(&n->out, core__req_wire_id(r, i), &hm);
       coord__send_target(n, r, i);
       continue;
     }
@@ -623,24 +626,10 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
     return;
   }
   n->stats.gets++;
-  core_req *r = core__req_new(n, CORE_REQ_GET);
-  if (!r) {
-    n->stats.errors++;
-    core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
-                     "node %s has %u requests in flight", n->id,
-                     n->nslots);
+  uint32_t nrep;
+  core_req *r = coord__admit(n, CORE_REQ_GET, conn, m, false, &nrep);
+  if (!r)
     return;
-  }
-  if (coord__init(n, r, conn, m)) {
-    coord__fail(n, r, KV_ENOMEM, "out of memory");
-    return;
-  }
-  uint32_t nrep = apl_targets(n, r, false);
-  if (nrep == 0) {
-    coord__fail(n, r, KV_EUNAVAIL,
-                "this node is not in a cluster yet (no ring)");
-    return;
-  }
   char err[WIRE_ERRMSG_MAX];
   levels_tally tally;
   apl_tally(n, r, &tally);

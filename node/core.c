@@ -60,9 +60,6 @@ uint64_t core__actor(const node *n, uint32_t part) {
   return node_actor_epoch(n->id, n->incarnation, part, n->part_epoch[part]);
 }
 
-void core__copy(char *dst, size_t cap, const char *src) {
-  snprintf(dst, cap, "%s", src ? src : "");
-}
 
 /* ---- request slots ---- */
 
@@ -295,7 +292,7 @@ uint64_t core__peer_send(node *n, const char *addr, core_req *r,
   n->out.oom = 0;
   if (wire_encode(&n->out, &m))
     return 0;
-  if (kind >= PM_AAE_BRANCHES && kind <= PM_AAE_OBJS)
+  if (kind >= WIRE_PM_AAE_BRANCHES && kind <= WIRE_PM_AAE_OBJS)
     n->stats.aae_bytes += n->out.len;
   uint64_t c = n->io.peer_send(n->io.ctx, addr, n->out.data, n->out.len);
   n->out.len = 0;
@@ -311,7 +308,7 @@ void core__peer_reply(node *n, uint64_t conn, uint64_t req_id,
   m.raw.ptr = pl->data;
   m.raw.len = pl->len;
   wire_encode(&n->out, &m);
-  if (kind >= PM_AAE_BRANCHES && kind <= PM_AAE_OBJS)
+  if (kind >= WIRE_PM_AAE_BRANCHES && kind <= WIRE_PM_AAE_OBJS)
     n->stats.aae_bytes += n->out.len;
   core__send_conn(n, conn);
 }
@@ -325,8 +322,8 @@ core_req *core__peer_req(node *n, core_req_kind kind, const char *id,
   r->deadline_ms = r->start_ms + n->timeout_ms;
   r->timeout_ms = n->timeout_ms;
   r->ntargets = 1;
-  snprintf(r->targets[0].id, sizeof(r->targets[0].id), "%s", id);
-  snprintf(r->targets[0].addr, sizeof(r->targets[0].addr), "%s", addr);
+  kv_strcopy(r->targets[0].id, sizeof(r->targets[0].id), id);
+  kv_strcopy(r->targets[0].addr, sizeof(r->targets[0].addr), addr);
   r->targets[0].alive = true;
   return r;
 }
@@ -366,25 +363,7 @@ int core__dot_floor(node *n, uint64_t actor, obj *o) {
     if (obj_sibling(o, i, &v) == 0 && v.actor == actor)
       return 0; /* our counter continues from our live values */
   }
-  kvbuf b;
-  kvbuf_init(&b);
-  msgpack_packer pk;
-  mp_packer_init(&pk, &b);
-  msgpack_pack_array(&pk, 2);
-  msgpack_pack_uint32(&pk, OBJ_FORMAT_VERSION);
-  msgpack_pack_array(&pk, 1);
-  msgpack_pack_array(&pk, 4);
-  msgpack_pack_uint64(&pk, actor);
-  msgpack_pack_uint64(&pk, n->dot_floor);
-  msgpack_pack_uint64(&pk, n->io.wall_ms(n->io.ctx));
-  msgpack_pack_array(&pk, 0);
-  obj *floor = NULL;
-  int rc = b.oom ? KV_ENOMEM : obj_decode(b.data, b.len, &floor);
-  kvbuf_free(&b);
-  if (rc == 0)
-    rc = obj_sync(o, floor, NULL);
-  obj_free(floor);
-  return rc;
+  return obj_raise(o, actor, n->dot_floor, n->io.wall_ms(n->io.ctx));
 }
 
 /* After a new dot: remember the largest counter our actor used. */

@@ -32,6 +32,7 @@
 #include "handoff.h"
 #include "hints.h"
 #include "kv_err.h"
+#include "kv_str.h"
 #include "mp.h"
 #include "reap.h"
 #include "ring.h"
@@ -51,19 +52,6 @@ _Static_assert((CORE_TOKEN_SYNC & CORE_TARGET_MASK) == 0 &&
                    CORE_TOKEN_SYNC < (1u << CORE_TARGET_BITS),
                "the sync flag sits between target index and request id");
 
-/* PEER_MSG kinds: node-to-node messages beyond plain replication. The
- * payload is a msgpack array; docs/protocol.md lists the fields. */
-enum {
-  PM_HINT_PUT = 1,     /* [owner, key, object, durable] -> REPL_PUT_OK */
-  PM_AAE_BRANCHES = 10, /* [part, [branch hash x AAE_BRANCHES]] */
-  PM_AAE_LEAVES = 11,  /* reply: [part, [[branch, [leaf hash x 32]]...]] */
-  PM_AAE_KEYS = 12,    /* [part, [segment...], [[key, hash]...]] */
-  PM_AAE_OBJS = 13,    /* reply: [part, [[key, object]...], [key...]] */
-  PM_HANDOFF = 20,     /* [part, [[key, object]...], last] */
-  PM_HANDOFF_ACK = 21, /* reply: [part, count] */
-  PM_REAP = 30,        /* [part, key, reaped object]: merge it (the
-                          tombstones' clock without values) */
-};
 
 typedef enum core_req_kind {
   CORE_REQ_FREE = 0,
@@ -247,8 +235,6 @@ size_t core__preflist(const ring *rg, uint32_t p, size_t *idx,
 bool core__is_primary(node *n, uint32_t p);
 /* Whether r is a consistent request in the table (for assertions). */
 bool core__req_check(const node *n, const core_req *r);
-/* Copies the NUL-terminated name src into dst (cap bytes), truncating. */
-void core__copy(char *dst, size_t cap, const char *src);
 /* Remembers key as the point a paged scan resumes after (*last is
  * realloc'd). Returns 0 or KV_ENOMEM. */
 int core__cursor(uint8_t **last, size_t *last_len, const uint8_t *key,

@@ -11,19 +11,22 @@
 
 /* ---- ownership handoff ---- */
 
+_Static_assert(HANDOFF_BATCH <= WIRE_HANDOFF_BATCH_MAX,
+               "a handoff batch fits in one HANDOFF message");
+
 typedef struct handoff__batch {
-  msgpack_packer *pk;
+  wire_pm_items *items;
   uint32_t count;
   uint8_t *last;
   size_t last_len;
 } handoff__batch;
 
 static int handoff__batch_fn(void *arg, const uint8_t *key, size_t klen,
-                            const uint8_t *val, size_t vlen) {
+                             const uint8_t *val, size_t vlen) {
   handoff__batch *b = arg;
-  msgpack_pack_array(b->pk, 2);
-  mp_pack_bin(b->pk, key, klen);
-  mp_pack_bin(b->pk, val, vlen);
+  int rc = wire_pm_items_add_key_object(b->items, key, klen, val, vlen);
+  if (rc)
+    return rc;
   b->count++;
   if (core__cursor(&b->last, &b->last_len, key, klen))
     return KV_ENOMEM;
@@ -34,21 +37,19 @@ static void handoff__send(node *n, uint32_t ti) {
   handoff_transfer *t = &n->handoff.transfers[ti];
   if (!core__member_up(n, t->target))
     return;
-  kvbuf items;
-  kvbuf_init(&items);
-  msgpack_packer ipk;
-  mp_packer_init(&ipk, &items);
-  handoff__batch b = {.pk = &ipk};
+  wire_pm_items items;
+  wire_pm_items_init(&items);
+  handoff__batch b = {.items = &items};
   int rc = n->io.store_scan(n->io.ctx, t->part, t->last_key, t->last_len,
                             HANDOFF_BATCH, handoff__batch_fn, &b);
   if (rc) {
-    kvbuf_free(&items);
+    wire_pm_items_free(&items);
     free(b.last);
     return;
   }
   core_req *r = core__peer_req(n, CORE_REQ_HANDOFF, t->target, t->addr);
   if (!r) {
-    kvbuf_free(&items);
+    wire_pm_items_free(&items);
     free(b.last);
     return;
   }
@@ -58,20 +59,15 @@ static void handoff__send(node *n, uint32_t ti) {
   r->klen = b.last_len;
   r->u.handoff.count = b.count;
   t->last_batch = b.count < HANDOFF_BATCH;
+  wire_pm_handoff h = {.part = t->part,
+                       .objs = wire_pm_items_list(&items),
+                       .last = t->last_batch};
   kvbuf pl;
   kvbuf_init(&pl);
-  msgpack_packer pk;
-  mp_packer_init(&pk, &pl);
-  msgpack_pack_array(&pk, 3);
-  msgpack_pack_uint32(&pk, t->part);
-  msgpack_pack_array(&pk, b.count);
-  kvbuf_append(&pl, items.data, items.len);
-  if (t->last_batch)
-    msgpack_pack_true(&pk);
-  else
-    msgpack_pack_false(&pk);
-  kvbuf_free(&items);
-  uint64_t c = core__peer_send(n, t->addr, r, 0, PM_HANDOFF, &pl);
+  if (wire_pm_encode_handoff(&pl, &h))
+    pl.oom = 1; /* core__peer_send sends nothing */
+  wire_pm_items_free(&items);
+  uint64_t c = core__peer_send(n, t->addr, r, 0, WIRE_PM_HANDOFF, &pl);
   kvbuf_free(&pl);
   if (!c) {
     core__req_free(n, r);
@@ -85,12 +81,10 @@ static void handoff__send(node *n, uint32_t ti) {
 
 /* Receiver: merge a batch, ack after it is committed. */
 void handoff_on_batch(node *n, uint64_t conn, const wire_msg *m,
-                                 mp_reader *rd) {
-  uint32_t p, cnt;
-  if (mp_read_u32(rd, &p) || mp_read_array(rd, &cnt)) {
-    core__send_error(n, conn, m->req_id, KV_EPROTO, "malformed handoff");
-    return;
-  }
+                      const wire_pm_handoff *h) {
+  uint32_t cnt = h->objs.count;
+  wire_pm_iter it;
+  wire_pm_iter_init(&it, &h->objs);
   core_req *r = core__req_new(n, CORE_REQ_REPLICA);
   if (!r) {
     core__send_error(n, conn, m->req_id, KV_EOVERLOAD, "%s is overloaded",
@@ -102,13 +96,12 @@ void handoff_on_batch(node *n, uint64_t conn, const wire_msg *m,
   r->deadline_ms = core__now(n) + n->timeout_ms * 4u;
   int rc = 0;
   for (uint32_t i = 0; i < cnt && !rc; i++) {
-    uint32_t two;
-    kv_slice key, val;
-    if (mp_read_array(rd, &two) || two != 2 || mp_read_bytes(rd, &key) ||
-        mp_read_bytes(rd, &val) || key.len > KV_KEY_MAX) {
+    wire_pm_key_object ko;
+    if (wire_pm_next_key_object(&it, &ko)) {
       rc = KV_EPROTO;
       break;
     }
+    kv_slice key = ko.key, val = ko.object;
     obj *o = NULL;
     rc = obj_decode(val.ptr, val.len, &o);
     if (rc)
@@ -249,8 +242,8 @@ static void handoff__run(node *n) {
           memset(t, 0, sizeof(*t));
           t->active = true;
           t->part = p;
-          snprintf(t->target, sizeof(t->target), "%s", id);
-          snprintf(t->addr, sizeof(t->addr), "%s", m->peer_addr);
+          kv_strcopy(t->target, sizeof(t->target), id);
+          kv_strcopy(t->addr, sizeof(t->addr), m->peer_addr);
           t->started_ms = core__now(n);
           free_slots--;
           core__log(n, NODE_LOG_INFO, "handing partition %u off to %s", p,

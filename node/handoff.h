@@ -63,10 +63,10 @@ typedef struct handoff_state {
 void handoff_init(node *n, const node_config *cfg, uint64_t now);
 void handoff_free(node *n);
 void handoff_tick(node *n, uint64_t now);
-/* PM_HANDOFF from a node handing a partition to us (rd is after the
- * payload's array). */
+/* HANDOFF from a node handing a partition to us: merge the batch, ack
+ * after it is committed. */
 void handoff_on_batch(node *n, uint64_t conn, const wire_msg *m,
-                      mp_reader *rd);
+                      const wire_pm_handoff *h);
 void handoff_on_reply(node *n, core_req *r, core_target *t,
                       const wire_msg *m);
 void handoff_expired(node *n, core_req *r);

@@ -78,16 +78,16 @@ static int hints__merge(node *n, const char *owner, uint32_t part,
 }
 
 void hints_on_put(node *n, uint64_t conn, const wire_msg *m,
-                             mp_reader *rd) {
+                  const wire_pm_hint_put *h) {
   char owner[RING_NAME_MAX];
-  kv_slice key, object;
-  bool durable = false;
-  if (mp_read_cstr(rd, owner, sizeof(owner)) || mp_read_bytes(rd, &key) ||
-      mp_read_bytes(rd, &object) || mp_read_bool(rd, &durable) ||
-      key.len > KV_KEY_MAX) {
+  if (h->owner.len >= sizeof(owner)) {
     core__send_error(n, conn, m->req_id, KV_EPROTO, "malformed hint");
     return;
   }
+  memcpy(owner, h->owner.ptr, h->owner.len);
+  owner[h->owner.len] = '\0';
+  kv_slice key = h->key, object = h->object;
+  bool durable = h->durable;
   obj *in = NULL;
   if (obj_decode(object.ptr, object.len, &in)) {
     core__send_error(n, conn, m->req_id, KV_EPROTO, "hinted object is "
@@ -154,7 +154,7 @@ static core_req *hints__req(node *n, const char *id, const char *addr,
   }
   r->part = part;
   r->u.hint.hash = XXH3_64bits(val, vlen);
-  snprintf(r->u.hint.owner, sizeof(r->u.hint.owner), "%s", owner);
+  kv_strcopy(r->u.hint.owner, sizeof(r->u.hint.owner), owner);
   return r;
 }
 

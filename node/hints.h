@@ -1,7 +1,7 @@
 /*
  * hints.h: hinted handoff, the sloppy quorum's repair (node/hints.c).
  *
- * A fallback keeps a write for a primary that is down (PM_HINT_PUT, in the
+ * A fallback keeps a write for a primary that is down (HINT_PUT, in the
  * hints column family) and hands it over when the primary is back:
  *
  *   stored --(owner seen up, every interval_ms)--> sent (HINTS_BATCH per
@@ -42,8 +42,9 @@ void hints_init(node *n, const node_config *cfg, uint64_t now);
 /* Counts the hints an earlier run kept (logs how many). */
 void hints_load(node *n);
 void hints_tick(node *n, uint64_t now);
-/* PM_HINT_PUT from a coordinator (rd is after the payload's array). */
-void hints_on_put(node *n, uint64_t conn, const wire_msg *m, mp_reader *rd);
+/* HINT_PUT from a coordinator. */
+void hints_on_put(node *n, uint64_t conn, const wire_msg *m,
+                  const wire_pm_hint_put *h);
 /* The answer of the owner (or a new primary) to a hint. */
 void hints_on_reply(node *n, core_req *r, core_target *t, const wire_msg *m);
 /* A re-homed hint merged into our own store was committed. */

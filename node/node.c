@@ -107,35 +107,49 @@ static void node__reply(node *n, uint64_t conn, const wire_msg *m) {
   }
 }
 
-/* A PEER_MSG request from another node: to the module of its kind. */
+/* A PEER_MSG request from another node, decoded by its kind (proto's
+ * WIRE_PM_MAP), to the module of that kind. */
 static void node__peer_msg(node *n, uint64_t conn, const wire_msg *m) {
-  mp_reader rd;
-  uint32_t cnt;
-  mp_reader_init(&rd, m->raw.ptr, m->raw.len);
-  if (mp_read_array(&rd, &cnt)) {
-    core__send_error(n, conn, m->req_id, KV_EPROTO, "malformed peer message");
-    return;
-  }
   switch (m->flags) {
-  case PM_HINT_PUT:
-    hints_on_put(n, conn, m, &rd);
-    break;
-  case PM_AAE_BRANCHES:
-    aae_on_branches(n, conn, m, &rd);
-    break;
-  case PM_AAE_KEYS:
-    aae_on_keys(n, conn, m, &rd);
-    break;
-  case PM_HANDOFF:
-    handoff_on_batch(n, conn, m, &rd);
-    break;
-  case PM_REAP:
-    reap_on_msg(n, &rd);
+  case WIRE_PM_HINT_PUT:
+  case WIRE_PM_AAE_BRANCHES:
+  case WIRE_PM_AAE_KEYS:
+  case WIRE_PM_HANDOFF:
+  case WIRE_PM_REAP:
     break;
   default:
     core__send_error(n, conn, m->req_id, KV_EUNKNOWN,
                      "unknown peer message kind %u", m->flags);
+    return;
   }
+  wire_pm *pm = malloc(sizeof(*pm)); /* the AAE leaves make it 8 KB */
+  if (!pm) {
+    core__send_error(n, conn, m->req_id, KV_ENOMEM, "out of memory");
+    return;
+  }
+  if (wire_pm_decode(m->flags, m->raw.ptr, m->raw.len, pm)) {
+    core__send_error(n, conn, m->req_id, KV_EPROTO, "malformed %s message",
+                     wire_pm_name(m->flags));
+    free(pm);
+    return;
+  }
+  switch (pm->kind) {
+  case WIRE_PM_HINT_PUT:
+    hints_on_put(n, conn, m, &pm->hint_put);
+    break;
+  case WIRE_PM_AAE_BRANCHES:
+    aae_on_branches(n, conn, m, &pm->aae_branches);
+    break;
+  case WIRE_PM_AAE_KEYS:
+    aae_on_keys(n, conn, m, &pm->aae_keys);
+    break;
+  case WIRE_PM_HANDOFF:
+    handoff_on_batch(n, conn, m, &pm->handoff);
+    break;
+  default: /* WIRE_PM_REAP */
+    reap_on_msg(n, &pm->reap);
+  }
+  free(pm);
 }
 
 static int node__peer_frame(node *n, uint64_t conn, node_conn_kind kind,
@@ -356,12 +370,12 @@ node *node_new(const node_config *cfg, const node_io *io, char *err,
     return NULL;
   }
   n->io = *io;
-  core__copy(n->id, sizeof(n->id), cfg->id);
-  core__copy(n->region, sizeof(n->region),
+  kv_strcopy(n->id, sizeof(n->id), cfg->id);
+  kv_strcopy(n->region, sizeof(n->region),
              cfg->region && *cfg->region ? cfg->region : "default");
-  core__copy(n->zone, sizeof(n->zone), cfg->zone);
-  core__copy(n->client_addr, sizeof(n->client_addr), cfg->client_addr);
-  core__copy(n->peer_addr, sizeof(n->peer_addr), cfg->peer_addr);
+  kv_strcopy(n->zone, sizeof(n->zone), cfg->zone);
+  kv_strcopy(n->client_addr, sizeof(n->client_addr), cfg->client_addr);
+  kv_strcopy(n->peer_addr, sizeof(n->peer_addr), cfg->peer_addr);
   n->incarnation = cfg->incarnation;
   n->actor = node_actor_of(n->id, n->incarnation);
   n->def_r = cfg->r ? cfg->r : 2;

@@ -30,54 +30,6 @@ void reap_schedule(node *n, uint32_t part, const uint8_t *key,
   n->reap.len++;
 }
 
-/* Encodes the clock of o without any value: [version, [[actor, counter,
- * ts, []]...]]. Such an object reads as not found but still dominates
- * every dot it has seen. Returns 0 or an error. */
-static int reap__clock_only(node *n, const obj *o, kvbuf *out) {
-  kvbuf ctx;
-  kvbuf_init(&ctx);
-  int rc = obj_context(o, &ctx);
-  mp_reader rd;
-  uint32_t two, cnt;
-  mp_reader_init(&rd, ctx.data, ctx.len);
-  uint64_t ver;
-  if (!rc && (mp_read_array(&rd, &two) || two != 2 ||
-              mp_read_uint(&rd, &ver) || mp_read_array(&rd, &cnt)))
-    rc = KV_ECORRUPT;
-  msgpack_packer pk;
-  mp_packer_init(&pk, out);
-  if (!rc) {
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_uint32(&pk, OBJ_FORMAT_VERSION);
-    msgpack_pack_array(&pk, cnt);
-  }
-  /* Every replica must build the same bytes: stamp the entries with the
-   * newest tombstone's time, which all replicas of an equal object share. */
-  uint64_t now = 0;
-  for (size_t i = 0; i < obj_sibling_count(o); i++) {
-    obj_value v;
-    if (obj_sibling(o, i, &v) == 0 && v.ts_ms > now)
-      now = v.ts_ms;
-  }
-  for (uint32_t i = 0; !rc && i < cnt; i++) {
-    uint32_t pair;
-    uint64_t actor, counter;
-    if (mp_read_array(&rd, &pair) || pair != 2 ||
-        mp_read_uint(&rd, &actor) || mp_read_uint(&rd, &counter)) {
-      rc = KV_ECORRUPT;
-      break;
-    }
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_uint64(&pk, actor);
-    msgpack_pack_uint64(&pk, counter);
-    msgpack_pack_uint64(&pk, now);
-    msgpack_pack_array(&pk, 0);
-  }
-  kvbuf_free(&ctx);
-  if (!rc && out->oom)
-    rc = KV_ENOMEM;
-  return rc;
-}
 
 /* Reaps the local copy of key by merging the reaped object (the clock of
  * the tombstones every primary held, without values): tombstones whose
@@ -131,26 +83,27 @@ void reap_maybe(node *n, core_req *r) {
   kvbuf enc;
   kvbuf_init(&enc);
   obj *reaped = NULL;
-  if (reap__clock_only(n, r->result, &enc) ||
+  if (obj_encode_clock(r->result, &enc) ||
       obj_decode(enc.data, enc.len, &reaped)) {
     kvbuf_free(&enc);
     return;
   }
+  wire_pm_reap rp = {.part = r->part};
+  rp.key.ptr = r->key;
+  rp.key.len = r->klen;
+  rp.object.ptr = enc.data;
+  rp.object.len = enc.len;
   kvbuf pl;
   kvbuf_init(&pl);
-  msgpack_packer pk;
-  mp_packer_init(&pk, &pl);
-  msgpack_pack_array(&pk, 3);
-  msgpack_pack_uint32(&pk, r->part);
-  mp_pack_bin(&pk, r->key, r->klen);
-  mp_pack_bin(&pk, enc.data, enc.len);
+  if (wire_pm_encode_reap(&pl, &rp))
+    pl.oom = 1; /* core__peer_send sends nothing */
   kvbuf_free(&enc);
   for (uint32_t i = 0; i < r->ntargets; i++) {
     core_target *t = &r->targets[i];
     if (t->self)
       reap__local(n, r->part, r->key, r->klen, reaped);
     else if (t->primary)
-      core__peer_send(n, t->addr, NULL, 0, PM_REAP, &pl);
+      core__peer_send(n, t->addr, NULL, 0, WIRE_PM_REAP, &pl);
   }
   kvbuf_free(&pl);
   obj_free(reaped);
@@ -174,7 +127,7 @@ static void reap__check(node *n, reap_entry *e) {
   for (size_t i = 0; i < np; i++) {
     core_target *t = &r->targets[r->ntargets++];
     const char *id = ring_node_id(rg, idx[i]);
-    snprintf(t->id, sizeof(t->id), "%s", id);
+    kv_strcopy(t->id, sizeof(t->id), id);
     t->primary = true;
     t->self = strcmp(id, n->id) == 0;
     if (t->self) {
@@ -190,7 +143,7 @@ static void reap__check(node *n, reap_entry *e) {
       core__req_free(n, r); /* every primary must answer: try no more */
       return;
     }
-    snprintf(t->addr, sizeof(t->addr), "%s", m->peer_addr);
+    kv_strcopy(t->addr, sizeof(t->addr), m->peer_addr);
     wire_msg rg_msg = {.type = WIRE_REPL_GET,
                        .req_id = core__req_wire_id(r, r->ntargets - 1)};
     rg_msg.key.ptr = r->key;
@@ -230,17 +183,13 @@ out:
   core__req_free(n, r);
 }
 
-void reap_on_msg(node *n, mp_reader *rd) {
-  uint32_t p;
-  kv_slice key, object;
+void reap_on_msg(node *n, const wire_pm_reap *rp) {
   obj *reaped = NULL;
-  if (mp_read_u32(rd, &p) || mp_read_bytes(rd, &key) ||
-      mp_read_bytes(rd, &object) || key.len > KV_KEY_MAX ||
-      obj_decode(object.ptr, object.len, &reaped))
+  if (obj_decode(rp->object.ptr, rp->object.len, &reaped))
     return;
   /* A reaped object carries no value: anything else is not a reap. */
   if (obj_sibling_count(reaped) == 0)
-    reap__local(n, p, key.ptr, key.len, reaped);
+    reap__local(n, rp->part, rp->key.ptr, rp->key.len, reaped);
   obj_free(reaped);
 }
 

@@ -3,13 +3,13 @@
  * is scheduled for a check after the grace period; the check reads every
  * primary, and only when all hold the same all-tombstone object older than
  * the grace period does each replica reap it: merge the clock of the
- * tombstones without values (PM_REAP), so the key reads as not found yet
+ * tombstones without values (REAP), so the key reads as not found yet
  * no late hint, handoff or returning replica can bring back a value the
  * delete saw.
  *
  *   scheduled --(due)--> checking (REPL_GET to every primary)
  *   checking --(all answered, all equal, all tombstones, old enough)-->
- *   reaped here, PM_REAP to the others
+ *   reaped here, REAP to the others
  *   checking --(anything else, or a primary down)--> dropped
  *
  * Depends on: core_int.h (the base).
@@ -50,8 +50,8 @@ void reap_schedule(node *n, uint32_t part, const uint8_t *key, size_t klen);
 /* r holds every primary's answer (a GET or a reap check): reaps when all
  * hold the same all-tombstone object older than the grace period. */
 void reap_maybe(node *n, core_req *r);
-/* PM_REAP from the node that checked (rd is after the payload's array). */
-void reap_on_msg(node *n, mp_reader *rd);
+/* REAP from the node that checked. */
+void reap_on_msg(node *n, const wire_pm_reap *rp);
 void reap_on_reply(node *n, core_req *r, core_target *t, const wire_msg *m);
 void reap_store_done(node *n, core_req *r);
 

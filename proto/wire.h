@@ -6,8 +6,10 @@
  * A frame is a 4-byte big-endian body length followed by a msgpack body.
  * Every body is one msgpack array [type, req_id, fields...] whose fields
  * depend on type (the WIRE_MSG_MAP list below, one place for the enum, the
- * names and the decoder dispatch). Decoding is zero-copy: slices in a
- * decoded wire_msg point into the frame body and live as long as it does.
+ * names and the decoder dispatch). PEER_MSG frames carry node-to-node
+ * payloads whose kinds and codecs come from a second list, WIRE_PM_MAP.
+ * Decoding is zero-copy: slices in a decoded wire_msg (or wire_pm) point
+ * into the frame body (or payload) and live as long as it does.
  *
  * Limits are checked before anything is allocated: the frame length against
  * WIRE_FRAME_MAX (or the caller's smaller maximum), keys against
@@ -62,7 +64,8 @@
  *                (WIRE_COORD_DELETE) -- a client write forwarded to a replica
  *                that will coordinate it; answered with PUT_OK or ERROR
  *   GOSSIP       payload:bin (gossip/gossip.h encodes it)
- *   PEER_MSG     kind:uint, payload:bin (extension point for handoff/AAE)
+ *   PEER_MSG     kind:uint, payload:bin: a WIRE_PM_MAP kind and its payload
+ *                (hints, anti-entropy, handoff, reaping; see below)
  */
 #define WIRE_MSG_MAP(X)                                                        \
   X(HELLO, 1, "hello")                                                         \
@@ -94,6 +97,51 @@ typedef enum wire_type {
 
 /* Returns the protocol name of a type ("get"), or "unknown". */
 const char *wire_type_name(uint32_t type);
+
+/*
+ * PEER_MSG kinds: X(NAME, number, "name", field). The number travels in the
+ * kind (wire_msg.flags) of a WIRE_PEER_MSG frame and is a stable wire value;
+ * the payload (wire_msg.raw) is one msgpack array whose layout depends on
+ * the kind. field names the payload's struct (wire_pm_<field>), its member
+ * of wire_pm and its codec (wire_pm_encode_<field>, wire_pm_decode_<field>),
+ * all declared under "Peer message payloads" below.
+ *
+ * Payload layouts (docs/protocol.md section 6), in order:
+ *   HINT_PUT      [owner:str, key:bin, object:bin, durable:bool]
+ *                 keep the write for owner (sloppy quorum); answered with
+ *                 REPL_PUT_OK or ERROR
+ *   AAE_BRANCHES  [part:uint, [hash:uint x WIRE_AAE_BRANCHES]]
+ *                 answered with PEER_MSG AAE_LEAVES
+ *   AAE_LEAVES    [part:uint, [[branch:uint, [hash:uint x
+ *                 WIRE_AAE_LEAVES_PER_BRANCH]]...]]  branches ascending
+ *   AAE_KEYS      [part:uint, [segment:uint...], [[key:bin, hash:uint]...]]
+ *                 segments and keys ascending; answered with AAE_OBJS
+ *   AAE_OBJS      [part:uint, [[key:bin, object:bin]...], [key:bin...]]
+ *   HANDOFF       [part:uint, [[key:bin, object:bin]...], last:bool]
+ *                 answered with REPL_PUT_OK (or ERROR)
+ *   HANDOFF_ACK   [part:uint, count:uint]
+ *   REAP          [part:uint, key:bin, object:bin]  no answer
+ */
+#define WIRE_PM_MAP(X)                                                         \
+  X(HINT_PUT, 1, "hint_put", hint_put)                                         \
+  X(AAE_BRANCHES, 10, "aae_branches", aae_branches)                            \
+  X(AAE_LEAVES, 11, "aae_leaves", aae_leaves)                                  \
+  X(AAE_KEYS, 12, "aae_keys", aae_keys)                                        \
+  X(AAE_OBJS, 13, "aae_objs", aae_objs)                                        \
+  X(HANDOFF, 20, "handoff", handoff)                                           \
+  X(HANDOFF_ACK, 21, "handoff_ack", handoff_ack)                               \
+  X(REAP, 30, "reap", reap)
+
+typedef enum wire_pm_kind {
+  WIRE_PM_NONE = 0,
+#define WIRE__PM_ENUM(name, num, str, field) WIRE_PM_##name = (num),
+  WIRE_PM_MAP(WIRE__PM_ENUM)
+#undef WIRE__PM_ENUM
+} wire_pm_kind;
+
+/* Returns the protocol name of a PEER_MSG kind ("hint_put"), or
+ * "unknown". */
+const char *wire_pm_name(uint32_t kind);
 
 /* Consistency levels inside opts: a positive number means that many
  * replicas; 0 means "the cluster default"; the negative values are names. */
@@ -237,5 +285,225 @@ void wire_begin(kvbuf *out, msgpack_packer *pk, size_t *frame_start,
                 uint32_t type, uint64_t req_id, uint32_t nfields);
 int wire_end(kvbuf *out, size_t frame_start);
 void wire_pack_opts(msgpack_packer *pk, const wire_opts *o);
+
+/* ==== Peer message payloads (PEER_MSG kinds, WIRE_PM_MAP) ====
+ *
+ * One struct per kind, an encoder that appends the payload (not a frame:
+ * the payload travels as the raw bin of a WIRE_PEER_MSG frame whose flags
+ * hold the kind; wire_encode_pm writes that frame in one call) and a
+ * decoder that reads it back.
+ *
+ * Decoders take the payload bytes (ptr, len), never allocate and never read
+ * outside them: every count is checked against the bytes that remain and
+ * against its limit below, every key against KV_KEY_MAX. They fill their
+ * struct with slices pointing into the payload (valid as long as it is) and
+ * return 0 or KV_EPROTO (then the struct's contents are unspecified). They
+ * accept str where bin is listed, any msgpack width of an integer, and
+ * fields after the listed ones (skipped: later versions may add fields);
+ * anything else, bytes after the array included, is KV_EPROTO.
+ *
+ * List-valued fields (wire_pm_list) are checked whole by the decoder and
+ * then read lazily with an iterator (wire_pm_iter_init, wire_pm_next_*),
+ * which cannot fail on a list its decoder accepted. To encode one, build
+ * it with a wire_pm_items builder (one wire_pm_items_add_* call per
+ * element, in order) and pass wire_pm_items_list().
+ *
+ * Encoders append the payload to out and return 0, KV_ENOMEM (out->oom
+ * stays set) or KV_EINVAL (m breaks a rule its decoder checks: a count over
+ * its limit, a key over KV_KEY_MAX, a list whose items are not count
+ * elements of the right shape, segments or keys out of order, ...); on
+ * error nothing is appended. What an encoder accepts, its decoder accepts
+ * and decodes to the same values; re-encoding a decoded payload gives the
+ * canonical bytes (the smallest msgpack forms, as node/ always produced).
+ */
+
+/* Limits of the anti-entropy tree exchanged on the wire. A tree has
+ * WIRE_AAE_BRANCHES branches of WIRE_AAE_LEAVES_PER_BRANCH leaves each;
+ * segment s is leaf s % WIRE_AAE_LEAVES_PER_BRANCH of branch
+ * s / WIRE_AAE_LEAVES_PER_BRANCH. */
+#define WIRE_AAE_BRANCHES 32u
+#define WIRE_AAE_LEAVES_PER_BRANCH 32u
+#define WIRE_AAE_SEGMENTS (WIRE_AAE_BRANCHES * WIRE_AAE_LEAVES_PER_BRANCH)
+/* Most entries of any AAE_KEYS or AAE_OBJS list. */
+#define WIRE_AAE_KEYS_MAX 100000u
+/* Most objects of one HANDOFF batch (and the largest HANDOFF_ACK count). */
+#define WIRE_HANDOFF_BATCH_MAX 1024u
+
+/* A list field: count elements, their msgpack encodings back to back in
+ * items (without the array header). In a decoded payload items points into
+ * the payload. */
+typedef struct wire_pm_list {
+  uint32_t count;
+  kv_slice items;
+} wire_pm_list;
+
+/* HINT_PUT: a replica write kept by a fallback for its owner. */
+typedef struct wire_pm_hint_put {
+  kv_slice owner;  /* node id: a str of 1..WIRE_NAME_MAX-1 bytes, no NUL */
+  kv_slice key;    /* at most KV_KEY_MAX bytes */
+  kv_slice object; /* an encoded stored object (storage/obj.h) */
+  bool durable;    /* ack after fsync */
+} wire_pm_hint_put;
+
+/* AAE_BRANCHES: the sender's branch hashes of partition part. */
+typedef struct wire_pm_aae_branches {
+  uint32_t part;
+  uint64_t branch[WIRE_AAE_BRANCHES];
+} wire_pm_aae_branches;
+
+/* AAE_LEAVES: the leaf hashes of the branches that differ. Branch b is in
+ * the payload when bit b of branches is set; its leaves are
+ * leaf[b * WIRE_AAE_LEAVES_PER_BRANCH ...]. The leaves of absent branches
+ * are ignored by the encoder and zero after decoding. */
+typedef struct wire_pm_aae_leaves {
+  uint32_t part;
+  uint32_t branches; /* bit b: branch b present */
+  uint64_t leaf[WIRE_AAE_SEGMENTS];
+} wire_pm_aae_leaves;
+
+/* AAE_KEYS: the sender's keys of the differing segments. */
+typedef struct wire_pm_aae_keys {
+  uint32_t part;
+  uint64_t segs[WIRE_AAE_SEGMENTS / 64]; /* bit s % 64 of segs[s / 64]:
+                                            segment s differs */
+  wire_pm_list keys; /* [key, hash] (wire_pm_next_key_hash), keys strictly
+                        ascending (bytewise, a prefix first), at most
+                        WIRE_AAE_KEYS_MAX */
+} wire_pm_aae_keys;
+
+/* AAE_OBJS: objects the sender holds differently or the receiver lacks,
+ * and the keys the sender wants. */
+typedef struct wire_pm_aae_objs {
+  uint32_t part;
+  wire_pm_list objs; /* [key, object] (wire_pm_next_key_object), at most
+                        WIRE_AAE_KEYS_MAX */
+  wire_pm_list want; /* key (wire_pm_next_key), at most WIRE_AAE_KEYS_MAX */
+} wire_pm_aae_objs;
+
+/* HANDOFF: one batch of a partition moving to a new owner. */
+typedef struct wire_pm_handoff {
+  uint32_t part;
+  wire_pm_list objs; /* [key, object] (wire_pm_next_key_object), at most
+                        WIRE_HANDOFF_BATCH_MAX */
+  bool last;         /* the final batch of the partition */
+} wire_pm_handoff;
+
+/* HANDOFF_ACK: count objects of a HANDOFF batch of part are committed. */
+typedef struct wire_pm_handoff_ack {
+  uint32_t part;
+  uint32_t count; /* at most WIRE_HANDOFF_BATCH_MAX */
+} wire_pm_handoff_ack;
+
+/* REAP: the reaped object of key (the tombstones' clock, no values). */
+typedef struct wire_pm_reap {
+  uint32_t part;
+  kv_slice key;    /* at most KV_KEY_MAX bytes */
+  kv_slice object; /* an encoded stored object */
+} wire_pm_reap;
+
+/* Any payload: the member named by kind (WIRE_PM_MAP's field) is set. */
+typedef struct wire_pm {
+  uint32_t kind; /* WIRE_PM_* */
+  union {
+#define WIRE__PM_MEMBER(name, num, str, field) wire_pm_##field field;
+    WIRE_PM_MAP(WIRE__PM_MEMBER)
+#undef WIRE__PM_MEMBER
+  };
+} wire_pm;
+
+/* Typed codecs, one pair per kind: wire_pm_encode_<field> appends the
+ * payload of m to out; wire_pm_decode_<field> reads (p, len) into out.
+ * Both return as the section comment above says. wire.c's dispatch expands
+ * these names from WIRE_PM_MAP, so every kind must have its pair. */
+int wire_pm_encode_hint_put(kvbuf *out, const wire_pm_hint_put *m);
+int wire_pm_decode_hint_put(const uint8_t *p, size_t len,
+                            wire_pm_hint_put *out);
+int wire_pm_encode_aae_branches(kvbuf *out, const wire_pm_aae_branches *m);
+int wire_pm_decode_aae_branches(const uint8_t *p, size_t len,
+                                wire_pm_aae_branches *out);
+/* Packs the branches whose bit is set, ascending. */
+int wire_pm_encode_aae_leaves(kvbuf *out, const wire_pm_aae_leaves *m);
+int wire_pm_decode_aae_leaves(const uint8_t *p, size_t len,
+                              wire_pm_aae_leaves *out);
+/* Packs the segments whose bit is set, ascending. */
+int wire_pm_encode_aae_keys(kvbuf *out, const wire_pm_aae_keys *m);
+int wire_pm_decode_aae_keys(const uint8_t *p, size_t len,
+                            wire_pm_aae_keys *out);
+int wire_pm_encode_aae_objs(kvbuf *out, const wire_pm_aae_objs *m);
+int wire_pm_decode_aae_objs(const uint8_t *p, size_t len,
+                            wire_pm_aae_objs *out);
+int wire_pm_encode_handoff(kvbuf *out, const wire_pm_handoff *m);
+int wire_pm_decode_handoff(const uint8_t *p, size_t len,
+                           wire_pm_handoff *out);
+int wire_pm_encode_handoff_ack(kvbuf *out, const wire_pm_handoff_ack *m);
+int wire_pm_decode_handoff_ack(const uint8_t *p, size_t len,
+                               wire_pm_handoff_ack *out);
+int wire_pm_encode_reap(kvbuf *out, const wire_pm_reap *m);
+int wire_pm_decode_reap(const uint8_t *p, size_t len, wire_pm_reap *out);
+
+/* Encodes the payload of m->kind. Returns like the typed encoders, or
+ * KV_EINVAL for an unknown kind. */
+int wire_pm_encode(kvbuf *out, const wire_pm *m);
+
+/* Decodes a payload of kind into out (out->kind set). Returns 0, KV_EPROTO,
+ * or KV_EUNKNOWN for a kind not in WIRE_PM_MAP (the payload unread). */
+int wire_pm_decode(uint32_t kind, const uint8_t *p, size_t len, wire_pm *out);
+
+/* Appends one whole WIRE_PEER_MSG frame (kind m->kind, payload encoded from
+ * m) with req_id. Returns 0, KV_ENOMEM, KV_EINVAL (as wire_pm_encode) or
+ * KV_ETOOBIG (body over WIRE_FRAME_MAX); on error nothing of the frame
+ * stays in out. */
+int wire_encode_pm(kvbuf *out, uint64_t req_id, const wire_pm *m);
+
+/* ---- list elements ---- */
+
+typedef struct wire_pm_key_hash {
+  kv_slice key;
+  uint64_t hash; /* of the object's encoding */
+} wire_pm_key_hash;
+
+typedef struct wire_pm_key_object {
+  kv_slice key;
+  kv_slice object;
+} wire_pm_key_object;
+
+/* Builds the items of a list. The caller owns the builder: init, add,
+ * pass wire_pm_items_list(b) to an encoder, free. */
+typedef struct wire_pm_items {
+  kvbuf buf;      /* the encoded elements */
+  uint32_t count; /* elements added */
+} wire_pm_items;
+
+void wire_pm_items_init(wire_pm_items *b);
+/* Frees the builder's memory; it may be reused after wire_pm_items_init. */
+void wire_pm_items_free(wire_pm_items *b);
+/* Empties the builder, keeping its memory. */
+void wire_pm_items_reset(wire_pm_items *b);
+/* Each appends one element. Returns 0, KV_ENOMEM, or KV_EINVAL (a key over
+ * KV_KEY_MAX, or UINT32_MAX elements already); on error nothing is added.
+ * A builder whose add failed with KV_ENOMEM refuses further adds. */
+int wire_pm_items_add_key_hash(wire_pm_items *b, const void *key, size_t klen,
+                               uint64_t hash);
+int wire_pm_items_add_key_object(wire_pm_items *b, const void *key,
+                                 size_t klen, const void *object, size_t olen);
+int wire_pm_items_add_key(wire_pm_items *b, const void *key, size_t klen);
+/* The list built so far: a view of b, valid until b changes or is freed. */
+wire_pm_list wire_pm_items_list(const wire_pm_items *b);
+
+/* Reads the elements of a list one by one. */
+typedef struct wire_pm_iter {
+  mp_reader r;
+  uint32_t left; /* elements not read yet */
+} wire_pm_iter;
+
+void wire_pm_iter_init(wire_pm_iter *it, const wire_pm_list *l);
+/* Each reads the next element into *out (slices point into the list's
+ * items). Returns 0, KV_ENOTFOUND when every element has been read, or
+ * KV_EPROTO when the element does not have the shape asked for (never for
+ * a list its decoder accepted, read with the function its field names);
+ * after KV_EPROTO every later call fails too. */
+int wire_pm_next_key_hash(wire_pm_iter *it, wire_pm_key_hash *out);
+int wire_pm_next_key_object(wire_pm_iter *it, wire_pm_key_object *out);
+int wire_pm_next_key(wire_pm_iter *it, kv_slice *out);
 
 #endif

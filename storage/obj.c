@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "kv_err.h"
+#include "mp.h"
 
 /* The context encoding version (the first element of a context). */
 #define OBJ_CTX_VERSION 1
@@ -638,4 +639,70 @@ const char *obj_debug(const obj *o, char *buf, size_t cap) {
   }
   obj__cat(buf, cap, &pos, "}");
   return buf;
+}
+
+int obj_raise(obj *o, uint64_t actor, uint64_t counter, uint64_t ts_ms) {
+  kvbuf b;
+  kvbuf_init(&b);
+  msgpack_packer pk;
+  mp_packer_init(&pk, &b);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_uint32(&pk, OBJ_FORMAT_VERSION);
+  msgpack_pack_array(&pk, 1);
+  msgpack_pack_array(&pk, 4);
+  msgpack_pack_uint64(&pk, actor);
+  msgpack_pack_uint64(&pk, counter);
+  msgpack_pack_uint64(&pk, ts_ms);
+  msgpack_pack_array(&pk, 0);
+  obj *floor = NULL;
+  int rc = b.oom ? KV_ENOMEM : obj_decode(b.data, b.len, &floor);
+  kvbuf_free(&b);
+  if (rc == 0)
+    rc = obj_sync(o, floor, NULL);
+  obj_free(floor);
+  return rc;
+}
+
+int obj_encode_clock(const obj *o, kvbuf *out) {
+  kvbuf ctx;
+  kvbuf_init(&ctx);
+  int rc = obj_context(o, &ctx);
+  mp_reader rd;
+  uint32_t two, cnt;
+  mp_reader_init(&rd, ctx.data, ctx.len);
+  uint64_t ver;
+  if (!rc && (mp_read_array(&rd, &two) || two != 2 ||
+              mp_read_uint(&rd, &ver) || mp_read_array(&rd, &cnt)))
+    rc = KV_ECORRUPT;
+  msgpack_packer pk;
+  mp_packer_init(&pk, out);
+  if (!rc) {
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint32(&pk, OBJ_FORMAT_VERSION);
+    msgpack_pack_array(&pk, cnt);
+  }
+  uint64_t now = 0;
+  for (size_t i = 0; i < obj_sibling_count(o); i++) {
+    obj_value v;
+    if (obj_sibling(o, i, &v) == 0 && v.ts_ms > now)
+      now = v.ts_ms;
+  }
+  for (uint32_t i = 0; !rc && i < cnt; i++) {
+    uint32_t pair;
+    uint64_t actor, counter;
+    if (mp_read_array(&rd, &pair) || pair != 2 ||
+        mp_read_uint(&rd, &actor) || mp_read_uint(&rd, &counter)) {
+      rc = KV_ECORRUPT;
+      break;
+    }
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint64(&pk, actor);
+    msgpack_pack_uint64(&pk, counter);
+    msgpack_pack_uint64(&pk, now);
+    msgpack_pack_array(&pk, 0);
+  }
+  kvbuf_free(&ctx);
+  if (!rc && out->oom)
+    rc = KV_ENOMEM;
+  return rc;
 }

@@ -109,6 +109,15 @@ int obj_sync(obj *local, const obj *remote, bool *changed);
 /* True when a's causal history includes everything b has seen (b <= a),
  * i.e. syncing b into a changes nothing. */
 bool obj_descends(const obj *a, const obj *b);
+/* Raises actor's clock entry in o to counter (adds it when absent, with
+ * timestamp ts_ms and no value), as merging a clock-only object
+ * [(actor, counter)] would. Returns 0 or KV_ENOMEM. */
+int obj_raise(obj *o, uint64_t actor, uint64_t counter, uint64_t ts_ms);
+/* Encodes o's clock without any value, every entry stamped with the newest
+ * sibling timestamp (so equal objects give equal bytes): an object that
+ * reads as not found but dominates every dot o has seen (a reaped
+ * tombstone). Returns 0 or an error. */
+int obj_encode_clock(const obj *o, kvbuf *out);
 /* True when a and b have the same clock and the same values. */
 bool obj_equal(const obj *a, const obj *b);
 

@@ -1,7 +1,9 @@
 /*
  * fuzz_wire.c: libFuzzer target for the wire protocol decoder
  * (proto/wire.h): wire_frame_check, wire_decode and
- * wire_sibling_next, which read every client and peer frame.
+ * wire_sibling_next, which read every client and peer frame, and the
+ * PEER_MSG payload decoders (wire_pm_decode_*, the wire_pm_next_*
+ * iterators).
  *
  * The input is a byte stream as it arrives on a connection: frames are cut
  * with wire_frame_check and each body is decoded; the bytes after the first
@@ -16,6 +18,17 @@
  *     writer for GET_OK) to one whole frame that decodes to the same type,
  *     request id and fields, and re-encoding that gives the same bytes;
  *   - a smaller value limit turns an over-limit value into KV_ETOOBIG.
+ * Peer payloads: the payload of every decoded PEER_MSG frame goes to the
+ * decoder of its kind, and the whole input to the decoder of every kind.
+ * Beyond "no crash" it checks:
+ *   - a decoder returns 0 or KV_EPROTO (wire_pm_decode: KV_EUNKNOWN exactly
+ *     for kinds outside WIRE_PM_MAP);
+ *   - a decoded payload's slices lie inside it, and its lists iterate
+ *     exactly count elements, each inside the list, then KV_ENOTFOUND;
+ *   - shortened by one byte, or cut in half, the payload is refused;
+ *   - round trip: the decoded payload re-encodes (wire_pm_encode) to bytes
+ *     that decode to the same values and re-encode to the same bytes, and
+ *     wire_encode_pm wraps those bytes in a PEER_MSG frame of its kind.
  * Depends on: kvproto.
  */
 #include <stdint.h>
@@ -189,6 +202,231 @@ static void check_same_siblings(const wire_msg *a, const wire_msg *b) {
   }
 }
 
+/* ---- PEER_MSG payloads ---- */
+
+/* Iterates list l of shape (0 [key, hash], 1 [key, object], 2 key): every
+ * element reads and lies inside the list, then KV_ENOTFOUND. */
+static void check_list(const wire_pm_list *l, int shape) {
+  FZ_CHECK(l->items.len == 0 || l->items.ptr != NULL);
+  wire_pm_iter it;
+  wire_pm_iter_init(&it, l);
+  for (uint32_t i = 0; i < l->count; i++) {
+    if (shape == 0) {
+      wire_pm_key_hash e;
+      FZ_CHECK(wire_pm_next_key_hash(&it, &e) == 0);
+      FZ_CHECK(slice_in(e.key, l->items.ptr, l->items.len));
+      FZ_CHECK(e.key.len <= KV_KEY_MAX);
+    } else if (shape == 1) {
+      wire_pm_key_object e;
+      FZ_CHECK(wire_pm_next_key_object(&it, &e) == 0);
+      FZ_CHECK(slice_in(e.key, l->items.ptr, l->items.len));
+      FZ_CHECK(slice_in(e.object, l->items.ptr, l->items.len));
+      FZ_CHECK(e.key.len <= KV_KEY_MAX);
+    } else {
+      kv_slice k;
+      FZ_CHECK(wire_pm_next_key(&it, &k) == 0);
+      FZ_CHECK(slice_in(k, l->items.ptr, l->items.len));
+      FZ_CHECK(k.len <= KV_KEY_MAX);
+    }
+  }
+  kv_slice k;
+  FZ_CHECK(wire_pm_next_key(&it, &k) == KV_ENOTFOUND);
+  FZ_CHECK(mp_remaining(&it.r) == 0);
+}
+
+/* Lists a and b hold the same elements of shape. */
+static int list_eq(const wire_pm_list *a, const wire_pm_list *b, int shape) {
+  if (a->count != b->count)
+    return 0;
+  wire_pm_iter ia, ib;
+  wire_pm_iter_init(&ia, a);
+  wire_pm_iter_init(&ib, b);
+  for (uint32_t i = 0; i < a->count; i++) {
+    if (shape == 0) {
+      wire_pm_key_hash x, y;
+      if (wire_pm_next_key_hash(&ia, &x) || wire_pm_next_key_hash(&ib, &y) ||
+          !slice_eq(x.key, y.key) || x.hash != y.hash)
+        return 0;
+    } else if (shape == 1) {
+      wire_pm_key_object x, y;
+      if (wire_pm_next_key_object(&ia, &x) ||
+          wire_pm_next_key_object(&ib, &y) || !slice_eq(x.key, y.key) ||
+          !slice_eq(x.object, y.object))
+        return 0;
+    } else {
+      kv_slice x, y;
+      if (wire_pm_next_key(&ia, &x) || wire_pm_next_key(&ib, &y) ||
+          !slice_eq(x, y))
+        return 0;
+    }
+  }
+  return 1;
+}
+
+/* Checks the slices and lists of a decoded payload d of (p, len). */
+static void check_pm_decoded(const wire_pm *d, const uint8_t *p, size_t len) {
+  switch (d->kind) {
+  case WIRE_PM_HINT_PUT:
+    FZ_CHECK(slice_in(d->hint_put.owner, p, len));
+    FZ_CHECK(slice_in(d->hint_put.key, p, len));
+    FZ_CHECK(slice_in(d->hint_put.object, p, len));
+    FZ_CHECK(d->hint_put.owner.len > 0 &&
+             d->hint_put.owner.len < WIRE_NAME_MAX);
+    FZ_CHECK(memchr(d->hint_put.owner.ptr, 0, d->hint_put.owner.len) == NULL);
+    FZ_CHECK(d->hint_put.key.len <= KV_KEY_MAX);
+    break;
+  case WIRE_PM_AAE_LEAVES:
+    for (uint32_t i = 0; i < WIRE_AAE_SEGMENTS; i++)
+      if (!((d->aae_leaves.branches >> (i / WIRE_AAE_LEAVES_PER_BRANCH)) & 1u))
+        FZ_CHECK(d->aae_leaves.leaf[i] == 0);
+    break;
+  case WIRE_PM_AAE_KEYS:
+    FZ_CHECK(slice_in(d->aae_keys.keys.items, p, len));
+    FZ_CHECK(d->aae_keys.keys.count <= WIRE_AAE_KEYS_MAX);
+    check_list(&d->aae_keys.keys, 0);
+    break;
+  case WIRE_PM_AAE_OBJS:
+    FZ_CHECK(slice_in(d->aae_objs.objs.items, p, len));
+    FZ_CHECK(slice_in(d->aae_objs.want.items, p, len));
+    FZ_CHECK(d->aae_objs.objs.count <= WIRE_AAE_KEYS_MAX);
+    FZ_CHECK(d->aae_objs.want.count <= WIRE_AAE_KEYS_MAX);
+    check_list(&d->aae_objs.objs, 1);
+    check_list(&d->aae_objs.want, 2);
+    break;
+  case WIRE_PM_HANDOFF:
+    FZ_CHECK(slice_in(d->handoff.objs.items, p, len));
+    FZ_CHECK(d->handoff.objs.count <= WIRE_HANDOFF_BATCH_MAX);
+    check_list(&d->handoff.objs, 1);
+    break;
+  case WIRE_PM_HANDOFF_ACK:
+    FZ_CHECK(d->handoff_ack.count <= WIRE_HANDOFF_BATCH_MAX);
+    break;
+  case WIRE_PM_REAP:
+    FZ_CHECK(slice_in(d->reap.key, p, len));
+    FZ_CHECK(slice_in(d->reap.object, p, len));
+    FZ_CHECK(d->reap.key.len <= KV_KEY_MAX);
+    break;
+  default:
+    break;
+  }
+}
+
+/* The fields of a's kind are equal in a and b. */
+static void check_pm_same(const wire_pm *a, const wire_pm *b) {
+  FZ_CHECK(a->kind == b->kind);
+  switch (a->kind) {
+  case WIRE_PM_HINT_PUT:
+    FZ_CHECK(slice_eq(a->hint_put.owner, b->hint_put.owner));
+    FZ_CHECK(slice_eq(a->hint_put.key, b->hint_put.key));
+    FZ_CHECK(slice_eq(a->hint_put.object, b->hint_put.object));
+    FZ_CHECK(a->hint_put.durable == b->hint_put.durable);
+    break;
+  case WIRE_PM_AAE_BRANCHES:
+    FZ_CHECK(a->aae_branches.part == b->aae_branches.part);
+    FZ_CHECK(memcmp(a->aae_branches.branch, b->aae_branches.branch,
+                    sizeof(a->aae_branches.branch)) == 0);
+    break;
+  case WIRE_PM_AAE_LEAVES:
+    FZ_CHECK(a->aae_leaves.part == b->aae_leaves.part);
+    FZ_CHECK(a->aae_leaves.branches == b->aae_leaves.branches);
+    FZ_CHECK(memcmp(a->aae_leaves.leaf, b->aae_leaves.leaf,
+                    sizeof(a->aae_leaves.leaf)) == 0);
+    break;
+  case WIRE_PM_AAE_KEYS:
+    FZ_CHECK(a->aae_keys.part == b->aae_keys.part);
+    FZ_CHECK(memcmp(a->aae_keys.segs, b->aae_keys.segs,
+                    sizeof(a->aae_keys.segs)) == 0);
+    FZ_CHECK(list_eq(&a->aae_keys.keys, &b->aae_keys.keys, 0));
+    break;
+  case WIRE_PM_AAE_OBJS:
+    FZ_CHECK(a->aae_objs.part == b->aae_objs.part);
+    FZ_CHECK(list_eq(&a->aae_objs.objs, &b->aae_objs.objs, 1));
+    FZ_CHECK(list_eq(&a->aae_objs.want, &b->aae_objs.want, 2));
+    break;
+  case WIRE_PM_HANDOFF:
+    FZ_CHECK(a->handoff.part == b->handoff.part);
+    FZ_CHECK(a->handoff.last == b->handoff.last);
+    FZ_CHECK(list_eq(&a->handoff.objs, &b->handoff.objs, 1));
+    break;
+  case WIRE_PM_HANDOFF_ACK:
+    FZ_CHECK(a->handoff_ack.part == b->handoff_ack.part);
+    FZ_CHECK(a->handoff_ack.count == b->handoff_ack.count);
+    break;
+  case WIRE_PM_REAP:
+    FZ_CHECK(a->reap.part == b->reap.part);
+    FZ_CHECK(slice_eq(a->reap.key, b->reap.key));
+    FZ_CHECK(slice_eq(a->reap.object, b->reap.object));
+    break;
+  default:
+    FZ_CHECK(!"kind outside WIRE_PM_MAP decoded");
+  }
+}
+
+/* Decodes the first n bytes of p from an exact-size copy, so ASan sees a
+ * read past them. */
+static int decode_pm_prefix(uint32_t kind, const uint8_t *p, size_t n) {
+  static wire_pm d;
+  uint8_t *cut = malloc(n ? n : 1);
+  FZ_CHECK(cut != NULL);
+  if (n)
+    memcpy(cut, p, n);
+  int rc = wire_pm_decode(kind, cut, n, &d);
+  free(cut);
+  return rc;
+}
+
+/* Feeds payload (p, len) to the decoder of kind and checks the result. */
+static void decode_pm(uint32_t kind, const uint8_t *p, size_t len) {
+  /* static: a wire_pm holds a whole tree of leaves (8 KiB). */
+  static wire_pm d, d2;
+  int rc = wire_pm_decode(kind, p, len, &d);
+  FZ_CHECK(d.kind == kind);
+  int known = strcmp(wire_pm_name(kind), "unknown") != 0;
+  if (!known) {
+    FZ_CHECK(rc == KV_EUNKNOWN);
+    return;
+  }
+  FZ_CHECK(rc == 0 || rc == KV_EPROTO);
+  if (rc != 0)
+    return;
+  check_pm_decoded(&d, p, len);
+  FZ_CHECK(len > 0);
+  FZ_CHECK(decode_pm_prefix(kind, p, len - 1) == KV_EPROTO);
+  FZ_CHECK(decode_pm_prefix(kind, p, len / 2) == KV_EPROTO);
+
+  /* Round trip. */
+  kvbuf e1, e2, f;
+  kvbuf_init(&e1);
+  kvbuf_init(&e2);
+  kvbuf_init(&f);
+  FZ_CHECK(wire_pm_encode(&e1, &d) == 0 && !e1.oom);
+  FZ_CHECK(wire_pm_decode(kind, e1.data, e1.len, &d2) == 0);
+  check_pm_decoded(&d2, e1.data, e1.len);
+  check_pm_same(&d, &d2);
+  FZ_CHECK(wire_pm_encode(&e2, &d2) == 0);
+  FZ_CHECK(e2.len == e1.len && memcmp(e1.data, e2.data, e1.len) == 0);
+
+  /* In a PEER_MSG frame of its kind. */
+  FZ_CHECK(wire_encode_pm(&f, 7, &d) == 0);
+  uint32_t blen = 0;
+  FZ_CHECK(wire_frame_check(f.data, f.len, &wire_limits_default, &blen) == 0);
+  wire_msg m;
+  FZ_CHECK(wire_decode(f.data + WIRE_HEADER_BYTES, blen, &wire_limits_default,
+                       &m) == 0);
+  FZ_CHECK(m.type == WIRE_PEER_MSG && m.req_id == 7 && m.flags == kind);
+  FZ_CHECK(m.raw.len == e1.len && memcmp(m.raw.ptr, e1.data, e1.len) == 0);
+  kvbuf_free(&f);
+  kvbuf_free(&e2);
+  kvbuf_free(&e1);
+}
+
+/* Every PEER_MSG kind, and two that are not. */
+static const uint32_t pm_kinds[] = {
+#define FZ_PM_KIND(name, num, str, field) (num),
+    WIRE_PM_MAP(FZ_PM_KIND)
+#undef FZ_PM_KIND
+    0, 2};
+
 static void decode_body(const uint8_t *body, size_t len) {
   wire_msg m;
   memset(&m, 0, sizeof(m));
@@ -212,6 +450,8 @@ static void decode_body(const uint8_t *body, size_t len) {
   if (rc != 0)
     return;
   check_slices(&m, body, len);
+  if (m.type == WIRE_PEER_MSG)
+    decode_pm(m.flags, m.raw.ptr, m.raw.len);
   FZ_CHECK(m.key.len <= KV_KEY_MAX);
   if (m.type == WIRE_PUT || m.type == WIRE_COORD_PUT)
     FZ_CHECK(m.value.len <= wire_limits_default.value_max);
@@ -272,5 +512,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* The bytes after the header as one body, whatever the header says. */
   if (size >= WIRE_HEADER_BYTES && frames == 0)
     decode_body(data + WIRE_HEADER_BYTES, size - WIRE_HEADER_BYTES);
+  /* The input as the payload of every kind of PEER_MSG. */
+  for (size_t k = 0; k < sizeof(pm_kinds) / sizeof(pm_kinds[0]); k++)
+    decode_pm(pm_kinds[k], data, size);
   return 0;
 }

@@ -476,7 +476,8 @@ static void gen_gossip(void) {
 }
 #endif
 
-/* ---- fuzz_wire: one or more frames of every message type ---- */
+/* ---- fuzz_wire: one or more frames of every message type and PEER_MSG
+ * kind ---- */
 
 #ifdef GEN_WIRE
 /* A fuzz_wire seed (whole frames) is also two fuzz_node seeds: the same
@@ -515,6 +516,125 @@ static kv_slice sl(const void *p, size_t len) {
   return s;
 }
 static kv_slice cs(const char *s) { return sl(s, strlen(s)); }
+
+/* Writes one PEER_MSG payload twice: as a PEER_MSG frame (fuzz_wire and,
+ * behind selectors, fuzz_node: pm-<kind>) and bare (fuzz_wire only, which
+ * also feeds its whole input to every payload decoder: pm-raw-<kind>). */
+static void pm_save(const wire_pm *m, uint64_t req_id, const char *suffix) {
+  char name[64];
+  const char *kind = wire_pm_name(m->kind);
+  int n = snprintf(name, sizeof(name), "pm-%s%s", kind, suffix);
+  for (int i = 0; i < n; i++)
+    if (name[i] == '_')
+      name[i] = '-';
+  kvbuf b;
+  kvbuf_init(&b);
+  must(wire_encode_pm(&b, req_id, m) == 0, name);
+  wire_put(name, &b);
+  kvbuf_free(&b);
+  kvbuf_init(&b);
+  must(wire_pm_encode(&b, m) == 0, name);
+  char raw[80];
+  snprintf(raw, sizeof(raw), "pm-raw-%s", name + 3);
+  put_buf("fuzz_wire", raw, &b);
+  kvbuf_free(&b);
+}
+
+/* PEER_MSG frames of every kind (WIRE_PM_MAP), with small, valid
+ * payloads: partition 1 and stored objects where the layout has them. */
+static void gen_peer_msgs(void) {
+#ifdef GEN_KVOBJ
+  kv_slice object = sl(obj_for_wire.data, obj_for_wire.len);
+#else
+  kv_slice object = cs("\x92\x01\x90");
+#endif
+  static wire_pm m; /* a wire_pm holds a whole tree of leaves */
+  wire_pm_items a, b;
+  wire_pm_items_init(&a);
+  wire_pm_items_init(&b);
+
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_HINT_PUT;
+  m.hint_put.owner = cs("n2");
+  m.hint_put.key = cs("cart:42");
+  m.hint_put.object = object;
+  m.hint_put.durable = true;
+  pm_save(&m, 50, "");
+
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_AAE_BRANCHES;
+  m.aae_branches.part = 1;
+  for (uint32_t i = 0; i < WIRE_AAE_BRANCHES; i++)
+    m.aae_branches.branch[i] = i % 3 ? 0 : 0x9e3779b97f4a7c15ull * (i + 1);
+  pm_save(&m, 51, "");
+
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_AAE_LEAVES;
+  m.aae_leaves.part = 1;
+  m.aae_leaves.branches = 0x80000003u;
+  for (uint32_t i = 0; i < WIRE_AAE_SEGMENTS; i++)
+    if ((m.aae_leaves.branches >> (i / WIRE_AAE_LEAVES_PER_BRANCH)) & 1u)
+      m.aae_leaves.leaf[i] = i % 5 ? 0 : 0xc2b2ae3d27d4eb4full * (i + 1);
+  pm_save(&m, 51, "");
+
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_AAE_KEYS;
+  m.aae_keys.part = 1;
+  m.aae_keys.segs[0] = 0x5;
+  m.aae_keys.segs[15] = 1ull << 63;
+  must(wire_pm_items_add_key_hash(&a, "a", 1, 1) == 0 &&
+           wire_pm_items_add_key_hash(&a, "cart:42", 7, 0xffffffffffull) ==
+               0,
+       "aae keys");
+  m.aae_keys.keys = wire_pm_items_list(&a);
+  pm_save(&m, 52, "");
+  wire_pm_items_reset(&a);
+
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_AAE_OBJS;
+  m.aae_objs.part = 1;
+  must(wire_pm_items_add_key_object(&a, "cart:42", 7, object.ptr,
+                                    object.len) == 0 &&
+           wire_pm_items_add_key(&b, "a", 1) == 0,
+       "aae objs");
+  m.aae_objs.objs = wire_pm_items_list(&a);
+  m.aae_objs.want = wire_pm_items_list(&b);
+  pm_save(&m, 52, "");
+  wire_pm_items_reset(&a);
+  wire_pm_items_reset(&b);
+
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_HANDOFF;
+  m.handoff.part = 1;
+  must(wire_pm_items_add_key_object(&a, "a", 1, object.ptr, object.len) ==
+               0 &&
+           wire_pm_items_add_key_object(&a, "b", 1, object.ptr,
+                                        object.len) == 0,
+       "handoff");
+  m.handoff.objs = wire_pm_items_list(&a);
+  m.handoff.last = true;
+  pm_save(&m, 53, "");
+  wire_pm_items_reset(&a);
+  m.handoff.objs = wire_pm_items_list(&a);
+  m.handoff.last = false;
+  pm_save(&m, 54, "-empty");
+
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_HANDOFF_ACK;
+  m.handoff_ack.part = 1;
+  m.handoff_ack.count = 2;
+  pm_save(&m, 53, "");
+
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_REAP;
+  m.reap.part = 1;
+  m.reap.key = cs("cart:42");
+  m.reap.object = object;
+  pm_save(&m, 0, "");
+
+  wire_pm_items_free(&a);
+  wire_pm_items_free(&b);
+}
 
 static void gen_wire(void) {
   wire_msg m;
@@ -645,6 +765,7 @@ static void gen_wire(void) {
   must(wire_encode(&b, &m) == 0, "get");
   wire_put("two-frames", &b);
   kvbuf_free(&b);
+  gen_peer_msgs();
 }
 #endif
 

@@ -3,7 +3,11 @@
  * a round trip of every message type, framing edge cases, truncation at
  * every byte, wrong field types, limits, unknown types, forward
  * compatibility, and a seeded run of random and mutated frames (the seed
- * is printed; set KV_TEST_SEED to replay one).
+ * is printed; set KV_TEST_SEED to replay one). For the PEER_MSG payloads
+ * (WIRE_PM_MAP): a round trip of every kind, byte equality with msgpack
+ * packed by hand the way node/ packed each payload, every prefix and
+ * malformed payloads refused, encoders refusing what decoders would, and
+ * seeded random and mutated payloads through every decoder.
  * Depends on: kvproto.
  */
 #include <inttypes.h>
@@ -873,8 +877,13 @@ static void fuzz_one(const uint8_t *src, size_t len, int *bad) {
   free(body);
 }
 
-static void test_random(void) {
-  uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+/* The seed of this run's random tests: KV_TEST_SEED or the time and pid;
+ * printed once. */
+static uint64_t run_seed(void) {
+  static uint64_t seed;
+  if (seed)
+    return seed;
+  seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
   const char *env = getenv("KV_TEST_SEED");
   if (env)
     seed = strtoull(env, NULL, 0);
@@ -882,6 +891,11 @@ static void test_random(void) {
     seed = 1;
   printf("test_wire random seed %" PRIu64 " (KV_TEST_SEED to replay)\n",
          seed);
+  return seed;
+}
+
+static void test_random(void) {
+  uint64_t seed = run_seed();
   uint64_t s = seed;
 
   /* A corpus of valid frames to mutate. */
@@ -1034,7 +1048,1291 @@ static void test_spec_examples(void) {
   kvbuf_free(&b);
 }
 
+/* ==== PEER_MSG payloads (WIRE_PM_MAP) ==== */
+
+/* The kinds and their wire numbers: these must never change. */
+static const struct {
+  uint32_t kind;
+  uint32_t number;
+  const char *name;
+} pm_kinds[] = {
+    {WIRE_PM_HINT_PUT, 1, "hint_put"},
+    {WIRE_PM_AAE_BRANCHES, 10, "aae_branches"},
+    {WIRE_PM_AAE_LEAVES, 11, "aae_leaves"},
+    {WIRE_PM_AAE_KEYS, 12, "aae_keys"},
+    {WIRE_PM_AAE_OBJS, 13, "aae_objs"},
+    {WIRE_PM_HANDOFF, 20, "handoff"},
+    {WIRE_PM_HANDOFF_ACK, 21, "handoff_ack"},
+    {WIRE_PM_REAP, 30, "reap"},
+};
+#define PM_NKINDS (sizeof(pm_kinds) / sizeof(pm_kinds[0]))
+
+/* Hashes that take every msgpack integer width. */
+static const uint64_t pm_hashes[] = {0,          5,          127,
+                                     128,        255,        256,
+                                     65535,      65536,      UINT32_MAX,
+                                     1ull << 32, UINT64_MAX, 0x0123456789abcdefull};
+#define PM_NHASHES (sizeof(pm_hashes) / sizeof(pm_hashes[0]))
+
+/* Sample keys, objects and owner of the payloads below. */
+static uint8_t pm_long_key[300]; /* a bin 16 key */
+static uint8_t pm_big_obj[70000]; /* a bin 32 object */
+
+static void pm_fill_samples(void) {
+  for (size_t i = 0; i < sizeof(pm_long_key); i++)
+    pm_long_key[i] = (uint8_t)('a' + (i + 2) % 26); /* "cde..." */
+  for (size_t i = 0; i < sizeof(pm_big_obj); i++)
+    pm_big_obj[i] = (uint8_t)(i * 7);
+}
+
+/* The i-th of a few keys, ascending: "", "a", "a\0", "ab", "b", "cde...". */
+static kv_slice pm_key(uint32_t i) {
+  static const struct {
+    const char *p;
+    size_t len;
+  } k[] = {{"", 0}, {"a", 1}, {"a\0", 2}, {"ab", 2}, {"b", 1}};
+  if (i < 5) {
+    kv_slice s = {(const uint8_t *)k[i].p, k[i].len};
+    return s;
+  }
+  kv_slice s = {pm_long_key, sizeof(pm_long_key)};
+  return s;
+}
+#define PM_NKEYS 6u
+
+static kv_slice pm_obj(uint32_t i) {
+  if (i == 3) {
+    kv_slice s = {pm_big_obj, sizeof(pm_big_obj)};
+    return s;
+  }
+  static const char *o[] = {"obj-0", "", "\x92\x01\x91\x94\x01\x02\x03\x90",
+                            "", "o4", "o5"};
+  return S(o[i % 6]);
+}
+
+/* Fills m with a sample payload of kind (variant 0: full, 1: empty lists
+ * and small numbers); list items go into a and b, which the caller frees. */
+static void pm_sample(uint32_t kind, int variant, wire_pm *m,
+                      wire_pm_items *a, wire_pm_items *b) {
+  memset(m, 0, sizeof(*m));
+  m->kind = kind;
+  wire_pm_items_init(a);
+  wire_pm_items_init(b);
+  uint32_t n = variant ? 0 : PM_NKEYS;
+  uint32_t part = variant ? 0 : 70000;
+  switch (kind) {
+  case WIRE_PM_HINT_PUT:
+    m->hint_put.owner = S(variant ? "n" : "node-2.eu-west");
+    m->hint_put.key = pm_key(variant ? 0 : 5);
+    m->hint_put.object = pm_obj(variant ? 1 : 3);
+    m->hint_put.durable = !variant;
+    break;
+  case WIRE_PM_AAE_BRANCHES:
+    m->aae_branches.part = part;
+    for (uint32_t i = 0; i < WIRE_AAE_BRANCHES; i++)
+      m->aae_branches.branch[i] = variant ? 0 : pm_hashes[i % PM_NHASHES];
+    break;
+  case WIRE_PM_AAE_LEAVES:
+    m->aae_leaves.part = part;
+    m->aae_leaves.branches = variant ? 0 : 0x80000015u;
+    for (uint32_t i = 0; i < WIRE_AAE_SEGMENTS; i++)
+      if ((m->aae_leaves.branches >> (i / WIRE_AAE_LEAVES_PER_BRANCH)) & 1u)
+        m->aae_leaves.leaf[i] = pm_hashes[(i * 5) % PM_NHASHES];
+    break;
+  case WIRE_PM_AAE_KEYS:
+    m->aae_keys.part = part;
+    if (!variant) {
+      const uint32_t segs[] = {0, 1, 63, 64, 127, 128, 255, 256, 1023};
+      for (size_t i = 0; i < sizeof(segs) / sizeof(segs[0]); i++)
+        m->aae_keys.segs[segs[i] / 64] |= 1ull << (segs[i] % 64);
+    }
+    for (uint32_t i = 0; i < n; i++)
+      CHECK(wire_pm_items_add_key_hash(a, pm_key(i).ptr, pm_key(i).len,
+                                       pm_hashes[i * 2 % PM_NHASHES]) == 0);
+    m->aae_keys.keys = wire_pm_items_list(a);
+    break;
+  case WIRE_PM_AAE_OBJS:
+    m->aae_objs.part = part;
+    for (uint32_t i = 0; i < n; i++)
+      CHECK(wire_pm_items_add_key_object(a, pm_key(i).ptr, pm_key(i).len,
+                                         pm_obj(i).ptr, pm_obj(i).len) == 0);
+    for (uint32_t i = 0; i < n; i += 2)
+      CHECK(wire_pm_items_add_key(b, pm_key(i).ptr, pm_key(i).len) == 0);
+    m->aae_objs.objs = wire_pm_items_list(a);
+    m->aae_objs.want = wire_pm_items_list(b);
+    break;
+  case WIRE_PM_HANDOFF:
+    m->handoff.part = part;
+    for (uint32_t i = 0; i < n; i++)
+      CHECK(wire_pm_items_add_key_object(a, pm_key(i).ptr, pm_key(i).len,
+                                         pm_obj(i).ptr, pm_obj(i).len) == 0);
+    m->handoff.objs = wire_pm_items_list(a);
+    m->handoff.last = variant != 0;
+    break;
+  case WIRE_PM_HANDOFF_ACK:
+    m->handoff_ack.part = part;
+    m->handoff_ack.count = variant ? 0 : WIRE_HANDOFF_BATCH_MAX;
+    break;
+  case WIRE_PM_REAP:
+    m->reap.part = part;
+    m->reap.key = pm_key(variant ? 0 : 3);
+    m->reap.object = pm_obj(variant ? 1 : 2);
+    break;
+  default:
+    CHECK(!"kind without a sample");
+  }
+}
+
+/* Lists a and b hold the same elements of shape (0 key+hash, 1 key+object,
+ * 2 key), each read without error. */
+static int pm_list_eq(const wire_pm_list *a, const wire_pm_list *b,
+                      int shape) {
+  if (a->count != b->count)
+    return 0;
+  wire_pm_iter ia, ib;
+  wire_pm_iter_init(&ia, a);
+  wire_pm_iter_init(&ib, b);
+  for (;;) {
+    int ra, rb;
+    if (shape == 0) {
+      wire_pm_key_hash x, y;
+      ra = wire_pm_next_key_hash(&ia, &x);
+      rb = wire_pm_next_key_hash(&ib, &y);
+      if (ra == 0 && rb == 0 && (!seq(x.key, y.key) || x.hash != y.hash))
+        return 0;
+    } else if (shape == 1) {
+      wire_pm_key_object x, y;
+      ra = wire_pm_next_key_object(&ia, &x);
+      rb = wire_pm_next_key_object(&ib, &y);
+      if (ra == 0 && rb == 0 &&
+          (!seq(x.key, y.key) || !seq(x.object, y.object)))
+        return 0;
+    } else {
+      kv_slice x, y;
+      ra = wire_pm_next_key(&ia, &x);
+      rb = wire_pm_next_key(&ib, &y);
+      if (ra == 0 && rb == 0 && !seq(x, y))
+        return 0;
+    }
+    if (ra != rb)
+      return 0;
+    if (ra == KV_ENOTFOUND)
+      return 1;
+    if (ra != 0)
+      return 0;
+  }
+}
+
+/* The fields of a's kind are equal in a and b. */
+static int pm_eq(const wire_pm *a, const wire_pm *b) {
+  if (a->kind != b->kind)
+    return 0;
+  switch (a->kind) {
+  case WIRE_PM_HINT_PUT:
+    return seq(a->hint_put.owner, b->hint_put.owner) &&
+           seq(a->hint_put.key, b->hint_put.key) &&
+           seq(a->hint_put.object, b->hint_put.object) &&
+           a->hint_put.durable == b->hint_put.durable;
+  case WIRE_PM_AAE_BRANCHES:
+    return a->aae_branches.part == b->aae_branches.part &&
+           memcmp(a->aae_branches.branch, b->aae_branches.branch,
+                  sizeof(a->aae_branches.branch)) == 0;
+  case WIRE_PM_AAE_LEAVES:
+    if (a->aae_leaves.part != b->aae_leaves.part ||
+        a->aae_leaves.branches != b->aae_leaves.branches)
+      return 0;
+    for (uint32_t i = 0; i < WIRE_AAE_SEGMENTS; i++)
+      if (((a->aae_leaves.branches >> (i / WIRE_AAE_LEAVES_PER_BRANCH)) & 1u) &&
+          a->aae_leaves.leaf[i] != b->aae_leaves.leaf[i])
+        return 0;
+    return 1;
+  case WIRE_PM_AAE_KEYS:
+    return a->aae_keys.part == b->aae_keys.part &&
+           memcmp(a->aae_keys.segs, b->aae_keys.segs,
+                  sizeof(a->aae_keys.segs)) == 0 &&
+           pm_list_eq(&a->aae_keys.keys, &b->aae_keys.keys, 0);
+  case WIRE_PM_AAE_OBJS:
+    return a->aae_objs.part == b->aae_objs.part &&
+           pm_list_eq(&a->aae_objs.objs, &b->aae_objs.objs, 1) &&
+           pm_list_eq(&a->aae_objs.want, &b->aae_objs.want, 2);
+  case WIRE_PM_HANDOFF:
+    return a->handoff.part == b->handoff.part &&
+           a->handoff.last == b->handoff.last &&
+           pm_list_eq(&a->handoff.objs, &b->handoff.objs, 1);
+  case WIRE_PM_HANDOFF_ACK:
+    return a->handoff_ack.part == b->handoff_ack.part &&
+           a->handoff_ack.count == b->handoff_ack.count;
+  case WIRE_PM_REAP:
+    return a->reap.part == b->reap.part && seq(a->reap.key, b->reap.key) &&
+           seq(a->reap.object, b->reap.object);
+  default:
+    return 0;
+  }
+}
+
+/* Decodes a payload from an exact-size copy (so ASan sees any overread). */
+static int pm_decode_copy(uint32_t kind, const uint8_t *p, size_t len) {
+  uint8_t *cut = malloc(len ? len : 1);
+  if (len)
+    memcpy(cut, p, len);
+  static wire_pm d;
+  int rc = wire_pm_decode(kind, cut, len, &d);
+  free(cut);
+  return rc;
+}
+
+static void test_pm_names(void) {
+  uint32_t seen = 0;
+#define PM_COUNT(name, num, str, field) seen++;
+  WIRE_PM_MAP(PM_COUNT)
+#undef PM_COUNT
+  CHECK(seen == PM_NKINDS);
+  for (size_t i = 0; i < PM_NKINDS; i++) {
+    CHECK(pm_kinds[i].kind == pm_kinds[i].number);
+    CHECK(strcmp(wire_pm_name(pm_kinds[i].kind), pm_kinds[i].name) == 0);
+  }
+  CHECK(strcmp(wire_pm_name(0), "unknown") == 0);
+  CHECK(strcmp(wire_pm_name(2), "unknown") == 0);
+  CHECK(strcmp(wire_pm_name(UINT32_MAX), "unknown") == 0);
+  CHECK(WIRE_AAE_SEGMENTS == 1024);
+}
+
+static void test_pm_roundtrip(void) {
+  for (size_t i = 0; i < PM_NKINDS; i++) {
+    for (int variant = 0; variant <= 1; variant++) {
+      wire_pm m, d;
+      wire_pm_items a, b;
+      pm_sample(pm_kinds[i].kind, variant, &m, &a, &b);
+      kvbuf e1, e2;
+      kvbuf_init(&e1);
+      kvbuf_init(&e2);
+      CHECK(wire_pm_encode(&e1, &m) == 0);
+      memset(&d, 0xa5, sizeof(d));
+      CHECK(wire_pm_decode(m.kind, e1.data, e1.len, &d) == 0);
+      CHECK(d.kind == m.kind);
+      if (!pm_eq(&m, &d))
+        fprintf(stderr, "  kind %s variant %d differs\n", pm_kinds[i].name,
+                variant);
+      CHECK(pm_eq(&m, &d));
+      CHECK(wire_pm_encode(&e2, &d) == 0);
+      CHECK(e1.len == e2.len && memcmp(e1.data, e2.data, e1.len) == 0);
+
+      /* Within a PEER_MSG frame, as the nodes send it. */
+      kvbuf f;
+      kvbuf_init(&f);
+      CHECK(kvbuf_append(&f, "x", 1) == 0);
+      CHECK(wire_encode_pm(&f, 77, &m) == 0);
+      uint32_t blen = 0;
+      CHECK(wire_frame_check(f.data + 1, f.len - 1, NULL, &blen) == 0);
+      wire_msg fm;
+      CHECK(wire_decode(f.data + 1 + WIRE_HEADER_BYTES, blen, NULL, &fm) ==
+            0);
+      CHECK(fm.type == WIRE_PEER_MSG && fm.req_id == 77 &&
+            fm.flags == m.kind && seq(fm.raw, (kv_slice){e1.data, e1.len}));
+      kvbuf_free(&f);
+      kvbuf_free(&e1);
+      kvbuf_free(&e2);
+      wire_pm_items_free(&a);
+      wire_pm_items_free(&b);
+    }
+  }
+  /* Decoded slices point into the payload. */
+  wire_pm m, d;
+  wire_pm_items a, b;
+  pm_sample(WIRE_PM_AAE_OBJS, 0, &m, &a, &b);
+  kvbuf e;
+  kvbuf_init(&e);
+  CHECK(wire_pm_encode(&e, &m) == 0);
+  CHECK(wire_pm_decode(WIRE_PM_AAE_OBJS, e.data, e.len, &d) == 0);
+  CHECK(d.aae_objs.objs.items.ptr > e.data &&
+        d.aae_objs.want.items.ptr + d.aae_objs.want.items.len ==
+            e.data + e.len);
+  wire_pm_iter it;
+  wire_pm_iter_init(&it, &d.aae_objs.objs);
+  wire_pm_key_object ko;
+  uint32_t got = 0;
+  while (wire_pm_next_key_object(&it, &ko) == 0) {
+    CHECK(ko.key.len == 0 || (ko.key.ptr > e.data &&
+                              ko.key.ptr + ko.key.len <= e.data + e.len));
+    got++;
+  }
+  CHECK(got == PM_NKEYS);
+  CHECK(wire_pm_next_key_object(&it, &ko) == KV_ENOTFOUND);
+  kvbuf_free(&e);
+  wire_pm_items_free(&a);
+  wire_pm_items_free(&b);
+}
+
+/* The encoders give exactly the bytes node/coord.c and node/repair.c
+ * packed by hand (the same msgpack-c calls, copied here). */
+static void test_pm_hand_packed(void) {
+  for (size_t i = 0; i < PM_NKINDS; i++) {
+    for (int variant = 0; variant <= 1; variant++) {
+      wire_pm m;
+      wire_pm_items a, b;
+      uint32_t kind = pm_kinds[i].kind;
+      pm_sample(kind, variant, &m, &a, &b);
+      kvbuf hand, enc;
+      kvbuf_init(&hand);
+      kvbuf_init(&enc);
+      msgpack_packer pk;
+      mp_packer_init(&pk, &hand);
+      uint32_t n = variant ? 0 : PM_NKEYS;
+      switch (kind) {
+      case WIRE_PM_HINT_PUT: { /* coord__put_local_committed */
+        char owner[WIRE_NAME_MAX];
+        snprintf(owner, sizeof(owner), "%.*s", (int)m.hint_put.owner.len,
+                 (const char *)m.hint_put.owner.ptr);
+        msgpack_pack_array(&pk, 4);
+        mp_pack_cstr(&pk, owner);
+        mp_pack_bin(&pk, m.hint_put.key.ptr, m.hint_put.key.len);
+        mp_pack_bin(&pk, m.hint_put.object.ptr, m.hint_put.object.len);
+        if (m.hint_put.durable)
+          msgpack_pack_true(&pk);
+        else
+          msgpack_pack_false(&pk);
+        break;
+      }
+      case WIRE_PM_AAE_BRANCHES: /* repair__aae_start */
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint32(&pk, m.aae_branches.part);
+        msgpack_pack_array(&pk, 32);
+        for (uint32_t k = 0; k < 32; k++)
+          msgpack_pack_uint64(&pk, m.aae_branches.branch[k]);
+        break;
+      case WIRE_PM_AAE_LEAVES: { /* repair__aae_branches */
+        bool diff[32];
+        uint32_t ndiff = 0;
+        for (uint32_t k = 0; k < 32; k++) {
+          diff[k] = (m.aae_leaves.branches >> k) & 1u;
+          ndiff += diff[k];
+        }
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint32(&pk, m.aae_leaves.part);
+        msgpack_pack_array(&pk, ndiff);
+        for (uint32_t k = 0; k < 32; k++) {
+          if (!diff[k])
+            continue;
+          msgpack_pack_array(&pk, 2);
+          msgpack_pack_uint32(&pk, k);
+          msgpack_pack_array(&pk, 32);
+          for (uint32_t l = 0; l < 32; l++)
+            msgpack_pack_uint64(&pk, m.aae_leaves.leaf[k * 32 + l]);
+        }
+        break;
+      }
+      case WIRE_PM_AAE_KEYS: { /* repair__collect + repair__aae_leaves */
+        kvbuf items;
+        kvbuf_init(&items);
+        msgpack_packer ipk;
+        mp_packer_init(&ipk, &items);
+        for (uint32_t k = 0; k < n; k++) {
+          msgpack_pack_array(&ipk, 2);
+          mp_pack_bin(&ipk, pm_key(k).ptr, pm_key(k).len);
+          msgpack_pack_uint64(&ipk, pm_hashes[k * 2 % PM_NHASHES]);
+        }
+        uint32_t count = 0;
+        for (uint32_t s = 0; s < 1024; s++)
+          count += (m.aae_keys.segs[s / 64] >> (s % 64)) & 1u;
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, m.aae_keys.part);
+        msgpack_pack_array(&pk, count);
+        for (uint32_t s = 0; s < 1024; s++)
+          if ((m.aae_keys.segs[s / 64] >> (s % 64)) & 1u)
+            msgpack_pack_uint32(&pk, s);
+        msgpack_pack_array(&pk, n);
+        kvbuf_append(&hand, items.data, items.len);
+        kvbuf_free(&items);
+        break;
+      }
+      case WIRE_PM_AAE_OBJS: { /* repair__join_fn + repair__aae_keys */
+        kvbuf objs, want;
+        kvbuf_init(&objs);
+        kvbuf_init(&want);
+        msgpack_packer opk, wpk;
+        mp_packer_init(&opk, &objs);
+        mp_packer_init(&wpk, &want);
+        uint32_t nwant = 0;
+        for (uint32_t k = 0; k < n; k++) {
+          msgpack_pack_array(&opk, 2);
+          mp_pack_bin(&opk, pm_key(k).ptr, pm_key(k).len);
+          mp_pack_bin(&opk, pm_obj(k).ptr, pm_obj(k).len);
+        }
+        for (uint32_t k = 0; k < n; k += 2, nwant++)
+          mp_pack_bin(&wpk, pm_key(k).ptr, pm_key(k).len);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, m.aae_objs.part);
+        msgpack_pack_array(&pk, n);
+        kvbuf_append(&hand, objs.data, objs.len);
+        msgpack_pack_array(&pk, nwant);
+        kvbuf_append(&hand, want.data, want.len);
+        kvbuf_free(&objs);
+        kvbuf_free(&want);
+        break;
+      }
+      case WIRE_PM_HANDOFF: { /* repair__batch_fn + repair__handoff_send */
+        kvbuf items;
+        kvbuf_init(&items);
+        msgpack_packer ipk;
+        mp_packer_init(&ipk, &items);
+        for (uint32_t k = 0; k < n; k++) {
+          msgpack_pack_array(&ipk, 2);
+          mp_pack_bin(&ipk, pm_key(k).ptr, pm_key(k).len);
+          mp_pack_bin(&ipk, pm_obj(k).ptr, pm_obj(k).len);
+        }
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, m.handoff.part);
+        msgpack_pack_array(&pk, n);
+        kvbuf_append(&hand, items.data, items.len);
+        if (m.handoff.last)
+          msgpack_pack_true(&pk);
+        else
+          msgpack_pack_false(&pk);
+        kvbuf_free(&items);
+        break;
+      }
+      case WIRE_PM_HANDOFF_ACK: /* the documented [part, count] */
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint32(&pk, m.handoff_ack.part);
+        msgpack_pack_uint32(&pk, m.handoff_ack.count);
+        break;
+      case WIRE_PM_REAP: /* repair_maybe_reap */
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint32(&pk, m.reap.part);
+        mp_pack_bin(&pk, m.reap.key.ptr, m.reap.key.len);
+        mp_pack_bin(&pk, m.reap.object.ptr, m.reap.object.len);
+        break;
+      default:
+        CHECK(!"kind without a hand-packed layout");
+      }
+      CHECK(!hand.oom);
+      CHECK(wire_pm_encode(&enc, &m) == 0);
+      int same = enc.len == hand.len &&
+                 memcmp(enc.data, hand.data, hand.len) == 0;
+      if (!same)
+        fprintf(stderr, "  kind %s variant %d: encoder differs from node/\n",
+                pm_kinds[i].name, variant);
+      CHECK(same);
+      /* The typed encoder gives the same bytes as the dispatch. */
+      kvbuf typed;
+      kvbuf_init(&typed);
+      int rc = -1;
+      switch (kind) {
+#define PM_TYPED(name, num, str, field)                                        \
+  case (num):                                                                  \
+    rc = wire_pm_encode_##field(&typed, &m.field);                             \
+    break;
+        WIRE_PM_MAP(PM_TYPED)
+#undef PM_TYPED
+      default:
+        break;
+      }
+      CHECK(rc == 0 && typed.len == enc.len &&
+            memcmp(typed.data, enc.data, enc.len) == 0);
+      kvbuf_free(&typed);
+      kvbuf_free(&hand);
+      kvbuf_free(&enc);
+      wire_pm_items_free(&a);
+      wire_pm_items_free(&b);
+    }
+  }
+
+  /* A few payloads spelled out byte by byte, as docs/protocol.md shows. */
+  wire_pm m;
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_HINT_PUT;
+  m.hint_put.owner = S("n2");
+  m.hint_put.key = S("k");
+  m.hint_put.object = S("\x90");
+  m.hint_put.durable = true;
+  const uint8_t hint[] = {0x94, 0xa2, 'n', '2', 0xc4, 0x01,
+                          'k',  0xc4, 0x01, 0x90, 0xc3};
+  kvbuf e;
+  kvbuf_init(&e);
+  CHECK(wire_pm_encode(&e, &m) == 0 && e.len == sizeof(hint) &&
+        memcmp(e.data, hint, sizeof(hint)) == 0);
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_HANDOFF_ACK;
+  m.handoff_ack.part = 300;
+  m.handoff_ack.count = 64;
+  const uint8_t ack[] = {0x92, 0xcd, 0x01, 0x2c, 0x40};
+  e.len = 0;
+  CHECK(wire_pm_encode(&e, &m) == 0 && e.len == sizeof(ack) &&
+        memcmp(e.data, ack, sizeof(ack)) == 0);
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_REAP;
+  m.reap.part = 5;
+  m.reap.key = S("k");
+  m.reap.object = S("");
+  const uint8_t reap[] = {0x93, 0x05, 0xc4, 0x01, 'k', 0xc4, 0x00};
+  e.len = 0;
+  CHECK(wire_pm_encode(&e, &m) == 0 && e.len == sizeof(reap) &&
+        memcmp(e.data, reap, sizeof(reap)) == 0);
+  kvbuf_free(&e);
+}
+
+/* Every prefix of every valid payload is refused, and so is a payload with
+ * a byte after it; fields added after the listed ones are skipped. */
+static void test_pm_truncations(void) {
+  for (size_t i = 0; i < PM_NKINDS; i++) {
+    for (int variant = 0; variant <= 1; variant++) {
+      wire_pm m;
+      wire_pm_items a, b;
+      uint32_t kind = pm_kinds[i].kind;
+      pm_sample(kind, variant, &m, &a, &b);
+      kvbuf e;
+      kvbuf_init(&e);
+      CHECK(wire_pm_encode(&e, &m) == 0);
+      int bad = 0;
+      for (size_t k = 0; k < e.len; k++) {
+        if (pm_decode_copy(kind, e.data, k) != KV_EPROTO)
+          bad++;
+        /* A long payload: every prefix near its ends and some between. */
+        if (k > 4096 && k < e.len - 4096)
+          k += 997;
+      }
+      if (bad)
+        fprintf(stderr, "  kind %s: %d prefixes accepted\n",
+                pm_kinds[i].name, bad);
+      CHECK(bad == 0);
+      CHECK(pm_decode_copy(kind, e.data, e.len) == 0);
+
+      /* A trailing byte. */
+      kvbuf t;
+      kvbuf_init(&t);
+      CHECK(kvbuf_append(&t, e.data, e.len) == 0);
+      CHECK(kvbuf_append(&t, "\xc0", 1) == 0);
+      CHECK(pm_decode_copy(kind, t.data, t.len) == KV_EPROTO);
+
+      /* Two more fields of a later version: accepted, same values. The
+       * array header grows by one (fixarray, counts under 14). */
+      CHECK(e.data[0] >= 0x92 && e.data[0] <= 0x94);
+      t.len = 0;
+      uint8_t hdr = (uint8_t)(e.data[0] + 2);
+      CHECK(kvbuf_append(&t, &hdr, 1) == 0);
+      CHECK(kvbuf_append(&t, e.data + 1, e.len - 1) == 0);
+      CHECK(kvbuf_append(&t, "\x81\xa1x\x92\x01\xc0\xa5later", 12) == 0);
+      wire_pm d;
+      CHECK(wire_pm_decode(kind, t.data, t.len, &d) == 0 && pm_eq(&m, &d));
+      /* ... but not one field fewer. */
+      hdr = (uint8_t)(e.data[0] - 1);
+      t.len = 0;
+      CHECK(kvbuf_append(&t, &hdr, 1) == 0);
+      CHECK(kvbuf_append(&t, e.data + 1, e.len - 1) == 0);
+      CHECK(pm_decode_copy(kind, t.data, t.len) == KV_EPROTO);
+      kvbuf_free(&t);
+      kvbuf_free(&e);
+      wire_pm_items_free(&a);
+      wire_pm_items_free(&b);
+    }
+  }
+}
+
+/* Builds one malformed payload. */
+typedef void (*pm_fn)(msgpack_packer *pk);
+
+static void pm_branches(msgpack_packer *pk, uint32_t n) {
+  msgpack_pack_array(pk, n);
+  for (uint32_t i = 0; i < n; i++)
+    msgpack_pack_uint64(pk, i);
+}
+static void pm_leafgroup(msgpack_packer *pk, uint32_t b, uint32_t nleaves) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, b);
+  pm_branches(pk, nleaves);
+}
+
+static void g_hint_owner_bin(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 4);
+  mp_pack_bin(pk, "n2", 2);
+  mp_pack_bin(pk, "k", 1);
+  mp_pack_bin(pk, "o", 1);
+  msgpack_pack_true(pk);
+}
+static void g_hint_owner_empty(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 4);
+  mp_pack_str(pk, "", 0);
+  mp_pack_bin(pk, "k", 1);
+  mp_pack_bin(pk, "o", 1);
+  msgpack_pack_true(pk);
+}
+static void g_hint_owner_long(msgpack_packer *pk) {
+  char id[WIRE_NAME_MAX];
+  memset(id, 'n', sizeof(id));
+  msgpack_pack_array(pk, 4);
+  mp_pack_str(pk, id, sizeof(id));
+  mp_pack_bin(pk, "k", 1);
+  mp_pack_bin(pk, "o", 1);
+  msgpack_pack_true(pk);
+}
+static void g_hint_owner_nul(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 4);
+  mp_pack_str(pk, "n\0x", 3);
+  mp_pack_bin(pk, "k", 1);
+  mp_pack_bin(pk, "o", 1);
+  msgpack_pack_true(pk);
+}
+static void g_hint_durable_int(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 4);
+  mp_pack_cstr(pk, "n2");
+  mp_pack_bin(pk, "k", 1);
+  mp_pack_bin(pk, "o", 1);
+  msgpack_pack_uint32(pk, 1);
+}
+static void g_hint_object_nil(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 4);
+  mp_pack_cstr(pk, "n2");
+  mp_pack_bin(pk, "k", 1);
+  msgpack_pack_nil(pk);
+  msgpack_pack_false(pk);
+}
+static void g_hint_key_long(msgpack_packer *pk) {
+  static uint8_t big[KV_KEY_MAX + 1];
+  msgpack_pack_array(pk, 4);
+  mp_pack_cstr(pk, "n2");
+  mp_pack_bin(pk, big, sizeof(big));
+  mp_pack_bin(pk, "o", 1);
+  msgpack_pack_false(pk);
+}
+static void g_not_array(msgpack_packer *pk) {
+  msgpack_pack_map(pk, 1);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_uint32(pk, 2);
+}
+static void g_huge_array(msgpack_packer *pk) {
+  msgpack_pack_array(pk, UINT32_MAX);
+  msgpack_pack_uint32(pk, 1);
+}
+static void g_branches_31(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 1);
+  pm_branches(pk, 31);
+}
+static void g_branches_33(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 1);
+  pm_branches(pk, 33);
+}
+static void g_branches_part_neg(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_int32(pk, -1);
+  pm_branches(pk, 32);
+}
+static void g_branches_part_big(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint64(pk, 1ull << 32);
+  pm_branches(pk, 32);
+}
+static void g_branches_hash_neg(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 32);
+  for (uint32_t i = 0; i < 32; i++)
+    msgpack_pack_int64(pk, i == 31 ? -1 : 1);
+}
+static void g_leaves_branch_32(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 1);
+  pm_leafgroup(pk, 32, 32);
+}
+static void g_leaves_unsorted(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 2);
+  pm_leafgroup(pk, 5, 32);
+  pm_leafgroup(pk, 4, 32);
+}
+static void g_leaves_duplicate(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 2);
+  pm_leafgroup(pk, 5, 32);
+  pm_leafgroup(pk, 5, 32);
+}
+static void g_leaves_31(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 1);
+  pm_leafgroup(pk, 0, 31);
+}
+static void g_leaves_group_3(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 1);
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 0);
+  pm_branches(pk, 32);
+  msgpack_pack_nil(pk);
+}
+static void g_leaves_33_groups(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 33);
+  for (uint32_t b = 0; b < 33; b++)
+    pm_leafgroup(pk, b, 32);
+}
+static void g_keys_seg_1024(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 1);
+  msgpack_pack_uint32(pk, 1024);
+  msgpack_pack_array(pk, 0);
+}
+static void g_keys_seg_unsorted(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 9);
+  msgpack_pack_uint32(pk, 3);
+  msgpack_pack_array(pk, 0);
+}
+static void g_keys_seg_duplicate(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 3);
+  msgpack_pack_uint32(pk, 3);
+  msgpack_pack_array(pk, 0);
+}
+static void pm_keys_head(msgpack_packer *pk, uint32_t nkeys) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 1);
+  msgpack_pack_uint32(pk, 0);
+  msgpack_pack_array(pk, nkeys);
+}
+static void pm_key_hash(msgpack_packer *pk, const char *k, uint64_t h) {
+  msgpack_pack_array(pk, 2);
+  mp_pack_bin(pk, k, strlen(k));
+  msgpack_pack_uint64(pk, h);
+}
+static void g_keys_unsorted(msgpack_packer *pk) {
+  pm_keys_head(pk, 2);
+  pm_key_hash(pk, "b", 1);
+  pm_key_hash(pk, "a", 2);
+}
+static void g_keys_duplicate(msgpack_packer *pk) {
+  pm_keys_head(pk, 2);
+  pm_key_hash(pk, "a", 1);
+  pm_key_hash(pk, "a", 2);
+}
+static void g_keys_longer_first(msgpack_packer *pk) {
+  pm_keys_head(pk, 2);
+  pm_key_hash(pk, "ab", 1);
+  pm_key_hash(pk, "a", 2);
+}
+static void g_keys_pair_of_3(msgpack_packer *pk) {
+  pm_keys_head(pk, 1);
+  msgpack_pack_array(pk, 3);
+  mp_pack_bin(pk, "a", 1);
+  msgpack_pack_uint64(pk, 1);
+  msgpack_pack_nil(pk);
+}
+static void g_keys_hash_bin(msgpack_packer *pk) {
+  pm_keys_head(pk, 1);
+  msgpack_pack_array(pk, 2);
+  mp_pack_bin(pk, "a", 1);
+  mp_pack_bin(pk, "h", 1);
+}
+static void g_keys_over_max(msgpack_packer *pk) {
+  pm_keys_head(pk, WIRE_AAE_KEYS_MAX + 1);
+  for (uint32_t i = 0; i < WIRE_AAE_KEYS_MAX + 1; i++) {
+    char k[16];
+    snprintf(k, sizeof(k), "%08u", (unsigned)i);
+    pm_key_hash(pk, k, i);
+  }
+}
+static void g_objs_want_pairs(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 0);
+  msgpack_pack_array(pk, 1);
+  pm_key_hash(pk, "a", 1);
+}
+static void g_objs_obj_hash(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 1);
+  pm_key_hash(pk, "a", 1);
+  msgpack_pack_array(pk, 0);
+}
+static void g_objs_want_over_max(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 0);
+  msgpack_pack_array(pk, WIRE_AAE_KEYS_MAX + 1);
+  for (uint32_t i = 0; i < WIRE_AAE_KEYS_MAX + 1; i++)
+    mp_pack_bin(pk, "", 0);
+}
+static void g_handoff_over_max(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, WIRE_HANDOFF_BATCH_MAX + 1);
+  for (uint32_t i = 0; i < WIRE_HANDOFF_BATCH_MAX + 1; i++) {
+    msgpack_pack_array(pk, 2);
+    mp_pack_bin(pk, "k", 1);
+    mp_pack_bin(pk, "o", 1);
+  }
+  msgpack_pack_true(pk);
+}
+static void g_handoff_last_nil(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 0);
+  msgpack_pack_nil(pk);
+}
+static void g_handoff_count_lies(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 2); /* but one pair, then the bool */
+  msgpack_pack_array(pk, 2);
+  mp_pack_bin(pk, "k", 1);
+  mp_pack_bin(pk, "o", 1);
+  msgpack_pack_true(pk);
+}
+static void g_ack_over_max(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 2);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_uint32(pk, WIRE_HANDOFF_BATCH_MAX + 1);
+}
+static void g_reap_key_int(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_uint32(pk, 7);
+  mp_pack_bin(pk, "o", 1);
+}
+static void g_reap_key_long(msgpack_packer *pk) {
+  static uint8_t big[KV_KEY_MAX + 1];
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  mp_pack_bin(pk, big, sizeof(big));
+  mp_pack_bin(pk, "o", 1);
+}
+/* The want list of an AAE_OBJS is the reserved byte 0xc1 (never valid
+ * msgpack): packed as nil, then patched by test_pm_garbage. */
+static void g_reserved_byte(msgpack_packer *pk) {
+  msgpack_pack_array(pk, 3);
+  msgpack_pack_uint32(pk, 1);
+  msgpack_pack_array(pk, 0);
+  msgpack_pack_nil(pk);
+}
+
+static void test_pm_garbage(void) {
+  static const struct {
+    uint32_t kind;
+    pm_fn fn;
+    const char *name;
+  } cases[] = {
+      {WIRE_PM_HINT_PUT, g_hint_owner_bin, "hint owner bin"},
+      {WIRE_PM_HINT_PUT, g_hint_owner_empty, "hint owner empty"},
+      {WIRE_PM_HINT_PUT, g_hint_owner_long, "hint owner too long"},
+      {WIRE_PM_HINT_PUT, g_hint_owner_nul, "hint owner with NUL"},
+      {WIRE_PM_HINT_PUT, g_hint_durable_int, "hint durable int"},
+      {WIRE_PM_HINT_PUT, g_hint_object_nil, "hint object nil"},
+      {WIRE_PM_HINT_PUT, g_hint_key_long, "hint key over KV_KEY_MAX"},
+      {WIRE_PM_AAE_BRANCHES, g_branches_31, "31 branches"},
+      {WIRE_PM_AAE_BRANCHES, g_branches_33, "33 branches"},
+      {WIRE_PM_AAE_BRANCHES, g_branches_part_neg, "negative partition"},
+      {WIRE_PM_AAE_BRANCHES, g_branches_part_big, "partition over 32 bits"},
+      {WIRE_PM_AAE_BRANCHES, g_branches_hash_neg, "negative hash"},
+      {WIRE_PM_AAE_LEAVES, g_leaves_branch_32, "branch 32"},
+      {WIRE_PM_AAE_LEAVES, g_leaves_unsorted, "branches unsorted"},
+      {WIRE_PM_AAE_LEAVES, g_leaves_duplicate, "branch twice"},
+      {WIRE_PM_AAE_LEAVES, g_leaves_31, "31 leaves"},
+      {WIRE_PM_AAE_LEAVES, g_leaves_group_3, "leaf group of 3"},
+      {WIRE_PM_AAE_LEAVES, g_leaves_33_groups, "33 leaf groups"},
+      {WIRE_PM_AAE_KEYS, g_keys_seg_1024, "segment 1024"},
+      {WIRE_PM_AAE_KEYS, g_keys_seg_unsorted, "segments unsorted"},
+      {WIRE_PM_AAE_KEYS, g_keys_seg_duplicate, "segment twice"},
+      {WIRE_PM_AAE_KEYS, g_keys_unsorted, "keys unsorted"},
+      {WIRE_PM_AAE_KEYS, g_keys_duplicate, "key twice"},
+      {WIRE_PM_AAE_KEYS, g_keys_longer_first, "longer key first"},
+      {WIRE_PM_AAE_KEYS, g_keys_pair_of_3, "key entry of 3"},
+      {WIRE_PM_AAE_KEYS, g_keys_hash_bin, "hash bin"},
+      {WIRE_PM_AAE_KEYS, g_keys_over_max, "keys over WIRE_AAE_KEYS_MAX"},
+      {WIRE_PM_AAE_OBJS, g_objs_want_pairs, "want holds pairs"},
+      {WIRE_PM_AAE_OBJS, g_objs_obj_hash, "object as hash"},
+      {WIRE_PM_AAE_OBJS, g_objs_want_over_max, "want over the max"},
+      {WIRE_PM_HANDOFF, g_handoff_over_max, "handoff batch over the max"},
+      {WIRE_PM_HANDOFF, g_handoff_last_nil, "handoff last nil"},
+      {WIRE_PM_HANDOFF, g_handoff_count_lies, "handoff count lies"},
+      {WIRE_PM_HANDOFF_ACK, g_ack_over_max, "ack count over the max"},
+      {WIRE_PM_REAP, g_reap_key_int, "reap key int"},
+      {WIRE_PM_REAP, g_reap_key_long, "reap key over KV_KEY_MAX"},
+      {WIRE_PM_AAE_OBJS, g_reserved_byte, "reserved byte 0xc1"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    kvbuf b;
+    kvbuf_init(&b);
+    msgpack_packer pk;
+    mp_packer_init(&pk, &b);
+    cases[i].fn(&pk);
+    CHECK(!b.oom);
+    if (cases[i].fn == g_reserved_byte) {
+      CHECK(b.data[b.len - 1] == 0xc0);
+      b.data[b.len - 1] = 0xc1;
+    }
+    int rc = pm_decode_copy(cases[i].kind, b.data, b.len);
+    if (rc != KV_EPROTO)
+      fprintf(stderr, "  case %s: %s\n", cases[i].name, kv_errname(rc));
+    CHECK(rc == KV_EPROTO);
+    kvbuf_free(&b);
+  }
+  /* Shapes that are not arrays, for every kind. */
+  const pm_fn any[] = {g_not_array, g_huge_array};
+  for (size_t i = 0; i < PM_NKINDS; i++) {
+    for (size_t k = 0; k < 2; k++) {
+      kvbuf b;
+      kvbuf_init(&b);
+      msgpack_packer pk;
+      mp_packer_init(&pk, &b);
+      any[k](&pk);
+      CHECK(pm_decode_copy(pm_kinds[i].kind, b.data, b.len) == KV_EPROTO);
+      kvbuf_free(&b);
+    }
+    CHECK(pm_decode_copy(pm_kinds[i].kind, NULL, 0) == KV_EPROTO);
+    wire_pm d;
+    CHECK(wire_pm_decode(pm_kinds[i].kind, NULL, 0, &d) == KV_EPROTO);
+  }
+  /* At the limits: accepted. */
+  kvbuf b;
+  kvbuf_init(&b);
+  msgpack_packer pk;
+  mp_packer_init(&pk, &b);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_uint32(&pk, UINT32_MAX);
+  msgpack_pack_array(&pk, 32);
+  for (uint32_t k = 0; k < 32; k++)
+    msgpack_pack_uint64(&pk, UINT64_MAX - k);
+  wire_pm d;
+  CHECK(wire_pm_decode(WIRE_PM_AAE_BRANCHES, b.data, b.len, &d) == 0 &&
+        d.aae_branches.part == UINT32_MAX &&
+        d.aae_branches.branch[31] == UINT64_MAX - 31);
+  /* Non-canonical integers and str keys are read too. */
+  b.len = 0;
+  msgpack_pack_array(&pk, 3);
+  b.data[b.len++] = 0xce; /* part as uint32 */
+  b.data[b.len++] = 0;
+  b.data[b.len++] = 0;
+  b.data[b.len++] = 0;
+  b.data[b.len++] = 9;
+  mp_pack_str(&pk, "key", 3);
+  mp_pack_str(&pk, "obj", 3);
+  CHECK(wire_pm_decode(WIRE_PM_REAP, b.data, b.len, &d) == 0 &&
+        d.reap.part == 9 && seq(d.reap.key, S("key")) &&
+        seq(d.reap.object, S("obj")));
+  kvbuf_free(&b);
+  /* Unknown kinds. */
+  const uint8_t one[] = {0x91, 0x01};
+  CHECK(wire_pm_decode(2, one, sizeof(one), &d) == KV_EUNKNOWN &&
+        d.kind == 2);
+  CHECK(wire_pm_decode(0, one, sizeof(one), &d) == KV_EUNKNOWN);
+}
+
+/* Encoders refuse what the decoders would refuse and leave out as it was;
+ * builders and iterators keep their promises. */
+static void test_pm_encoder_rules(void) {
+  kvbuf out;
+  kvbuf_init(&out);
+  CHECK(kvbuf_append(&out, "keep", 4) == 0);
+  wire_pm m;
+  wire_pm_items a, b;
+
+  pm_sample(WIRE_PM_HINT_PUT, 0, &m, &a, &b);
+  char longname[WIRE_NAME_MAX];
+  memset(longname, 'x', sizeof(longname));
+  const kv_slice owners[] = {S(""), {(const uint8_t *)longname, WIRE_NAME_MAX},
+                             {(const uint8_t *)"a\0b", 3}, {NULL, 2}};
+  for (size_t i = 0; i < 4; i++) {
+    m.hint_put.owner = owners[i];
+    CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  }
+  m.hint_put.owner = (kv_slice){(const uint8_t *)longname, WIRE_NAME_MAX - 1};
+  CHECK(wire_pm_encode(&out, &m) == 0 && out.len > 4);
+  out.len = 4;
+  uint8_t *bigkey = calloc(1, KV_KEY_MAX + 1);
+  m.hint_put.key = (kv_slice){bigkey, KV_KEY_MAX + 1};
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  m.hint_put.key.len = KV_KEY_MAX;
+  CHECK(wire_pm_encode(&out, &m) == 0);
+  out.len = 4;
+  m.hint_put.object = (kv_slice){NULL, 1};
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_REAP;
+  m.reap.key = (kv_slice){bigkey, KV_KEY_MAX + 1};
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  m.reap.key.len = 0;
+  CHECK(wire_pm_encode(&out, &m) == 0);
+  out.len = 4;
+
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_HANDOFF_ACK;
+  m.handoff_ack.count = WIRE_HANDOFF_BATCH_MAX + 1;
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+
+  /* Lists whose count does not match their items, or of the wrong shape. */
+  pm_sample(WIRE_PM_AAE_KEYS, 0, &m, &a, &b);
+  m.aae_keys.keys.count--;
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  m.aae_keys.keys.count += 2;
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  m.aae_keys.keys.count = 0;
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  m.aae_keys.keys.items.ptr = NULL;
+  m.aae_keys.keys.items.len = 0;
+  CHECK(wire_pm_encode(&out, &m) == 0);
+  out.len = 4;
+  wire_pm_items_free(&a);
+  wire_pm_items_free(&b);
+
+  wire_pm_items it;
+  wire_pm_items_init(&it);
+  CHECK(wire_pm_items_add_key_hash(&it, "b", 1, 1) == 0);
+  CHECK(wire_pm_items_add_key_hash(&it, "a", 1, 2) == 0);
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_AAE_KEYS;
+  m.aae_keys.keys = wire_pm_items_list(&it);
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4); /* order */
+  wire_pm_items_reset(&it);
+  CHECK(it.count == 0 && it.buf.len == 0);
+  CHECK(wire_pm_items_add_key_object(&it, "a", 1, "o", 1) == 0);
+  m.aae_keys.keys = wire_pm_items_list(&it);
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4); /* shape */
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_AAE_OBJS;
+  m.aae_objs.want = wire_pm_items_list(&it);
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  m.aae_objs.objs = wire_pm_items_list(&it);
+  m.aae_objs.want.count = 0;
+  m.aae_objs.want.items.len = 0;
+  CHECK(wire_pm_encode(&out, &m) == 0);
+  out.len = 4;
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_HANDOFF;
+  m.handoff.objs = wire_pm_items_list(&it);
+  m.handoff.objs.count = WIRE_HANDOFF_BATCH_MAX + 1;
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  /* Well-formed lists one element over their limits. */
+  wire_pm_items_reset(&it);
+  int failed_adds = 0;
+  for (uint32_t i = 0; i < WIRE_HANDOFF_BATCH_MAX; i++)
+    failed_adds += wire_pm_items_add_key_object(&it, "k", 1, "o", 1) != 0;
+  CHECK(failed_adds == 0);
+  m.handoff.objs = wire_pm_items_list(&it);
+  CHECK(wire_pm_encode(&out, &m) == 0);
+  out.len = 4;
+  CHECK(wire_pm_items_add_key_object(&it, "k", 1, "o", 1) == 0);
+  m.handoff.objs = wire_pm_items_list(&it);
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  wire_pm_items_reset(&it);
+  size_t at_max = 0;
+  for (uint32_t i = 0; i <= WIRE_AAE_KEYS_MAX; i++) {
+    uint8_t key[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16),
+                      (uint8_t)(i >> 8), (uint8_t)i};
+    if (i == WIRE_AAE_KEYS_MAX)
+      at_max = it.buf.len;
+    failed_adds += wire_pm_items_add_key_hash(&it, key, sizeof(key), i) != 0;
+  }
+  CHECK(failed_adds == 0 && it.count == WIRE_AAE_KEYS_MAX + 1);
+  memset(&m, 0, sizeof(m));
+  m.kind = WIRE_PM_AAE_KEYS;
+  m.aae_keys.keys = wire_pm_items_list(&it);
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  m.aae_keys.keys.count--;
+  m.aae_keys.keys.items.len = at_max;
+  CHECK(wire_pm_encode(&out, &m) == 0);
+  out.len = 4;
+
+  /* Builders refuse keys over KV_KEY_MAX and adds after a failed growth. */
+  wire_pm_items_reset(&it);
+  CHECK(wire_pm_items_add_key(&it, bigkey, KV_KEY_MAX + 1) == KV_EINVAL);
+  CHECK(wire_pm_items_add_key_hash(&it, bigkey, KV_KEY_MAX + 1, 0) ==
+        KV_EINVAL);
+  CHECK(wire_pm_items_add_key_object(&it, bigkey, KV_KEY_MAX + 1, "", 0) ==
+        KV_EINVAL);
+  CHECK(wire_pm_items_add_key_object(&it, "k", 1, NULL, 3) == KV_EINVAL);
+  CHECK(it.count == 0 && it.buf.len == 0);
+  CHECK(wire_pm_items_add_key(&it, bigkey, KV_KEY_MAX) == 0 && it.count == 1);
+  it.buf.oom = 1;
+  size_t before = it.buf.len;
+  CHECK(wire_pm_items_add_key(&it, "k", 1) == KV_ENOMEM);
+  CHECK(it.count == 1 && it.buf.len == before);
+  wire_pm_items_free(&it);
+  free(bigkey);
+
+  /* Iterators: the end, and the wrong shape (sticky). */
+  wire_pm_items_init(&it);
+  CHECK(wire_pm_items_add_key(&it, "k1", 2) == 0);
+  CHECK(wire_pm_items_add_key(&it, "k2", 2) == 0);
+  wire_pm_list l = wire_pm_items_list(&it);
+  wire_pm_iter iter;
+  kv_slice k;
+  wire_pm_iter_init(&iter, &l);
+  CHECK(wire_pm_next_key(&iter, &k) == 0 && seq(k, S("k1")));
+  CHECK(wire_pm_next_key(&iter, &k) == 0 && seq(k, S("k2")));
+  CHECK(wire_pm_next_key(&iter, &k) == KV_ENOTFOUND);
+  CHECK(wire_pm_next_key(&iter, &k) == KV_ENOTFOUND);
+  wire_pm_key_object ko;
+  wire_pm_iter_init(&iter, &l);
+  CHECK(wire_pm_next_key_object(&iter, &ko) == KV_EPROTO);
+  CHECK(wire_pm_next_key(&iter, &k) == KV_EPROTO);
+  /* A list that claims more elements than it holds. */
+  l.count = 3;
+  wire_pm_iter_init(&iter, &l);
+  CHECK(wire_pm_next_key(&iter, &k) == 0 && wire_pm_next_key(&iter, &k) == 0);
+  CHECK(wire_pm_next_key(&iter, &k) == KV_EPROTO);
+  wire_pm_list empty = {0, {NULL, 0}};
+  wire_pm_iter_init(&iter, &empty);
+  CHECK(wire_pm_next_key(&iter, &k) == KV_ENOTFOUND);
+  wire_pm_items_free(&it);
+
+  /* Unknown kinds; an out of memory buffer is left alone. */
+  memset(&m, 0, sizeof(m));
+  m.kind = 99;
+  CHECK(wire_pm_encode(&out, &m) == KV_EINVAL && out.len == 4);
+  CHECK(wire_encode_pm(&out, 1, &m) == KV_EINVAL && out.len == 4);
+  for (size_t i = 0; i < PM_NKINDS; i++) {
+    pm_sample(pm_kinds[i].kind, 0, &m, &a, &b);
+    out.oom = 1;
+    CHECK(wire_pm_encode(&out, &m) == KV_ENOMEM && out.len == 4);
+    CHECK(wire_encode_pm(&out, 1, &m) == KV_ENOMEM && out.len == 4);
+    out.oom = 0;
+    wire_pm_items_free(&a);
+    wire_pm_items_free(&b);
+  }
+  kvbuf_free(&out);
+}
+
+/* Every slice of a decoded d lies inside [p, p + len). */
+static int pm_inside(kv_slice s, const uint8_t *p, size_t len) {
+  return s.len == 0 || (s.ptr >= p && s.ptr + s.len <= p + len);
+}
+
+static int pm_slices_inside(const wire_pm *d, const uint8_t *p, size_t len) {
+  switch (d->kind) {
+  case WIRE_PM_HINT_PUT:
+    return pm_inside(d->hint_put.owner, p, len) &&
+           pm_inside(d->hint_put.key, p, len) &&
+           pm_inside(d->hint_put.object, p, len);
+  case WIRE_PM_AAE_KEYS:
+    return pm_inside(d->aae_keys.keys.items, p, len);
+  case WIRE_PM_AAE_OBJS:
+    return pm_inside(d->aae_objs.objs.items, p, len) &&
+           pm_inside(d->aae_objs.want.items, p, len);
+  case WIRE_PM_HANDOFF:
+    return pm_inside(d->handoff.objs.items, p, len);
+  case WIRE_PM_REAP:
+    return pm_inside(d->reap.key, p, len) && pm_inside(d->reap.object, p, len);
+  default:
+    return 1;
+  }
+}
+
+/* Feeds one payload (an exact-size copy) to every decoder; what decodes
+ * lies inside the payload, re-encodes, and decodes to the same values. */
+static void pm_fuzz_one(const uint8_t *src, size_t len, int *bad) {
+  uint8_t *p = malloc(len ? len : 1);
+  if (len)
+    memcpy(p, src, len);
+  for (size_t i = 0; i < PM_NKINDS; i++) {
+    static wire_pm d, d2;
+    int rc = wire_pm_decode(pm_kinds[i].kind, p, len, &d);
+    if (rc != 0 && rc != KV_EPROTO)
+      (*bad)++;
+    if (rc != 0)
+      continue;
+    if (!pm_slices_inside(&d, p, len))
+      (*bad)++;
+    kvbuf e;
+    kvbuf_init(&e);
+    if (wire_pm_encode(&e, &d) ||
+        wire_pm_decode(d.kind, e.data, e.len, &d2) || !pm_eq(&d, &d2))
+      (*bad)++;
+    kvbuf_free(&e);
+  }
+  free(p);
+}
+
+static void test_pm_random(void) {
+  uint64_t seed = run_seed();
+  uint64_t s = seed ^ 0x9e3779b97f4a7c15ull;
+  /* Valid payloads of every kind to mutate (the big object left out). */
+  kvbuf corpus;
+  kvbuf_init(&corpus);
+  size_t offs[2 * PM_NKINDS + 1];
+  size_t ncorp = 0;
+  for (size_t i = 0; i < PM_NKINDS; i++) {
+    for (int variant = 0; variant <= 1; variant++) {
+      wire_pm m;
+      wire_pm_items a, b;
+      pm_sample(pm_kinds[i].kind, variant, &m, &a, &b);
+      if (m.kind == WIRE_PM_HINT_PUT)
+        m.hint_put.object = S("obj");
+      offs[ncorp++] = corpus.len;
+      CHECK(wire_pm_encode(&corpus, &m) == 0);
+      wire_pm_items_free(&a);
+      wire_pm_items_free(&b);
+    }
+  }
+  offs[ncorp] = corpus.len;
+
+  enum { BODY_MAX = 4096 };
+  static uint8_t tmp[BODY_MAX + 1];
+  int bad = 0;
+  for (int round = 0; round < RANDOM_ROUNDS; round++) {
+    size_t len;
+    if (round % 4 == 0) {
+      len = (size_t)(xorshift(&s) % RANDOM_BODY_MAX);
+      for (size_t i = 0; i < len; i++)
+        tmp[i] = (uint8_t)xorshift(&s);
+      if (len > 1)
+        tmp[0] = (uint8_t)(0x92 + xorshift(&s) % 3);
+    } else {
+      size_t i = (size_t)(xorshift(&s) % ncorp);
+      len = offs[i + 1] - offs[i];
+      if (len > BODY_MAX)
+        len = BODY_MAX;
+      memcpy(tmp, corpus.data + offs[i], len);
+      int muts = 1 + (int)(xorshift(&s) % 4);
+      for (int k = 0; k < muts && len > 0; k++) {
+        size_t at = (size_t)(xorshift(&s) % len);
+        switch (xorshift(&s) % 5) {
+        case 0:
+          tmp[at] = (uint8_t)xorshift(&s);
+          break;
+        case 1:
+          tmp[at] ^= (uint8_t)(1u << (xorshift(&s) % 8));
+          break;
+        case 2:
+          tmp[at] = (const uint8_t[]){0xdd, 0xdc, 0xc4, 0xc5, 0xcf, 0xd3,
+                                      0xc1, 0xc2, 0x00, 0x7f}[xorshift(&s) %
+                                                              10];
+          break;
+        case 3:
+          memmove(tmp + at, tmp + at + 1, len - at - 1);
+          len--;
+          break;
+        default:
+          if (len < BODY_MAX) {
+            memmove(tmp + at + 1, tmp + at, len - at);
+            len++;
+          }
+        }
+      }
+    }
+    pm_fuzz_one(tmp, len, &bad);
+  }
+  CHECK(bad == 0);
+  if (bad)
+    printf("peer payload random failures with seed %" PRIu64 "\n", seed);
+  kvbuf_free(&corpus);
+}
+
 int main(void) {
+  pm_fill_samples();
   test_roundtrip_all();
   test_roundtrip_nil_and_empty();
   test_get_ok_writer();
@@ -1046,6 +2344,13 @@ int main(void) {
   test_error_and_names();
   test_spec_examples();
   test_random();
+  test_pm_names();
+  test_pm_roundtrip();
+  test_pm_hand_packed();
+  test_pm_truncations();
+  test_pm_garbage();
+  test_pm_encoder_rules();
+  test_pm_random();
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
 }

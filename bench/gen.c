@@ -6,7 +6,7 @@
  * its scrambled variant draws ranks over 10^10 items with YCSB's
  * precomputed zeta, hashes them with FNV and folds them into the key space,
  * so hot keys are spread out instead of clustered at the low numbers.
- * Depends on libc and libm.
+ * Depends on libc, libm and rng.h (splitmix64, which seeds xoshiro256**).
  */
 #include "gen.h"
 
@@ -14,20 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rng.h"
+
 static uint64_t gen__rotl(uint64_t x, int k) {
   return (x << k) | (x >> (64 - k));
 }
 
-static uint64_t gen__splitmix(uint64_t *x) {
-  uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 void gen_rng_seed(gen_rng *r, uint64_t seed) {
   for (int i = 0; i < 4; i++)
-    r->s[i] = gen__splitmix(&seed);
+    r->s[i] = kv_splitmix64(&seed);
 }
 
 uint64_t gen_rng_next(gen_rng *r) {

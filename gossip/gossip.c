@@ -3,7 +3,7 @@
  * as a sans-IO state machine. See gossip.h for the design and the wire
  * format.
  * Depends on: ring.h (ring state and its encoding), mp.h (msgpack),
- * phi.h (the failure detector), kv_err.h.
+ * phi.h (the failure detector), rng.h (splitmix64), kv_err.h.
  */
 #include "gossip.h"
 
@@ -12,8 +12,10 @@
 #include <xxhash.h>
 
 #include "kv_err.h"
+#include "kv_str.h"
 #include "mp.h"
 #include "phi.h"
+#include "rng.h"
 
 #define GOSSIP__HEARTBEAT_FIELDS 5
 #define GOSSIP__DIGEST_FIELDS 8
@@ -89,24 +91,6 @@ struct gossip {
 };
 
 /* ---- small helpers ---- */
-
-static uint64_t gossip__rand(gossip *g) {
-  /* splitmix64 */
-  uint64_t z = (g->rng += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static bool gossip__copy(char *dst, size_t cap, const char *src) {
-  if (!src)
-    src = "";
-  size_t len = strlen(src);
-  if (len >= cap)
-    return false;
-  memcpy(dst, src, len + 1);
-  return true;
-}
 
 static gossip__member *gossip__me(gossip *g) { return &g->members[g->self]; }
 
@@ -198,7 +182,7 @@ static bool gossip__ring_better(uint64_t va, const char *ca, uint64_t ha,
 static void gossip__set_ring(gossip *g, ring *r, const char *claimant) {
   ring_free(g->ring);
   g->ring = r;
-  gossip__copy(g->claimant, sizeof(g->claimant), claimant);
+  kv_strcopy(g->claimant, sizeof(g->claimant), claimant);
   g->ring_enc.len = 0;
   g->ring_enc.oom = 0;
   if (ring_node_count(r) > 0 && ring_encode(r, &g->ring_enc) != 0)
@@ -468,7 +452,7 @@ static void gossip__round(gossip *g, uint64_t now_ms) {
       cand[ncand++] = i;
   }
   for (uint32_t k = 0; k < g->fanout && ncand > 0; k++) {
-    size_t j = (size_t)(gossip__rand(g) % ncand);
+    size_t j = (size_t)(kv_splitmix64(&g->rng) % ncand);
     gossip__send(g, g->members[cand[j]].pub.peer_addr, GOSSIP__MSG_DIGEST,
                  true);
     cand[j] = cand[--ncand];
@@ -629,14 +613,14 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
 
   gossip__entry self;
   memset(&self, 0, sizeof(self));
-  if (!gossip__copy(self.id, sizeof(self.id), cfg->id) ||
-      !gossip__copy(self.region, sizeof(self.region),
-                    cfg->region && *cfg->region ? cfg->region
-                                                : GOSSIP_REGION_DEFAULT) ||
-      !gossip__copy(self.zone, sizeof(self.zone), cfg->zone) ||
-      !gossip__copy(self.client_addr, sizeof(self.client_addr),
-                    cfg->client_addr) ||
-      !gossip__copy(self.peer_addr, sizeof(self.peer_addr), cfg->peer_addr))
+  if (!kv_strcopy(self.id, sizeof(self.id), cfg->id) ||
+      !kv_strcopy(self.region, sizeof(self.region),
+                  cfg->region && *cfg->region ? cfg->region
+                                              : GOSSIP_REGION_DEFAULT) ||
+      !kv_strcopy(self.zone, sizeof(self.zone), cfg->zone) ||
+      !kv_strcopy(self.client_addr, sizeof(self.client_addr),
+                  cfg->client_addr) ||
+      !kv_strcopy(self.peer_addr, sizeof(self.peer_addr), cfg->peer_addr))
     goto fail;
   self.incarnation = cfg->incarnation;
   self.heartbeat = 1;
@@ -651,7 +635,7 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
     const char *s = cfg->seeds[i];
     if (!s || !*s || strcmp(s, cfg->peer_addr) == 0)
       continue;
-    if (!gossip__copy(g->seeds[g->nseeds], GOSSIP_ADDR_MAX, s))
+    if (!kv_strcopy(g->seeds[g->nseeds], GOSSIP_ADDR_MAX, s))
       goto fail;
     g->nseeds++;
     other_seeds = true;
@@ -741,7 +725,7 @@ int gossip_receive(gossip *g, const uint8_t *payload, size_t len,
                                     ours, g->claimant, g->ring_hash)) {
     if (ring_equal(m.ring, g->ring)) {
       /* The same ring (we restarted with it): learn who made it. */
-      gossip__copy(g->claimant, sizeof(g->claimant), m.claimant);
+      kv_strcopy(g->claimant, sizeof(g->claimant), m.claimant);
     } else {
       gossip__set_ring(g, m.ring, m.claimant);
       m.ring = NULL;
@@ -828,7 +812,7 @@ int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms) {
   gossip__changed(g, me);
   if (g->nseeds < GOSSIP__SEED_SLOTS)
     g->nseeds++;
-  gossip__copy(g->seeds[g->nseeds - 1], GOSSIP_ADDR_MAX, seed_addr);
+  kv_strcopy(g->seeds[g->nseeds - 1], GOSSIP_ADDR_MAX, seed_addr);
   g->boot_until_ms = now_ms + (uint64_t)GOSSIP_BOOT_ROUNDS * g->interval_ms;
   gossip__send(g, seed_addr, GOSSIP__MSG_DIGEST, true);
   return 0;
@@ -851,14 +835,14 @@ static int gossip__operator(gossip *g, const char *id, gossip_status to,
      * ring keeps a dead node for good. */
     gossip__entry e;
     memset(&e, 0, sizeof(e));
-    if (gossip__copy(e.id, sizeof(e.id), id) &&
-        gossip__copy(e.region, sizeof(e.region),
-                     ring_node_region(g->ring, (size_t)idx)) &&
-        gossip__copy(e.zone, sizeof(e.zone),
-                     ring_node_zone(g->ring, (size_t)idx)) &&
-        gossip__copy(e.client_addr, sizeof(e.client_addr),
-                     GOSSIP__ADDR_UNKNOWN) &&
-        gossip__copy(e.peer_addr, sizeof(e.peer_addr), GOSSIP__ADDR_UNKNOWN)) {
+    if (kv_strcopy(e.id, sizeof(e.id), id) &&
+        kv_strcopy(e.region, sizeof(e.region),
+                   ring_node_region(g->ring, (size_t)idx)) &&
+        kv_strcopy(e.zone, sizeof(e.zone),
+                   ring_node_zone(g->ring, (size_t)idx)) &&
+        kv_strcopy(e.client_addr, sizeof(e.client_addr),
+                   GOSSIP__ADDR_UNKNOWN) &&
+        kv_strcopy(e.peer_addr, sizeof(e.peer_addr), GOSSIP__ADDR_UNKNOWN)) {
       e.status = GOSSIP_VALID;
       m = gossip__insert(g, &e, now_ms, false);
     }

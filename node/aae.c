@@ -25,7 +25,7 @@ typedef struct aae__build {
 } aae__build;
 
 static int aae__build_fn(void *arg, const uint8_t *key, size_t klen,
-                            const uint8_t *val, size_t vlen) {
+                         const uint8_t *val, size_t vlen) {
   aae__build *b = arg;
   core__tree_update(b->n, b->part, key, klen, 0, XXH3_64bits(val, vlen));
   if (core__cursor(&b->last, &b->last_len, key, klen))
@@ -70,6 +70,41 @@ static const aae_tree *aae__tree(node *n, uint32_t p) {
   return p < n->trees_q && n->trees[p] ? n->trees[p] : &empty;
 }
 
+/* Starts an exchange of partition p with peer. Returns whether it is under
+ * way. */
+static bool aae__exchange(node *n, uint32_t p, const gossip_member *peer,
+                          bool catchup, uint32_t round) {
+  core_req *r = core__peer_req(n, CORE_REQ_AAE, peer->id, peer->peer_addr);
+  if (!r)
+    return false;
+  r->part = p;
+  r->u.aae.phase = AAE_PHASE_LEAVES;
+  r->u.aae.catchup = catchup;
+  r->u.aae.round = round;
+  const aae_tree *t = aae__tree(n, p);
+  wire_pm_aae_branches br = {.part = p};
+  memcpy(br.branch, t->branch, sizeof(br.branch));
+  kvbuf pl;
+  kvbuf_init(&pl);
+  if (wire_pm_encode_aae_branches(&pl, &br))
+    pl.oom = 1; /* core__peer_send sends nothing */
+  uint64_t c =
+      core__peer_send(n, peer->peer_addr, r, 0, WIRE_PM_AAE_BRANCHES, &pl);
+  kvbuf_free(&pl);
+  if (!c) {
+    core__req_free(n, r);
+    return false;
+  }
+  r->targets[0].conn = c;
+  r->targets[0].state = CORE_T_WAIT;
+  n->aae.running = true;
+  if (catchup)
+    n->stats.catchup_exchanges++;
+  return true;
+}
+
+/* The slow round: the next partition this node is a primary of, with a
+ * random other alive primary. */
 static void aae__start(node *n) {
   uint32_t q = n->trees_q;
   const ring *rg = gossip_ring(n->gossip);
@@ -93,31 +128,106 @@ static void aae__start(node *n) {
     if (!mine || npeers == 0)
       continue;
     const gossip_member *peer = peers[n->io.random(n->io.ctx) % npeers];
-    core_req *r = core__peer_req(n, CORE_REQ_AAE, peer->id, peer->peer_addr);
-    if (!r)
-      return;
-    r->part = p;
-    r->u.aae.phase = AAE_PHASE_LEAVES;
-    const aae_tree *t = aae__tree(n, p);
-    wire_pm_aae_branches br = {.part = p};
-    memcpy(br.branch, t->branch, sizeof(br.branch));
-    kvbuf pl;
-    kvbuf_init(&pl);
-    if (wire_pm_encode_aae_branches(&pl, &br))
-      pl.oom = 1; /* core__peer_send sends nothing */
-    uint64_t c = core__peer_send(n, peer->peer_addr, r, 0,
-                                 WIRE_PM_AAE_BRANCHES, &pl);
-    kvbuf_free(&pl);
-    if (!c) {
-      core__req_free(n, r);
-      return;
-    }
-    r->targets[0].conn = c;
-    r->targets[0].state = CORE_T_WAIT;
-    n->aae.running = true;
+    aae__exchange(n, p, peer, false, 0);
     return;
   }
 }
+
+/* Queues a catch-up exchange of p with peer, unless one is queued. */
+static void aae__enqueue(node *n, uint32_t p, const char *peer,
+                         uint32_t round) {
+  aae_state *a = &n->aae;
+  if (!a->queue || a->len == AAE_CATCHUP_MAX)
+    return;
+  for (uint32_t i = 0; i < a->len; i++) {
+    const aae_catchup *e = &a->queue[(a->head + i) % AAE_CATCHUP_MAX];
+    if (e->part == p && strcmp(e->peer, peer) == 0)
+      return;
+  }
+  aae_catchup *e = &a->queue[(a->head + a->len) % AAE_CATCHUP_MAX];
+  e->part = p;
+  e->round = round;
+  kv_strcopy(e->peer, sizeof(e->peer), peer);
+  a->len++;
+}
+
+/* Queues every partition this node and peer are both primaries of. */
+static void aae__catchup_with(node *n, const char *peer) {
+  const ring *rg = gossip_ring(n->gossip);
+  uint32_t q = ring_q(rg);
+  if (ring_node_count(rg) == 0 || q != n->trees_q)
+    return;
+  uint32_t queued = 0;
+  for (uint32_t p = 0; p < q; p++)
+    if (core__is_primary_of(rg, p, n->id) && core__is_primary_of(rg, p, peer)) {
+      aae__enqueue(n, p, peer, 0);
+      queued++;
+    }
+  if (queued)
+    core__log(n, NODE_LOG_INFO, "catching up with %s: %u partitions queued",
+              peer, queued);
+}
+
+/* Starts the next queued catch-up exchange, within the byte budget. */
+static void aae__catchup_next(node *n, uint64_t now) {
+  aae_state *a = &n->aae;
+  if (now - a->window_ms >= 1000) {
+    a->window_ms = now;
+    a->window_bytes = n->stats.aae_bytes;
+  }
+  if (n->stats.aae_bytes - a->window_bytes >= a->catchup_bytes_per_s)
+    return; /* this second's budget is spent */
+  const ring *rg = gossip_ring(n->gossip);
+  while (a->len && !a->running) {
+    aae_catchup e = a->queue[a->head];
+    a->head = (a->head + 1) % AAE_CATCHUP_MAX;
+    a->len--;
+    const gossip_member *peer = core__member_up(n, e.peer);
+    if (!peer || e.part >= n->trees_q || !core__is_primary_of(rg, e.part, n->id) ||
+        !core__is_primary_of(rg, e.part, e.peer))
+      continue; /* the ring or the peer changed: nothing to catch up */
+    if (!aae__exchange(n, e.part, peer, true, e.round))
+      aae__enqueue(n, e.part, e.peer, e.round); /* later */
+    return;
+  }
+}
+
+/* An exchange ended (differed: it found keys to repair). A catch-up
+ * exchange that found differences is queued again, so the partition is
+ * exchanged until the trees agree. */
+static void aae__finish(node *n, core_req *r, bool differed) {
+  n->stats.aae_exchanges++;
+  n->aae.running = false;
+  if (r->u.aae.catchup && differed && r->u.aae.round + 1 < AAE_CATCHUP_ROUNDS)
+    aae__enqueue(n, r->part, r->targets[0].id, r->u.aae.round + 1);
+  core__req_free(n, r);
+}
+
+void aae_member_changed(node *n, const gossip_member *m) {
+  if (strcmp(m->id, n->id) == 0)
+    return;
+  aae_state *a = &n->aae;
+  uint32_t i = 0;
+  while (i < a->npeers && strcmp(a->peers[i].id, m->id) != 0)
+    i++;
+  if (i == a->npeers) {
+    if (a->npeers == AAE_PEERS_MAX)
+      return;
+    memset(&a->peers[i], 0, sizeof(a->peers[i]));
+    kv_strcopy(a->peers[i].id, sizeof(a->peers[i].id), m->id);
+    a->npeers++;
+  }
+  aae_peer *e = &a->peers[i];
+  bool back = a->catchup_bytes_per_s && m->alive &&
+              m->status != GOSSIP_REMOVED &&
+              (!e->alive || e->incarnation != m->incarnation);
+  e->alive = m->alive;
+  e->incarnation = m->incarnation;
+  if (back)
+    aae__catchup_with(n, m->id);
+}
+
+uint32_t aae_catchup_left(const node *n) { return n->aae.len; }
 
 /* B: answers a tree's branches with its leaves of the differing ones. */
 void aae_on_branches(node *n, uint64_t conn, const wire_msg *m,
@@ -175,7 +285,7 @@ typedef struct aae__keys {
 } aae__keys;
 
 static int aae__keys_fn(void *arg, const uint8_t *key, size_t klen,
-                           const uint8_t *val, size_t vlen) {
+                        const uint8_t *val, size_t vlen) {
   aae__keys *k = arg;
   k->seen++;
   if (core__cursor(&k->last, &k->last_len, key, klen))
@@ -229,8 +339,10 @@ static void aae__leaves(node *n, core_req *r, const wire_pm_aae_leaves *lv) {
       }
     }
   }
-  if (segs.count == 0)
-    goto done;
+  if (segs.count == 0) {
+    aae__finish(n, r, false); /* the trees agree */
+    return;
+  }
   /* Send our (key, hash) list for the differing segments. */
   wire_pm_items items;
   wire_pm_items_init(&items);
@@ -255,9 +367,7 @@ static void aae__leaves(node *n, core_req *r, const wire_pm_aae_leaves *lv) {
     return;
   }
 done:
-  n->stats.aae_exchanges++;
-  n->aae.running = false;
-  core__req_free(n, r);
+  aae__finish(n, r, true);
 }
 
 /* The (key, hash) list A sent, for a merge join with our own keys. */
@@ -288,7 +398,7 @@ typedef struct aae__join {
 } aae__join;
 
 static int aae__join_fn(void *arg, const uint8_t *key, size_t klen,
-                           const uint8_t *val, size_t vlen) {
+                        const uint8_t *val, size_t vlen) {
   aae__join *j = arg;
   j->seen++;
   if (core__cursor(&j->last, &j->last_len, key, klen))
@@ -296,11 +406,10 @@ static int aae__join_fn(void *arg, const uint8_t *key, size_t klen,
   if (!aae__seg_has(j->segs, tree_segment(key, klen)))
     return 0;
   kv_slice mine = {.ptr = key, .len = klen};
-  while (j->pos < j->ntheirs &&
-         aae__key_cmp(j->theirs[j->pos].key, mine) < 0)
+  while (j->pos < j->ntheirs && aae__key_cmp(j->theirs[j->pos].key, mine) < 0)
     j->pos++;
-  bool same_key = j->pos < j->ntheirs &&
-                  aae__key_cmp(j->theirs[j->pos].key, mine) == 0;
+  bool same_key =
+      j->pos < j->ntheirs && aae__key_cmp(j->theirs[j->pos].key, mine) == 0;
   uint64_t h = XXH3_64bits(val, vlen);
   if (same_key) {
     j->matched[j->pos] = j->theirs[j->pos].hash == h ? 2 : 1;
@@ -352,8 +461,12 @@ void aae_on_keys(node *n, uint64_t conn, const wire_msg *m,
   wire_pm_items objs, want;
   wire_pm_items_init(&objs);
   wire_pm_items_init(&want);
-  aae__join j = {.n = n, .segs = &segs, .theirs = theirs,
-                 .ntheirs = nkeys, .matched = matched, .objs = &objs};
+  aae__join j = {.n = n,
+                 .segs = &segs,
+                 .theirs = theirs,
+                 .ntheirs = nkeys,
+                 .matched = matched,
+                 .objs = &objs};
   for (;;) {
     j.seen = 0;
     int rc = n->io.store_scan(n->io.ctx, p, j.last, j.last_len, 1024,
@@ -395,10 +508,11 @@ static void aae__objs(node *n, core_req *r, const wire_pm_aae_objs *ob) {
     if (obj_decode(ko.object.ptr, ko.object.len, &o))
       continue;
     bool changed = false;
-    if (core__local_merge(n, p, ko.key.ptr, ko.key.len, o, 0, &changed) ==
-            0 &&
-        changed)
+    if (core__local_merge(n, p, ko.key.ptr, ko.key.len, o, 0, &changed) == 0 &&
+        changed) {
       n->stats.aae_keys_repaired++;
+      n->stats.catchup_keys_repaired += r->u.aae.catchup;
+    }
     obj_free(o);
   }
   wire_pm_iter_init(&it, &ob->want);
@@ -415,21 +529,33 @@ static void aae__objs(node *n, core_req *r, const wire_pm_aae_objs *ob) {
     n->out.len = 0;
     wire_encode(&n->out, &rp);
     n->stats.aae_bytes += n->out.len;
+    n->stats.catchup_keys_sent += r->u.aae.catchup;
     if (!n->out.oom)
-      n->io.peer_send(n->io.ctx, r->targets[0].addr, n->out.data,
-                      n->out.len);
+      n->io.peer_send(n->io.ctx, r->targets[0].addr, n->out.data, n->out.len);
     n->out.len = 0;
     n->out.oom = 0;
   }
 done:
-  n->stats.aae_exchanges++;
-  n->aae.running = false;
-  core__req_free(n, r);
+  aae__finish(n, r, true);
 }
 
-void aae_init(node *n, const node_config *cfg, uint64_t now) {
+int aae_init(node *n, const node_config *cfg, uint64_t now) {
   n->aae.interval_ms = cfg->aae_interval_ms ? cfg->aae_interval_ms : 10000;
   n->aae.next_ms = now + n->aae.interval_ms;
+  n->aae.catchup_bytes_per_s =
+      cfg->catchup_off ? 0
+                       : (uint64_t)(cfg->catchup_mb_per_s
+                                        ? cfg->catchup_mb_per_s
+                                        : AAE_CATCHUP_MB_PER_S)
+                             << 20;
+  n->aae.queue = calloc(AAE_CATCHUP_MAX, sizeof(*n->aae.queue));
+  return n->aae.queue ? 0 : KV_ENOMEM;
+}
+
+void aae_free(node *n) {
+  free(n->aae.queue);
+  n->aae.queue = NULL;
+  n->aae.len = 0;
 }
 
 void aae_check_ring(node *n) {
@@ -442,6 +568,8 @@ void aae_check_ring(node *n) {
 }
 
 void aae_tick(node *n, uint64_t now) {
+  if (!n->aae.running && n->aae.len)
+    aae__catchup_next(n, now);
   if (now < n->aae.next_ms)
     return;
   n->aae.next_ms = now + n->aae.interval_ms;

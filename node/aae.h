@@ -16,6 +16,15 @@
  * The bytes exchanged grow with the differences, not with the data; an
  * exchange compares at most AAE_KEYS_MAX keys.
  *
+ * Catch-up: when a peer comes (back) up, as gossip sees it (up after down,
+ * a new incarnation, or first heard after our own start), every partition
+ * both nodes are primaries of is queued for an exchange with it. Queued
+ * exchanges run back to back, one at a time, ahead of the slow round and
+ * throttled to catchup_bytes_per_s (AAE_CATCHUP_MB_PER_S by default); a partition whose exchange found
+ * differences is queued again (up to AAE_CATCHUP_ROUNDS) until the trees
+ * agree. So a node that returns, or returns empty, is caught up in seconds
+ * whatever aae_interval_ms is.
+ *
  * Depends on: core_int.h (the base), tree.h.
  */
 #ifndef KV_NODE_AAE_H
@@ -27,7 +36,11 @@
 #include "core.h"
 #include "mp.h"
 
-#define AAE_KEYS_MAX 100000u /* keys one exchange may compare */
+#define AAE_KEYS_MAX 100000u  /* keys one exchange may compare */
+#define AAE_CATCHUP_MAX 8192u /* catch-up exchanges queued at most */
+#define AAE_CATCHUP_ROUNDS 4u /* exchanges of one partition with one peer */
+#define AAE_CATCHUP_MB_PER_S 32u /* catch-up traffic, by default */
+#define AAE_PEERS_MAX 256u /* members whose liveness is remembered */
 
 typedef struct core_req core_req;
 typedef struct core_target core_target;
@@ -38,14 +51,42 @@ typedef enum aae_phase {
   AAE_PHASE_OBJS = 2,   /* the objects of the segments that differ */
 } aae_phase;
 
+/* A queued catch-up exchange: partition part with peer. */
+typedef struct aae_catchup {
+  uint32_t part;
+  uint32_t round; /* exchanges of it so far */
+  char peer[RING_NAME_MAX];
+} aae_catchup;
+
+/* What gossip last said of a member: a change to up, or a new
+ * incarnation, starts a catch-up with it. */
+typedef struct aae_peer {
+  char id[RING_NAME_MAX];
+  uint64_t incarnation;
+  bool alive;
+} aae_peer;
+
 typedef struct aae_state {
   uint32_t interval_ms; /* one exchange per interval */
   uint64_t next_ms;
-  uint32_t next_part;   /* where the round-robin over partitions resumes */
-  bool running;         /* an exchange this node started is under way */
+  uint32_t next_part; /* where the round-robin over partitions resumes */
+  bool running;       /* an exchange this node started is under way */
+  aae_catchup *queue; /* ring buffer of AAE_CATCHUP_MAX */
+  uint32_t head, len;
+  aae_peer peers[AAE_PEERS_MAX];
+  uint32_t npeers;
+  uint64_t window_ms;    /* start of the current second of catch-up */
+  uint64_t window_bytes; /* stats.aae_bytes at its start */
+  uint64_t catchup_bytes_per_s; /* 0: catch-up is off */
 } aae_state;
 
-void aae_init(node *n, const node_config *cfg, uint64_t now);
+/* Returns 0 or KV_ENOMEM. */
+int aae_init(node *n, const node_config *cfg, uint64_t now);
+void aae_free(node *n);
+/* Gossip's news about m: queues a catch-up with it when it came up. */
+void aae_member_changed(node *n, const gossip_member *m);
+/* Catch-up exchanges still queued. */
+uint32_t aae_catchup_left(const node *n);
 /* Builds every partition's tree (q of them) from storage. Returns 0 or an
  * error. */
 int aae_build_trees(node *n, uint32_t q);

@@ -15,8 +15,7 @@ static const char *admin__member_state(const gossip_member *m) {
   return gossip_status_name(m->status, m->alive);
 }
 
-static void admin__pack_str(msgpack_packer *pk, const char *k,
-                              const char *v) {
+static void admin__pack_str(msgpack_packer *pk, const char *k, const char *v) {
   mp_pack_cstr(pk, k);
   mp_pack_cstr(pk, v);
 }
@@ -51,7 +50,7 @@ static void admin__status(node *n, msgpack_packer *pk) {
     admin__pack_str(pk, "zone", m->zone);
     admin__pack_str(pk, "state", admin__member_state(m));
     admin__pack_u64(pk, "partitions",
-                      idx < 0 ? 0 : ring_owned_count(rg, (size_t)idx));
+                    idx < 0 ? 0 : ring_owned_count(rg, (size_t)idx));
   }
 }
 
@@ -105,7 +104,7 @@ static void admin__ring(node *n, msgpack_packer *pk) {
 
 static void admin__stats(node *n, msgpack_packer *pk) {
   const core_stats *s = &n->stats;
-  msgpack_pack_map(pk, n->io.cpu_us ? 30 : 28);
+  msgpack_pack_map(pk, n->io.cpu_us ? 35 : 33);
   admin__pack_str(pk, "node", n->id);
   admin__pack_u64(pk, "incarnation", n->incarnation);
   admin__pack_u64(pk, "gets", s->gets);
@@ -127,6 +126,11 @@ static void admin__stats(node *n, msgpack_packer *pk) {
   admin__pack_u64(pk, "hints_delivered", s->hints_delivered);
   admin__pack_u64(pk, "hints_refused", s->hints_refused);
   admin__pack_u64(pk, "hints_pending", n->hints.count);
+  admin__pack_u64(pk, "hints_kept", s->hints_kept);
+  admin__pack_u64(pk, "hints_window_skipped", s->hints_window_skipped);
+  admin__pack_u64(pk, "catchup_exchanges", s->catchup_exchanges);
+  admin__pack_u64(pk, "catchup_keys_sent", s->catchup_keys_sent);
+  admin__pack_u64(pk, "catchup_keys_repaired", s->catchup_keys_repaired);
   admin__pack_u64(pk, "aae_exchanges", s->aae_exchanges);
   admin__pack_u64(pk, "aae_bytes", s->aae_bytes);
   admin__pack_u64(pk, "aae_keys_repaired", s->aae_keys_repaired);
@@ -143,8 +147,7 @@ static void admin__stats(node *n, msgpack_packer *pk) {
 }
 
 /* Finds string argument name in an ADMIN args map. */
-static bool admin__arg(kv_slice args, const char *name, char *out,
-                            size_t cap) {
+static bool admin__arg(kv_slice args, const char *name, char *out, size_t cap) {
   mp_reader rd;
   uint32_t cnt;
   mp_reader_init(&rd, args.ptr, args.len);
@@ -208,7 +211,7 @@ static void admin__preflist(node *n, uint64_t conn, const wire_msg *m) {
 }
 
 static void admin__done(node *n, uint64_t conn, uint64_t req_id,
-                             const char *what) {
+                        const char *what) {
   msgpack_packer pk;
   size_t start;
   wire_begin(&n->out, &pk, &start, WIRE_ADMIN_OK, req_id, 1);
@@ -257,15 +260,15 @@ void admin_on_request(node *n, uint64_t conn, const wire_msg *m) {
       core__send_error(n, conn, m->req_id, KV_ESTATE,
                        "%s is still joining (not in the ring it knows); "
                        "leave once `kvorum status` shows it up, or remove it "
-                       "from another node", n->id);
+                       "from another node",
+                       n->id);
       return;
     }
     rc = gossip_leave(n->gossip, n->id, now);
     snprintf(msg, sizeof(msg), "%s is leaving the cluster", n->id);
   } else if (mp_slice_eq(m->text, "remove")) {
     if (!admin__arg(m->raw, "node", arg, sizeof(arg))) {
-      core__send_error(n, conn, m->req_id, KV_EINVAL,
-                       "remove needs a node id");
+      core__send_error(n, conn, m->req_id, KV_EINVAL, "remove needs a node id");
       return;
     }
     if (strcmp(arg, n->id) == 0) {

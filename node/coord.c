@@ -16,6 +16,7 @@
 
 #include "apl.h"
 #include "core_int.h"
+#include "hints.h"
 #include "levels.h"
 #include "reap.h"
 
@@ -28,8 +29,7 @@ static void coord__fail(node *n, core_req *r, int code, const char *msg) {
 }
 
 /* Copies the request's key and sets up reply routing. */
-static int coord__init(node *n, core_req *r, uint64_t conn,
-                       const wire_msg *m) {
+static int coord__init(node *n, core_req *r, uint64_t conn, const wire_msg *m) {
   r->conn = conn;
   r->reply_id = m->req_id;
   r->opts = m->opts;
@@ -54,14 +54,12 @@ static int coord__init(node *n, core_req *r, uint64_t conn,
  * ring). Returns the request with *nrep, the key's N, or NULL when the
  * client already has its error. */
 static core_req *coord__admit(node *n, core_req_kind kind, uint64_t conn,
-                              const wire_msg *m, bool sloppy,
-                              uint32_t *nrep) {
+                              const wire_msg *m, bool sloppy, uint32_t *nrep) {
   core_req *r = core__req_new(n, kind);
   if (!r) {
     n->stats.errors++;
     core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
-                     "node %s has %u requests in flight", n->id,
-                     n->nslots);
+                     "node %s has %u requests in flight", n->id, n->nslots);
     return NULL;
   }
   if (coord__init(n, r, conn, m)) {
@@ -111,8 +109,7 @@ static void coord__put_reply(node *n, core_req *r) {
  * longer can be. Frees r when it is decided. */
 /* Judges the regional parts of a put's W, DW and PW: 1 met, -1 lost (msg
  * says where), 0 undecided. Levels that are not regional count as met. */
-static int coord__put_regions(node *n, core_req *r, char *msg,
-                              size_t msglen) {
+static int coord__put_regions(node *n, core_req *r, char *msg, size_t msglen) {
   int32_t qs[3] = {r->opts.w, r->opts.dw, r->opts.pw};
   static const char *const names[3] = {"w", "dw", "pw"};
   if (!levels_regional(qs[0]) && !levels_regional(qs[1]) &&
@@ -134,22 +131,65 @@ static int coord__put_regions(node *n, core_req *r, char *msg,
   return res;
 }
 
+/* Whether an alive fallback of r stands in for primary t (and, with
+ * ok_only, has taken the write). */
+static bool coord__covered(const core_req *r, const core_target *t,
+                           bool ok_only) {
+  for (uint32_t i = 0; i < r->ntargets; i++) {
+    const core_target *f = &r->targets[i];
+    if (f->hint_for[0] && strcmp(f->hint_for, t->id) == 0 && f->alive &&
+        (!ok_only || f->state == CORE_T_OK))
+      return true;
+  }
+  return false;
+}
+
+/* Coordinator hints (hints.h): the write r is about to store locally is
+ * kept as a hint for every primary that is down and has no fallback to
+ * keep one, before the local write, so a durable write's fsync covers the
+ * hint too. */
+static void coord__hint_down(node *n, core_req *r) {
+  for (uint32_t i = 0; i < r->ntargets; i++) {
+    core_target *t = &r->targets[i];
+    if (!t->primary || t->self || t->alive || coord__covered(r, t, false))
+      continue;
+    hints_keep(n, t->id, r->part, r->key, r->klen, r->enc.data, r->enc.len);
+    t->hinted = true;
+  }
+}
+
+/* The end of a put whose own write committed: a hint for every primary
+ * that did not take it (failed, unreachable, or no answer in time) and
+ * whose fallback did not either, so it gets the write when it is back. */
+static void coord__hint_rest(node *n, core_req *r) {
+  int self = apl_self(r);
+  if (self < 0 || r->targets[self].state != CORE_T_OK)
+    return;
+  for (uint32_t i = 0; i < r->ntargets; i++) {
+    core_target *t = &r->targets[i];
+    if (!t->primary || t->self || t->hinted || t->state == CORE_T_OK ||
+        coord__covered(r, t, true))
+      continue;
+    hints_keep(n, t->id, r->part, r->key, r->klen, r->enc.data, r->enc.len);
+    t->hinted = true;
+  }
+}
+
 static void coord__put_check(node *n, core_req *r) {
   uint32_t waiting = apl_waiting(r);
   if (!r->replied) {
     char rmsg[WIRE_ERRMSG_MAX];
     int regions = coord__put_regions(n, r, rmsg, sizeof(rmsg));
     if (regions < 0) {
+      coord__hint_rest(n, r);
       coord__fail(n, r, KV_EQUORUM, rmsg);
       return;
     }
     if (regions > 0 && r->acks >= r->need && r->dw_acks >= r->need_dw &&
         r->p_acks >= r->need_p) {
+      /* Replied; the request stays until every replica answered (or its
+       * deadline), to know which ones need a hint. */
       coord__put_reply(n, r);
-      if (!r->is_delete) {
-        core__req_free(n, r);
-        return;
-      }
     } else if (r->acks + waiting < r->need ||
                r->dw_acks + waiting < r->need_dw ||
                r->p_acks + waiting < r->need_p) {
@@ -159,6 +199,7 @@ static void coord__put_check(node *n, core_req *r) {
                "only %u of %u required replicas acknowledged the write "
                "(%u failed)",
                r->acks, r->need, r->fails);
+      coord__hint_rest(n, r);
       coord__fail(n, r, KV_EQUORUM, msg);
       return;
     }
@@ -170,8 +211,9 @@ static void coord__put_check(node *n, core_req *r) {
     for (uint32_t i = 0; i < r->ntargets; i++)
       if (r->targets[i].primary && r->targets[i].state != CORE_T_OK)
         all = false;
-    if (all)
+    if (all && r->is_delete)
       reap_schedule(n, r->part, r->key, r->klen);
+    coord__hint_rest(n, r);
     core__req_free(n, r);
   }
 }
@@ -239,11 +281,11 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   levels_tally tally;
   apl_tally(n, r, &tally);
   if (levels_resolve("w", m->opts.w, n->def_w, nrep, &tally, &r->need, err,
-                   sizeof(err)) ||
+                     sizeof(err)) ||
       levels_resolve("dw", m->opts.dw, 0, nrep, &tally, &r->need_dw, err,
-                   sizeof(err)) ||
+                     sizeof(err)) ||
       levels_resolve("pw", m->opts.pw, 0, nrep, &tally, &r->need_p, err,
-                   sizeof(err))) {
+                     sizeof(err))) {
     coord__fail(n, r, KV_EINVAL, err);
     return;
   }
@@ -264,8 +306,8 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   int32_t put_qs[3] = {m->opts.w, m->opts.dw, m->opts.pw};
   for (int i = 0; i < 3; i++) {
     if (levels_regional(put_qs[i]) &&
-        levels_judge(&tally, put_qs[i], i == 2, true, put_names[i], "",
-                     err, sizeof(err)) < 0) {
+        levels_judge(&tally, put_qs[i], i == 2, true, put_names[i], "", err,
+                     sizeof(err)) < 0) {
       n->stats.unavailable++;
       coord__fail(n, r, KV_EUNAVAIL, err);
       return;
@@ -279,8 +321,8 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     snprintf(err, sizeof(err),
              "only %u of %u replicas of this key are up%s; the write needs "
              "%u (w=%u, pw=%u, dw=%u)",
-             alive_p, nrep, alive > alive_p ? " (plus fallbacks)" : "",
-             need_up, r->need, r->need_p, r->need_dw);
+             alive_p, nrep, alive > alive_p ? " (plus fallbacks)" : "", need_up,
+             r->need, r->need_p, r->need_dw);
     coord__fail(n, r, KV_EUNAVAIL, err);
     return;
   }
@@ -310,8 +352,8 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
                  .data = is_delete ? NULL : m->value.ptr,
                  .len = is_delete ? 0 : m->value.len};
   bool warn = false;
-  rc = obj_update(local, m->context.ptr, m->context.len, actor, &v,
-                  v.ts_ms, &n->limits, &warn);
+  rc = obj_update(local, m->context.ptr, m->context.len, actor, &v, v.ts_ms,
+                  &n->limits, &warn);
   if (rc == KV_ESIBLINGS) {
     obj_free(local);
     snprintf(err, sizeof(err),
@@ -323,8 +365,9 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   }
   if (rc) {
     obj_free(local);
-    coord__fail(n, r, rc, rc == KV_EPROTO ? "the context is malformed"
-                                          : "cannot apply the write");
+    coord__fail(n, r, rc,
+                rc == KV_EPROTO ? "the context is malformed"
+                                : "cannot apply the write");
     return;
   }
   if (warn) {
@@ -352,6 +395,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     t->alive = true;
     self = (int)r->ntargets++;
   }
+  coord__hint_down(n, r);
   r->targets[self].state = CORE_T_WAIT;
   rc = core__local_write(n, r->part, r->key, r->klen, r->enc.data, r->enc.len,
                          old_hash, core__req_wire_id(r, (uint32_t)self));
@@ -362,14 +406,18 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   r->targets[self].state = CORE_T_FAILED;
   r->targets[self].alive = false;
   if (!from_peer && apl_alive_primaries(r) > 0) {
-    core__log(n, NODE_LOG_WARN, "local storage refuses writes (%s): "
-              "forwarding a write", kv_strerror(rc));
+    core__log(n, NODE_LOG_WARN,
+              "local storage refuses writes (%s): "
+              "forwarding a write",
+              kv_strerror(rc));
     coord__forward(n, r, m, is_delete);
     return;
   }
   char msg[WIRE_ERRMSG_MAX];
-  snprintf(msg, sizeof(msg), "the coordinator %s cannot write to its "
-           "storage: %s", n->id, kv_strerror(rc));
+  snprintf(msg, sizeof(msg),
+           "the coordinator %s cannot write to its "
+           "storage: %s",
+           n->id, kv_strerror(rc));
   coord__fail(n, r, rc, msg);
 }
 
@@ -427,8 +475,10 @@ void coord_store_done(node *n, core_req *r, uint32_t target, bool synced,
     return;
   if (status) {
     char msg[WIRE_ERRMSG_MAX];
-    snprintf(msg, sizeof(msg), "the coordinator %s could not store the "
-             "write: %s", n->id, kv_strerror(status));
+    snprintf(msg, sizeof(msg),
+             "the coordinator %s could not store the "
+             "write: %s",
+             n->id, kv_strerror(status));
     coord__fail(n, r, status, msg);
     return;
   }
@@ -522,8 +572,7 @@ static void coord__read_repair(node *n, core_req *r) {
 }
 
 /* Judges the regional parts of a get's R and PR, as coord__put_regions. */
-static int coord__get_regions(node *n, core_req *r, char *msg,
-                              size_t msglen) {
+static int coord__get_regions(node *n, core_req *r, char *msg, size_t msglen) {
   int32_t qs[2] = {r->opts.r, r->opts.pr};
   static const char *const names[2] = {"r", "pr"};
   if (!levels_regional(qs[0]) && !levels_regional(qs[1]))
@@ -585,8 +634,7 @@ static void coord__get_check(node *n, core_req *r) {
       }
       coord__get_ok(n, r->conn, r->reply_id, r->result);
       r->replied = true;
-    } else if (r->acks + waiting < r->need ||
-               r->p_acks + waiting < r->need_p) {
+    } else if (r->acks + waiting < r->need || r->p_acks + waiting < r->need_p) {
       char msg[WIRE_ERRMSG_MAX];
       snprintf(msg, sizeof(msg),
                "only %u of %u required replicas answered the read "
@@ -611,8 +659,8 @@ static void coord__get_check(node *n, core_req *r) {
 void coord_get(node *n, uint64_t conn, const wire_msg *m) {
   if (m->opts.flags & WIRE_OPT_LOCAL) {
     n->stats.local_gets++;
-    uint32_t part = ring_partition(gossip_ring(n->gossip), m->key.ptr,
-                                   m->key.len);
+    uint32_t part =
+        ring_partition(gossip_ring(n->gossip), m->key.ptr, m->key.len);
     obj *o = NULL;
     int rc = core__local_read(n, part, m->key.ptr, m->key.len, &o, NULL);
     if (rc) {
@@ -634,9 +682,9 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
   levels_tally tally;
   apl_tally(n, r, &tally);
   if (levels_resolve("r", m->opts.r, n->def_r, nrep, &tally, &r->need, err,
-                   sizeof(err)) ||
+                     sizeof(err)) ||
       levels_resolve("pr", m->opts.pr, 0, nrep, &tally, &r->need_p, err,
-                   sizeof(err))) {
+                     sizeof(err))) {
     coord__fail(n, r, KV_EINVAL, err);
     return;
   }
@@ -644,8 +692,8 @@ void coord_get(node *n, uint64_t conn, const wire_msg *m) {
     r->need = 1;
   /* Regional levels first: their message names the region. */
   if ((levels_regional(m->opts.r) &&
-       levels_judge(&tally, m->opts.r, false, true, "r", "", err,
-                    sizeof(err)) < 0) ||
+       levels_judge(&tally, m->opts.r, false, true, "r", "", err, sizeof(err)) <
+           0) ||
       (levels_regional(m->opts.pr) &&
        levels_judge(&tally, m->opts.pr, true, true, "pr", "", err,
                     sizeof(err)) < 0)) {
@@ -721,8 +769,7 @@ static void coord__fwd_reply(node *n, core_req *r, const wire_msg *m) {
   core__req_free(n, r);
 }
 
-void coord_on_reply(node *n, core_req *r, core_target *t,
-                    const wire_msg *m) {
+void coord_on_reply(node *n, core_req *r, core_target *t, const wire_msg *m) {
   assert(core__req_check(n, r));
   bool ok = m->type != WIRE_ERROR;
   switch (r->kind) {
@@ -748,8 +795,8 @@ void coord_on_reply(node *n, core_req *r, core_target *t,
   case CORE_REQ_GET:
     if (ok && m->type != WIRE_REPL_GET_OK)
       return;
-    if (ok && m->object.ptr && obj_decode(m->object.ptr, m->object.len,
-                                          &t->answer) != 0)
+    if (ok && m->object.ptr &&
+        obj_decode(m->object.ptr, m->object.len, &t->answer) != 0)
       ok = false;
     if (ok) {
       t->state = CORE_T_OK;
@@ -799,9 +846,8 @@ static void coord__timeout_msg(node *n, core_req *r, const char *verb,
   if (where[0])
     snprintf(msg, msglen, "%s", where);
   else
-    snprintf(msg, msglen,
-             "only %u of %u required replicas %s within %u ms", r->acks,
-             r->need, verb, r->timeout_ms);
+    snprintf(msg, msglen, "only %u of %u required replicas %s within %u ms",
+             r->acks, r->need, verb, r->timeout_ms);
 }
 
 void coord_expired(node *n, core_req *r) {
@@ -809,6 +855,7 @@ void coord_expired(node *n, core_req *r) {
   char msg[WIRE_ERRMSG_MAX];
   switch (r->kind) {
   case CORE_REQ_PUT:
+    coord__hint_rest(n, r);
     if (r->replied) {
       core__req_free(n, r);
       break;
@@ -839,4 +886,3 @@ void coord_expired(node *n, core_req *r) {
     break;
   }
 }
-

@@ -60,7 +60,6 @@ uint64_t core__actor(const node *n, uint32_t part) {
   return node_actor_epoch(n->id, n->incarnation, part, n->part_epoch[part]);
 }
 
-
 /* ---- request slots ---- */
 
 core_req *core__req_new(node *n, core_req_kind kind) {
@@ -176,24 +175,24 @@ int core__local_read(node *n, uint32_t part, const uint8_t *key, size_t klen,
     *hash = XXH3_64bits(val, vlen);
   rc = obj_decode(val, vlen, out);
   if (rc)
-    core__log(n, NODE_LOG_ERROR, "stored object of a key in partition %u "
-              "does not decode: %s", part, kv_strerror(rc));
+    core__log(n, NODE_LOG_ERROR,
+              "stored object of a key in partition %u "
+              "does not decode: %s",
+              part, kv_strerror(rc));
   return rc;
 }
 
-int core__local_write(node *n, uint32_t part, const uint8_t *key,
-                      size_t klen, const uint8_t *enc, size_t enc_len,
-                      uint64_t old_hash, uint64_t token) {
+int core__local_write(node *n, uint32_t part, const uint8_t *key, size_t klen,
+                      const uint8_t *enc, size_t enc_len, uint64_t old_hash,
+                      uint64_t token) {
   int rc = n->io.store_put(n->io.ctx, part, key, klen, enc, enc_len, token);
   if (rc == 0)
-    core__tree_update(n, part, key, klen, old_hash,
-                       XXH3_64bits(enc, enc_len));
+    core__tree_update(n, part, key, klen, old_hash, XXH3_64bits(enc, enc_len));
   return rc;
 }
 
-int core__local_merge(node *n, uint32_t part, const uint8_t *key,
-                      size_t klen, const obj *incoming, uint64_t token,
-                      bool *changed) {
+int core__local_merge(node *n, uint32_t part, const uint8_t *key, size_t klen,
+                      const obj *incoming, uint64_t token, bool *changed) {
   obj *local = NULL;
   uint64_t old_hash = 0;
   bool ch = true;
@@ -229,19 +228,22 @@ size_t core__preflist(const ring *rg, uint32_t p, size_t *idx,
   return total;
 }
 
-bool core__is_primary(node *n, uint32_t p) {
-  const ring *rg = gossip_ring(n->gossip);
+bool core__is_primary_of(const ring *rg, uint32_t p, const char *id) {
   size_t idx[NODE_FANOUT_MAX];
   size_t np = 0;
   core__preflist(rg, p, idx, &np);
-  for (size_t i = 0; i < np; i++)
-    if (strcmp(ring_node_id(rg, idx[i]), n->id) == 0)
+  for (size_t k = 0; k < np; k++)
+    if (strcmp(ring_node_id(rg, idx[k]), id) == 0)
       return true;
   return false;
 }
 
-void core__tree_update(node *n, uint32_t part, const uint8_t *key,
-                       size_t klen, uint64_t old_hash, uint64_t new_hash) {
+bool core__is_primary(node *n, uint32_t p) {
+  return core__is_primary_of(gossip_ring(n->gossip), p, n->id);
+}
+
+void core__tree_update(node *n, uint32_t part, const uint8_t *key, size_t klen,
+                       uint64_t old_hash, uint64_t new_hash) {
   if (part >= n->trees_q || old_hash == new_hash)
     return;
   aae_tree *t = n->trees[part];
@@ -264,8 +266,8 @@ void core__trees_free(node *n) {
 
 /* Remembers key as the point a paged scan resumes after. Returns 0 or
  * KV_ENOMEM. */
-int core__cursor(uint8_t **last, size_t *last_len,
-                          const uint8_t *key, size_t klen) {
+int core__cursor(uint8_t **last, size_t *last_len, const uint8_t *key,
+                 size_t klen) {
   uint8_t *p = realloc(*last, klen ? klen : 1);
   if (!p)
     return KV_ENOMEM;
@@ -279,8 +281,8 @@ int core__cursor(uint8_t **last, size_t *last_len,
 
 /* Sends a PEER_MSG of kind with payload pl to addr as request r's target
  * ti (r may be NULL: fire and forget). Returns the connection or 0. */
-uint64_t core__peer_send(node *n, const char *addr, core_req *r,
-                             uint32_t ti, uint32_t kind, const kvbuf *pl) {
+uint64_t core__peer_send(node *n, const char *addr, core_req *r, uint32_t ti,
+                         uint32_t kind, const kvbuf *pl) {
   if (pl->oom)
     return 0;
   wire_msg m = {.type = WIRE_PEER_MSG,
@@ -300,8 +302,8 @@ uint64_t core__peer_send(node *n, const char *addr, core_req *r,
 }
 
 /* Replies with a PEER_MSG on conn (the answer to req_id). */
-void core__peer_reply(node *n, uint64_t conn, uint64_t req_id,
-                          uint32_t kind, const kvbuf *pl) {
+void core__peer_reply(node *n, uint64_t conn, uint64_t req_id, uint32_t kind,
+                      const kvbuf *pl) {
   if (pl->oom)
     return;
   wire_msg m = {.type = WIRE_PEER_MSG, .req_id = req_id, .flags = kind};
@@ -315,7 +317,7 @@ void core__peer_reply(node *n, uint64_t conn, uint64_t req_id,
 
 /* Starts request r with one remote target (id, addr). */
 core_req *core__peer_req(node *n, core_req_kind kind, const char *id,
-                             const char *addr) {
+                         const char *addr) {
   core_req *r = core__req_new(n, kind);
   if (!r)
     return NULL;
@@ -337,7 +339,7 @@ const gossip_member *core__member_up(node *n, const char *id) {
 }
 
 static int core__any_fn(void *arg, const uint8_t *key, size_t klen,
-                          const uint8_t *val, size_t vlen) {
+                        const uint8_t *val, size_t vlen) {
   *(bool *)arg = true;
   return 1;
 }

@@ -158,6 +158,14 @@ typedef struct node_config {
   /* Repair (0 = the default in parentheses). */
   uint32_t aae_interval_ms;     /* one tree exchange per interval (10000) */
   uint32_t hint_interval_ms;    /* hint delivery rounds (1000) */
+  /* Hints are kept for a replica only while it has been down less than
+   * this; past it, anti-entropy repairs it (3 hours, as Cassandra's
+   * max_hint_window). */
+  uint64_t hint_window_ms;
+  /* Catch-up anti-entropy with a returning replica, in MiB a second of
+   * exchanged bytes (32); catchup_off turns it off. */
+  uint32_t catchup_mb_per_s;
+  bool catchup_off;
   uint32_t handoff_interval_ms; /* ownership handoff rounds (1000) */
   uint64_t tombstone_grace_ms;  /* tombstones older than this may be
                                    reaped once every replica has them

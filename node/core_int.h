@@ -52,18 +52,17 @@ _Static_assert((CORE_TOKEN_SYNC & CORE_TARGET_MASK) == 0 &&
                    CORE_TOKEN_SYNC < (1u << CORE_TARGET_BITS),
                "the sync flag sits between target index and request id");
 
-
 typedef enum core_req_kind {
   CORE_REQ_FREE = 0,
-  CORE_REQ_PUT,      /* coordinating a put or delete */
-  CORE_REQ_GET,      /* coordinating a get (then its read repair) */
-  CORE_REQ_FWD,      /* a client write forwarded to another coordinator */
-  CORE_REQ_REPLICA,  /* a replica write waiting for commit/fsync to ack */
-  CORE_REQ_HINT,     /* a hint being delivered to its owner */
-  CORE_REQ_AAE,      /* an anti-entropy exchange this node started */
-  CORE_REQ_HANDOFF,  /* a handoff batch waiting for its ack */
-  CORE_REQ_REAP,     /* reading every replica before reaping a tombstone */
-  CORE_REQ_KINDS,    /* the count, not a kind */
+  CORE_REQ_PUT,     /* coordinating a put or delete */
+  CORE_REQ_GET,     /* coordinating a get (then its read repair) */
+  CORE_REQ_FWD,     /* a client write forwarded to another coordinator */
+  CORE_REQ_REPLICA, /* a replica write waiting for commit/fsync to ack */
+  CORE_REQ_HINT,    /* a hint being delivered to its owner */
+  CORE_REQ_AAE,     /* an anti-entropy exchange this node started */
+  CORE_REQ_HANDOFF, /* a handoff batch waiting for its ack */
+  CORE_REQ_REAP,    /* reading every replica before reaping a tombstone */
+  CORE_REQ_KINDS,   /* the count, not a kind */
 } core_req_kind;
 
 typedef enum core_target_state {
@@ -79,9 +78,10 @@ typedef struct core_target {
   bool self;
   bool primary;
   bool alive;
-  uint8_t state;   /* core_target_state */
-  uint64_t conn;   /* connection the request went out on */
-  obj *answer;     /* GET: the replica's object (NULL: not found) */
+  bool hinted;   /* PUT: the coordinator keeps a hint for this primary */
+  uint8_t state; /* core_target_state */
+  uint64_t conn; /* connection the request went out on */
+  obj *answer;   /* GET: the replica's object (NULL: not found) */
   char hint_for[RING_NAME_MAX]; /* fallback: the primary it stands in for */
 } core_target;
 
@@ -90,20 +90,20 @@ typedef struct core_target {
 
 typedef struct core_req {
   uint8_t kind;
-  bool replied;     /* the client has its answer */
+  bool replied; /* the client has its answer */
   bool is_delete;
-  bool durable;     /* DW > 0: replicas ack after fsync */
-  bool from_peer;   /* reply goes to a peer connection (COORD_PUT) */
-  bool spares;      /* GET: replicas beyond R are asked only on failure */
-  uint32_t gen;     /* bumped when the slot is reused */
+  bool durable;   /* DW > 0: replicas ack after fsync */
+  bool from_peer; /* reply goes to a peer connection (COORD_PUT) */
+  bool spares;    /* GET: replicas beyond R are asked only on failure */
+  uint32_t gen;   /* bumped when the slot is reused */
   uint32_t slot;
   struct core_req *prev, *next; /* active list */
-  uint64_t conn;     /* where the reply goes */
-  uint64_t reply_id; /* the req_id to echo */
+  uint64_t conn;                /* where the reply goes */
+  uint64_t reply_id;            /* the req_id to echo */
   uint64_t start_ms, deadline_ms;
   uint32_t timeout_ms;
   uint32_t part;
-  uint8_t *key;     /* key_inline, or malloc'd when longer */
+  uint8_t *key; /* key_inline, or malloc'd when longer */
   size_t klen;
   uint8_t key_inline[CORE_KEY_INLINE];
   /* Requirements and counts. */
@@ -111,25 +111,27 @@ typedef struct core_req {
   uint32_t acks, dw_acks, p_acks, fails;
   uint32_t ntargets;
   core_target targets[NODE_FANOUT_MAX];
-  obj *result;   /* PUT: the coordinator's new object; GET, REAP: merged */
-  kvbuf enc;     /* PUT: the encoded object sent to replicas */
+  obj *result; /* PUT: the coordinator's new object; GET, REAP: merged */
+  kvbuf enc;   /* PUT: the encoded object sent to replicas */
   wire_opts opts;
-  union {        /* what only one kind of request needs */
-    struct {     /* PUT, GET, FWD */
+  union {                         /* what only one kind of request needs */
+    struct {                      /* PUT, GET, FWD */
       uint32_t reply_type;        /* PUT_OK or DEL_OK */
       char region[RING_NAME_MAX]; /* the client's region ("" = the
                                      coordinator's), for local levels */
     } coord;
-    struct {     /* HINT */
-      uint64_t hash;              /* of the hint sent */
-      char owner[RING_NAME_MAX];  /* whose hint it is */
+    struct {                     /* HINT */
+      uint64_t hash;             /* of the hint sent */
+      char owner[RING_NAME_MAX]; /* whose hint it is */
     } hint;
-    struct {     /* HANDOFF */
-      uint32_t transfer;          /* index into the transfer table */
-      uint64_t count;             /* objects in the batch in flight */
+    struct {             /* HANDOFF */
+      uint32_t transfer; /* index into the transfer table */
+      uint64_t count;    /* objects in the batch in flight */
     } handoff;
-    struct {     /* AAE */
-      aae_phase phase;            /* what the exchange waits for */
+    struct {           /* AAE */
+      aae_phase phase; /* what the exchange waits for */
+      bool catchup;    /* a queued catch-up exchange */
+      uint32_t round;  /* its round (aae_catchup) */
     } aae;
   } u;
 } core_req;
@@ -143,6 +145,8 @@ typedef struct core_stats {
   uint64_t bad_frames;
   uint64_t sibling_warnings;
   uint64_t hints_stored, hints_delivered, hints_refused;
+  uint64_t hints_kept, hints_window_skipped; /* coordinator hints */
+  uint64_t catchup_exchanges, catchup_keys_sent, catchup_keys_repaired;
   uint64_t aae_exchanges, aae_bytes, aae_keys_repaired;
   uint64_t handoff_keys_sent, handoff_keys_received, partitions_dropped;
   uint64_t tombstones_reaped;
@@ -167,13 +171,13 @@ struct node {
   uint32_t nslots;      /* a power of two, at most NODE_REQUESTS_MAX */
   uint32_t *free_slots; /* stack of free slot numbers */
   uint32_t nfree;
-  core_req *active;     /* doubly linked list of requests in flight */
+  core_req *active; /* doubly linked list of requests in flight */
   size_t nactive;
-  kvbuf out;            /* scratch for encoding frames */
-  kvbuf scratch;        /* scratch for object encodings */
+  kvbuf out;     /* scratch for encoding frames */
+  kvbuf scratch; /* scratch for object encodings */
   core_stats stats;
   /* Anti-entropy trees, kept by every local write (core__local_write). */
-  aae_tree **trees;           /* one per partition, NULL until it has data */
+  aae_tree **trees; /* one per partition, NULL until it has data */
   uint32_t trees_q;
   /* The modules' own state. */
   hints_state hints;
@@ -208,7 +212,8 @@ core_req *core__req_find(node *n, uint64_t wire_id, uint32_t *target);
 uint64_t core__req_wire_id(const core_req *r, uint32_t target);
 void core__send_conn(node *n, uint64_t conn);
 void core__send_error(node *n, uint64_t conn, uint64_t req_id, int code,
-                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                      const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Reads and decodes the local object of key. Returns 0 with *out (NULL
  * when not found) and *hash (the hash of its encoding, 0 when not found;
  * hash may be NULL), or an error. */
@@ -217,15 +222,14 @@ int core__local_read(node *n, uint32_t part, const uint8_t *key, size_t klen,
 /* Stages enc as the local object of key (replacing one whose hash was
  * old_hash, 0 for none) with the given token, and updates the partition's
  * anti-entropy tree. */
-int core__local_write(node *n, uint32_t part, const uint8_t *key,
-                      size_t klen, const uint8_t *enc, size_t enc_len,
-                      uint64_t old_hash, uint64_t token);
+int core__local_write(node *n, uint32_t part, const uint8_t *key, size_t klen,
+                      const uint8_t *enc, size_t enc_len, uint64_t old_hash,
+                      uint64_t token);
 /* Merges incoming into the local object of key and writes the result when
  * it changed (always when token is not 0, so the caller gets its
  * callback). *changed may be NULL. Returns 0 or an error. */
-int core__local_merge(node *n, uint32_t part, const uint8_t *key,
-                      size_t klen, const obj *incoming, uint64_t token,
-                      bool *changed);
+int core__local_merge(node *n, uint32_t part, const uint8_t *key, size_t klen,
+                      const obj *incoming, uint64_t token, bool *changed);
 /* Fills idx (NODE_FANOUT_MAX entries) with the preference list of p:
  * returns how many it wrote (primaries first, then fallbacks) and sets
  * *nprimary to how many of those are primaries. */
@@ -233,6 +237,8 @@ size_t core__preflist(const ring *rg, uint32_t p, size_t *idx,
                       size_t *nprimary);
 /* True when this node is a primary replica of partition p. */
 bool core__is_primary(node *n, uint32_t p);
+/* True when id is a primary replica of partition p in rg. */
+bool core__is_primary_of(const ring *rg, uint32_t p, const char *id);
 /* Whether r is a consistent request in the table (for assertions). */
 bool core__req_check(const node *n, const core_req *r);
 /* Remembers key as the point a paged scan resumes after (*last is
@@ -243,8 +249,8 @@ int core__cursor(uint8_t **last, size_t *last_len, const uint8_t *key,
 bool core__has_data(node *n, uint32_t p);
 /* Updates partition part's tree for key: its object hash old_hash becomes
  * new_hash (0: none). */
-void core__tree_update(node *n, uint32_t part, const uint8_t *key,
-                       size_t klen, uint64_t old_hash, uint64_t new_hash);
+void core__tree_update(node *n, uint32_t part, const uint8_t *key, size_t klen,
+                       uint64_t old_hash, uint64_t new_hash);
 void core__trees_free(node *n);
 /* The member id when it is up, not removed and not this node; else NULL. */
 const gossip_member *core__member_up(node *n, const char *id);

@@ -165,17 +165,6 @@ static void handoff__clear(node *n, uint32_t p) {
   }
 }
 
-/* Whether id is a primary of partition p in rg. */
-static bool handoff__is_target(const ring *rg, uint32_t p, const char *id) {
-  size_t idx[NODE_FANOUT_MAX];
-  size_t np = 0;
-  core__preflist(rg, p, idx, &np);
-  for (size_t k = 0; k < np; k++)
-    if (strcmp(ring_node_id(rg, idx[k]), id) == 0)
-      return true;
-  return false;
-}
-
 /* Finds partitions this node holds but no longer owns, starts transfers
  * to their primaries, and drops a partition every primary confirmed.
  *
@@ -195,12 +184,11 @@ static void handoff__run(node *n) {
     handoff_transfer *t = &n->handoff.transfers[i];
     if (t->active && !t->inflight &&
         (t->part >= q || core__is_primary(n, t->part) ||
-         !handoff__is_target(rg, t->part, t->target))) {
+         !core__is_primary_of(rg, t->part, t->target))) {
       free(t->last_key);
       memset(t, 0, sizeof(*t));
     }
-    if (t->active && !t->inflight && !t->done &&
-        core__member_up(n, t->target))
+    if (t->active && !t->inflight && !t->done && core__member_up(n, t->target))
       handoff__send(n, i);
     free_slots += !t->active;
   }
@@ -246,8 +234,7 @@ static void handoff__run(node *n) {
           kv_strcopy(t->addr, sizeof(t->addr), m->peer_addr);
           t->started_ms = core__now(n);
           free_slots--;
-          core__log(n, NODE_LOG_INFO, "handing partition %u off to %s", p,
-                    id);
+          core__log(n, NODE_LOG_INFO, "handing partition %u off to %s", p, id);
           if (core__member_up(n, id))
             handoff__send(n, s);
           break;
@@ -264,7 +251,8 @@ static void handoff__run(node *n) {
       free(n->trees[p]);
       n->trees[p] = NULL;
       for (uint32_t i = 0; i < HANDOFF_TRANSFERS_MAX; i++)
-        free_slots += n->handoff.transfers[i].active && n->handoff.transfers[i].part == p &&
+        free_slots += n->handoff.transfers[i].active &&
+                      n->handoff.transfers[i].part == p &&
                       !n->handoff.transfers[i].inflight;
       handoff__clear(n, p);
       n->stats.partitions_dropped++;
@@ -296,7 +284,8 @@ static void handoff__maybe_exit(node *n) {
   if (n->hints.count)
     return;
   n->handoff.leaving_done = true;
-  core__log(n, NODE_LOG_INFO, "left the cluster: every partition is handed "
+  core__log(n, NODE_LOG_INFO,
+            "left the cluster: every partition is handed "
             "off; stopping");
   n->io.shutdown(n->io.ctx);
 }
@@ -305,13 +294,20 @@ void handoff_admin_transfers(node *n, msgpack_packer *pk) {
   uint32_t cnt = 0;
   for (uint32_t i = 0; i < HANDOFF_TRANSFERS_MAX; i++)
     cnt += n->handoff.transfers[i].active;
-  msgpack_pack_map(pk, 4);
+  msgpack_pack_map(pk, 7);
   mp_pack_cstr(pk, "node");
   mp_pack_cstr(pk, n->id);
   mp_pack_cstr(pk, "hints_pending");
   msgpack_pack_uint64(pk, n->hints.count);
   mp_pack_cstr(pk, "aae_exchanges");
   msgpack_pack_uint64(pk, n->stats.aae_exchanges);
+  /* Catch-up anti-entropy with returning replicas (aae.h). */
+  mp_pack_cstr(pk, "catchup_partitions_left");
+  msgpack_pack_uint64(pk, aae_catchup_left(n));
+  mp_pack_cstr(pk, "catchup_exchanges");
+  msgpack_pack_uint64(pk, n->stats.catchup_exchanges);
+  mp_pack_cstr(pk, "catchup_keys_sent");
+  msgpack_pack_uint64(pk, n->stats.catchup_keys_sent);
   mp_pack_cstr(pk, "transfers");
   msgpack_pack_array(pk, cnt);
   for (uint32_t i = 0; i < HANDOFF_TRANSFERS_MAX; i++) {
@@ -352,8 +348,7 @@ void handoff_tick(node *n, uint64_t now) {
   handoff__maybe_exit(n);
 }
 
-void handoff_on_reply(node *n, core_req *r, core_target *t,
-                      const wire_msg *m) {
+void handoff_on_reply(node *n, core_req *r, core_target *t, const wire_msg *m) {
   assert(core__req_check(n, r) && r->kind == CORE_REQ_HANDOFF);
   bool ok = m->type != WIRE_ERROR;
   t->state = ok ? CORE_T_OK : CORE_T_FAILED;

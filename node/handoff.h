@@ -30,8 +30,8 @@
 #include "core.h"
 #include "mp.h"
 
-#define HANDOFF_BATCH 64u          /* objects per handoff message */
-#define HANDOFF_TRANSFERS_MAX 16u  /* transfers running at once */
+#define HANDOFF_BATCH 64u         /* objects per handoff message */
+#define HANDOFF_TRANSFERS_MAX 16u /* transfers running at once */
 _Static_assert(HANDOFF_TRANSFERS_MAX >= NODE_FANOUT_MAX,
                "every primary of a partition fits in the transfer slots");
 
@@ -47,10 +47,10 @@ typedef struct handoff_transfer {
   char addr[GOSSIP_ADDR_MAX];
   uint8_t *last_key; /* resume after this key */
   size_t last_len;
-  bool last_batch;   /* the batch in flight is the final one */
+  bool last_batch; /* the batch in flight is the final one */
   uint64_t keys_sent;
   uint64_t started_ms;
-  uint64_t req_gen;  /* the request slot waiting for the ack */
+  uint64_t req_gen; /* the request slot waiting for the ack */
 } handoff_transfer;
 
 typedef struct handoff_state {
@@ -67,8 +67,7 @@ void handoff_tick(node *n, uint64_t now);
  * after it is committed. */
 void handoff_on_batch(node *n, uint64_t conn, const wire_msg *m,
                       const wire_pm_handoff *h);
-void handoff_on_reply(node *n, core_req *r, core_target *t,
-                      const wire_msg *m);
+void handoff_on_reply(node *n, core_req *r, core_target *t, const wire_msg *m);
 void handoff_expired(node *n, core_req *r);
 /* The body of `kvorum transfers`. */
 void handoff_admin_transfers(node *n, msgpack_packer *pk);

@@ -11,7 +11,7 @@
 #include "core_int.h"
 
 static int hints__count_fn(void *arg, uint32_t part, const uint8_t *key,
-                            size_t klen, const uint8_t *val, size_t vlen) {
+                           size_t klen, const uint8_t *val, size_t vlen) {
   (void)part;
   (void)key;
   (void)klen;
@@ -42,13 +42,12 @@ void hints_load(node *n) {
 /* Merges in into the hint kept for owner (part, key), making it when there
  * is none (then *fresh, and hints_count counts it). With enforce_max a new
  * hint past hints_max is refused with KV_EFULL. Returns 0 or an error. */
-static int hints__merge(node *n, const char *owner, uint32_t part,
-                              kv_slice key, const obj *in, bool enforce_max,
-                              bool *fresh) {
+static int hints__merge(node *n, const char *owner, uint32_t part, kv_slice key,
+                        const obj *in, bool enforce_max, bool *fresh) {
   uint8_t *old = NULL;
   size_t old_len = 0;
-  int rc = n->io.hint_get(n->io.ctx, owner, part, key.ptr, key.len, &old,
-                          &old_len);
+  int rc =
+      n->io.hint_get(n->io.ctx, owner, part, key.ptr, key.len, &old, &old_len);
   *fresh = rc == KV_ENOTFOUND;
   if (rc && !*fresh)
     return rc;
@@ -90,7 +89,8 @@ void hints_on_put(node *n, uint64_t conn, const wire_msg *m,
   bool durable = h->durable;
   obj *in = NULL;
   if (obj_decode(object.ptr, object.len, &in)) {
-    core__send_error(n, conn, m->req_id, KV_EPROTO, "hinted object is "
+    core__send_error(n, conn, m->req_id, KV_EPROTO,
+                     "hinted object is "
                      "invalid");
     return;
   }
@@ -100,8 +100,10 @@ void hints_on_put(node *n, uint64_t conn, const wire_msg *m,
   obj_free(in);
   if (rc == KV_EFULL) {
     n->stats.hints_refused++;
-    core__log(n, NODE_LOG_WARN, "hint store is full (%llu hints): refusing "
-              "a hint for %s", (unsigned long long)n->hints.max, owner);
+    core__log(n, NODE_LOG_WARN,
+              "hint store is full (%llu hints): refusing "
+              "a hint for %s",
+              (unsigned long long)n->hints.max, owner);
     core__send_error(n, conn, m->req_id, KV_EFULL,
                      "the hint store of %s is full (%llu hints)", n->id,
                      (unsigned long long)n->hints.max);
@@ -142,9 +144,9 @@ typedef struct hints__ctx {
  * sent to id at addr; hints__done deletes the hint if it is still
  * those bytes. NULL when the request table is full. */
 static core_req *hints__req(node *n, const char *id, const char *addr,
-                                  const char *owner, uint32_t part,
-                                  const uint8_t *key, size_t klen,
-                                  const uint8_t *val, size_t vlen) {
+                            const char *owner, uint32_t part,
+                            const uint8_t *key, size_t klen, const uint8_t *val,
+                            size_t vlen) {
   core_req *r = core__peer_req(n, CORE_REQ_HINT, id, addr);
   if (!r)
     return NULL;
@@ -158,12 +160,12 @@ static core_req *hints__req(node *n, const char *id, const char *addr,
   return r;
 }
 
-static int hints__fn(void *arg, uint32_t part, const uint8_t *key,
-                           size_t klen, const uint8_t *val, size_t vlen) {
+static int hints__fn(void *arg, uint32_t part, const uint8_t *key, size_t klen,
+                     const uint8_t *val, size_t vlen) {
   hints__ctx *h = arg;
   node *n = h->n;
-  core_req *r = hints__req(n, h->owner->id, h->owner->peer_addr,
-                                 h->owner->id, part, key, klen, val, vlen);
+  core_req *r = hints__req(n, h->owner->id, h->owner->peer_addr, h->owner->id,
+                           part, key, klen, val, vlen);
   if (!r)
     return 1;
   wire_msg rp = {.type = WIRE_REPL_PUT, .req_id = core__req_wire_id(r, 0)};
@@ -197,14 +199,16 @@ typedef struct hints__rehome_ctx {
  * current primary of its key, and merged here when this node is one (the
  * old hint then goes once that write is committed). */
 static int hints__rehome_fn(void *arg, uint32_t part, const uint8_t *key,
-                             size_t klen, const uint8_t *val, size_t vlen) {
+                            size_t klen, const uint8_t *val, size_t vlen) {
   hints__rehome_ctx *c = arg;
   node *n = c->n;
   const ring *rg = gossip_ring(n->gossip);
   obj *o = NULL;
   if (obj_decode(val, vlen, &o)) {
-    core__log(n, NODE_LOG_ERROR, "a hint for %s does not decode; dropping "
-              "it", c->owner);
+    core__log(n, NODE_LOG_ERROR,
+              "a hint for %s does not decode; dropping "
+              "it",
+              c->owner);
     if (n->io.hint_del(n->io.ctx, c->owner, part, key, klen) == 0 &&
         n->hints.count)
       n->hints.count--;
@@ -221,13 +225,12 @@ static int hints__rehome_fn(void *arg, uint32_t part, const uint8_t *key,
     if (strcmp(id, n->id) == 0)
       self = true;
     else
-      rc = hints__merge(n, id, p, (kv_slice){key, klen}, o, false,
-                              &fresh);
+      rc = hints__merge(n, id, p, (kv_slice){key, klen}, o, false, &fresh);
   }
   core_req *r = NULL;
   if (rc == 0 && self) {
-    r = hints__req(n, n->id, n->peer_addr, c->owner, part, key, klen,
-                         val, vlen);
+    r = hints__req(n, n->id, n->peer_addr, c->owner, part, key, klen, val,
+                   vlen);
     if (!r)
       rc = KV_EOVERLOAD;
   }
@@ -262,12 +265,10 @@ static void hints__rehome(node *n) {
      * removed member as valid again (the removal is not kept across
      * restarts, the ring is). A joining member owns nothing yet. */
     const gossip_member *m = gossip_find(n->gossip, owner);
-    if (ring_node_index(rg, owner) >= 0 ||
-        (m && m->status == GOSSIP_JOINING))
+    if (ring_node_index(rg, owner) >= 0 || (m && m->status == GOSSIP_JOINING))
       continue;
     hints__rehome_ctx c = {.n = n, .owner = owner};
-    n->io.hint_scan(n->io.ctx, owner, HINTS_BATCH, hints__rehome_fn,
-                    &c);
+    n->io.hint_scan(n->io.ctx, owner, HINTS_BATCH, hints__rehome_fn, &c);
   }
 }
 
@@ -289,10 +290,11 @@ static void hints__done(node *n, core_req *r, bool ok) {
   if (ok) {
     uint8_t *cur = NULL;
     size_t len = 0;
-    if (n->io.hint_get(n->io.ctx, r->u.hint.owner, r->part, r->key, r->klen, &cur,
-                       &len) == 0 &&
+    if (n->io.hint_get(n->io.ctx, r->u.hint.owner, r->part, r->key, r->klen,
+                       &cur, &len) == 0 &&
         XXH3_64bits(cur, len) == r->u.hint.hash &&
-        n->io.hint_del(n->io.ctx, r->u.hint.owner, r->part, r->key, r->klen) == 0) {
+        n->io.hint_del(n->io.ctx, r->u.hint.owner, r->part, r->key, r->klen) ==
+            0) {
       n->stats.hints_delivered++;
       if (n->hints.count)
         n->hints.count--;
@@ -302,9 +304,54 @@ static void hints__done(node *n, core_req *r, bool ok) {
   if (n->hints.inflight)
     n->hints.inflight--;
   core__req_free(n, r);
+  /* The owner keeps up: the next batch at once, not at the next round. */
+  if (ok && n->hints.inflight == 0 && n->hints.count)
+    n->hints.next_ms = 0;
+}
+
+void hints_keep(node *n, const char *owner, uint32_t part, const uint8_t *key,
+                size_t klen, const uint8_t *enc, size_t enc_len) {
+  uint64_t now = core__now(n);
+  for (uint32_t i = 0; i < n->hints.ndown; i++)
+    if (strcmp(n->hints.down[i].id, owner) == 0 &&
+        now - n->hints.down[i].since_ms > n->hints.window_ms) {
+      n->stats.hints_window_skipped++;
+      return;
+    }
+  obj *o = NULL;
+  if (obj_decode(enc, enc_len, &o))
+    return;
+  bool fresh = false;
+  int rc = hints__merge(n, owner, part, (kv_slice){key, klen}, o, true, &fresh);
+  obj_free(o);
+  if (rc == 0)
+    n->stats.hints_kept++;
+  else
+    n->stats.hints_refused++;
+}
+
+void hints_member_changed(node *n, const gossip_member *m) {
+  hints_state *h = &n->hints;
+  uint32_t i = 0;
+  while (i < h->ndown && strcmp(h->down[i].id, m->id) != 0)
+    i++;
+  if (!m->alive) {
+    if (i == h->ndown && h->ndown < HINTS_DOWN_MAX) {
+      kv_strcopy(h->down[i].id, sizeof(h->down[i].id), m->id);
+      h->down[i].since_ms = core__now(n);
+      h->ndown++;
+    }
+    return;
+  }
+  if (i < h->ndown) {
+    h->down[i] = h->down[--h->ndown];
+    h->next_ms = 0; /* it is back: deliver its hints at the next tick */
+  }
 }
 
 void hints_init(node *n, const node_config *cfg, uint64_t now) {
+  n->hints.window_ms =
+      cfg->hint_window_ms ? cfg->hint_window_ms : HINTS_WINDOW_MS_DEFAULT;
   n->hints.interval_ms = cfg->hint_interval_ms ? cfg->hint_interval_ms : 1000;
   n->hints.max = cfg->hints_max ? cfg->hints_max : 1000000ull;
   n->hints.next_ms = now + n->hints.interval_ms;

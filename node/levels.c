@@ -42,8 +42,8 @@ levels_region *levels_region_of(levels_tally *t, const char *name) {
 }
 
 /* Answers regional level q needs from region g. */
-uint32_t levels_region_need(const levels_tally *t,
-                                   const levels_region *g, int32_t q) {
+uint32_t levels_region_need(const levels_tally *t, const levels_region *g,
+                            int32_t q) {
   bool local = strcmp(g->name, t->local) == 0;
   switch (q) {
   case WIRE_Q_LOCAL_ONE:
@@ -63,9 +63,8 @@ uint32_t levels_region_need(const levels_tally *t,
  * have enough nodes up to try), with a message in msg naming that region;
  * 0 while undecided. verb is "acknowledged the write" or "answered the
  * read". */
-int levels_judge(const levels_tally *t, int32_t q, bool prim,
-                        bool up_only, const char *what, const char *verb,
-                        char *msg, size_t msglen) {
+int levels_judge(const levels_tally *t, int32_t q, bool prim, bool up_only,
+                 const char *what, const char *verb, char *msg, size_t msglen) {
   int res = 1;
   for (uint32_t i = 0; i < t->count; i++) {
     const levels_region *g = &t->reg[i];
@@ -75,8 +74,8 @@ int levels_judge(const levels_tally *t, int32_t q, bool prim,
       uint32_t up = prim ? g->alive_p : g->alive;
       if (up < need) {
         snprintf(msg, msglen,
-                 "%s=%s needs %u of %u replicas in %s but only %u %s up",
-                 what, levels_name(q), need, g->nprim, g->name, up,
+                 "%s=%s needs %u of %u replicas in %s but only %u %s up", what,
+                 levels_name(q), need, g->nprim, g->name, up,
                  up == 1 ? "is" : "are");
         return -1;
       }
@@ -97,16 +96,16 @@ int levels_judge(const levels_tally *t, int32_t q, bool prim,
 
 /* The region that still falls short of regional level q, for timeout
  * messages: fills msg with "N of M in REGION". */
-void levels_shortfall(const levels_tally *t, int32_t q, bool prim,
-                             char *msg, size_t msglen) {
+void levels_shortfall(const levels_tally *t, int32_t q, bool prim, char *msg,
+                      size_t msglen) {
   msg[0] = '\0';
   for (uint32_t i = 0; i < t->count; i++) {
     const levels_region *g = &t->reg[i];
     uint32_t need = levels_region_need(t, g, q);
     uint32_t got = prim ? g->ok_p : g->ok;
     if (got < need) {
-      snprintf(msg, msglen, "only %u of %u required replicas in %s", got,
-               need, g->name);
+      snprintf(msg, msglen, "only %u of %u required replicas in %s", got, need,
+               g->name);
       return;
     }
   }
@@ -116,9 +115,9 @@ void levels_shortfall(const levels_tally *t, int32_t q, bool prim,
  * tally of the key's nrep replicas into *out: for a regional level the sum
  * of what each region must give. Returns 0 or KV_EINVAL with a message in
  * err (also when a local level finds no replica in the local region). */
-int levels_resolve(const char *what, int32_t q, uint32_t def,
-                        uint32_t nrep, const levels_tally *t, uint32_t *out,
-                        char *err, size_t errlen) {
+int levels_resolve(const char *what, int32_t q, uint32_t def, uint32_t nrep,
+                   const levels_tally *t, uint32_t *out, char *err,
+                   size_t errlen) {
   uint32_t v;
   switch (q) {
   case WIRE_Q_DEFAULT:
@@ -137,9 +136,8 @@ int levels_resolve(const char *what, int32_t q, uint32_t def,
     for (uint32_t i = 0; i < t->count; i++)
       v += levels_region_need(t, &t->reg[i], q);
     if (v == 0) {
-      snprintf(err, errlen,
-               "%s=%s: the region %s holds no replica of this key", what,
-               levels_name(q), t->local);
+      snprintf(err, errlen, "%s=%s: the region %s holds no replica of this key",
+               what, levels_name(q), t->local);
       return KV_EINVAL;
     }
     break;

@@ -21,7 +21,6 @@
 
 #include "core.h"
 
-
 /* One region's share of a request: its primaries and how its nodes
  * (primaries and fallbacks located there) stand. */
 typedef struct levels_region {
@@ -56,8 +55,7 @@ uint32_t levels_region_need(const levels_tally *t, const levels_region *g,
  * to try), with a message in msg naming that region; 0 while undecided.
  * verb is "acknowledged the write" or "answered the read". */
 int levels_judge(const levels_tally *t, int32_t q, bool prim, bool up_only,
-                 const char *what, const char *verb, char *msg,
-                 size_t msglen);
+                 const char *what, const char *verb, char *msg, size_t msglen);
 /* The region that still falls short of regional level q, for timeout
  * messages: fills msg with "only N of M required replicas in REGION", or
  * "" when none does. */

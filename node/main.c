@@ -61,6 +61,11 @@ static void main__usage(FILE *f) {
 "  --aae-interval-ms MS     one anti-entropy tree exchange per interval\n"
 "                           (default 10000)\n"
 "  --hint-interval-ms MS    hinted handoff delivery rounds (default 1000)\n"
+"  --catchup-mb-per-s N     catch-up anti-entropy with a returning replica\n"
+"                           at most N MiB a second (default 32; 0: off)\n"
+"  --hint-window-ms MS      keep no hints for a replica down longer than\n"
+"                           this; anti-entropy repairs it (default\n"
+"                           10800000, 3 hours)\n"
 "  --handoff-interval-ms MS ownership handoff rounds (default 1000)\n"
 "  --tombstone-grace-ms MS  age before a tombstone every replica holds\n"
 "                           may be reaped (default 86400000, one day)\n"
@@ -179,7 +184,7 @@ int main(int argc, char **argv) {
     O_ID = 1000, O_LISTEN, O_PEER, O_DATA, O_SEEDS, O_REGION, O_ZONE,
     O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_VALUE_MAX, O_SIB_MAX, O_GOSSIP,
     O_PHI, O_WBUF, O_LOG, O_HELP, O_AAE, O_HINT, O_HANDOFF, O_GRACE,
-    O_HINTS_MAX, O_REPLICAS, O_CACHE
+    O_HINTS_MAX, O_REPLICAS, O_CACHE, O_HINT_WINDOW, O_CATCHUP
   };
   static const struct option opts[] = {
       {"id", required_argument, 0, O_ID},
@@ -206,6 +211,8 @@ int main(int argc, char **argv) {
       {"handoff-interval-ms", required_argument, 0, O_HANDOFF},
       {"tombstone-grace-ms", required_argument, 0, O_GRACE},
       {"hints-max", required_argument, 0, O_HINTS_MAX},
+      {"hint-window-ms", required_argument, 0, O_HINT_WINDOW},
+      {"catchup-mb-per-s", required_argument, 0, O_CATCHUP},
       {"cache-mb", required_argument, 0, O_CACHE},
       {"help", no_argument, 0, O_HELP},
       {0, 0, 0, 0},
@@ -217,6 +224,8 @@ int main(int argc, char **argv) {
   unsigned long long sib_max = 100, gossip_ms = 1000, wbuf = 8;
   double phi = 8.0;
   unsigned long long aae_ms = 10000, hint_ms = 1000, handoff_ms = 1000;
+  unsigned long long hint_window_ms = 3ull * 3600 * 1000;
+  unsigned long long catchup_mb = 32;
   unsigned long long grace_ms = 86400000ull, hints_max = 1000000ull;
   unsigned long long cache_mb = 256;
   node_log_level lvl = NODE_LOG_INFO;
@@ -267,6 +276,8 @@ int main(int argc, char **argv) {
     case O_HANDOFF: bad = main__num("--handoff-interval-ms", optarg, 1, 86400000, &handoff_ms); break;
     case O_GRACE: bad = main__num("--tombstone-grace-ms", optarg, 1, 365ull * 86400000ull, &grace_ms); break;
     case O_HINTS_MAX: bad = main__num("--hints-max", optarg, 1, 1000000000ull, &hints_max); break;
+    case O_CATCHUP: bad = main__num("--catchup-mb-per-s", optarg, 0, 1000000, &catchup_mb); break;
+    case O_HINT_WINDOW: bad = main__num("--hint-window-ms", optarg, 1, 30ull * 86400000ull, &hint_window_ms); break;
     case O_CACHE: bad = main__num("--cache-mb", optarg, 0, 1048576, &cache_mb); break;
     case O_WBUF: bad = main__num("--write-buffer-mb", optarg, 1, 65536, &wbuf); break;
     case O_PHI: {
@@ -375,6 +386,9 @@ int main(int argc, char **argv) {
   cfg.core.log_level = lvl;
   cfg.core.aae_interval_ms = (uint32_t)aae_ms;
   cfg.core.hint_interval_ms = (uint32_t)hint_ms;
+  cfg.core.hint_window_ms = hint_window_ms;
+  cfg.core.catchup_mb_per_s = (uint32_t)catchup_mb;
+  cfg.core.catchup_off = catchup_mb == 0;
   cfg.core.handoff_interval_ms = (uint32_t)handoff_ms;
   cfg.core.tombstone_grace_ms = grace_ms;
   cfg.core.hints_max = hints_max;

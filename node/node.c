@@ -25,7 +25,8 @@ static int node__hello(node *n, uint64_t conn, const wire_msg *m) {
                      (unsigned long long)m->version, WIRE_PROTOCOL_VERSION);
     return NODE_FRAME_CLOSE;
   }
-  wire_msg ok = {.type = WIRE_HELLO_OK, .req_id = m->req_id,
+  wire_msg ok = {.type = WIRE_HELLO_OK,
+                 .req_id = m->req_id,
                  .version = WIRE_PROTOCOL_VERSION};
   ok.text.ptr = (const uint8_t *)n->id;
   ok.text.len = strlen(n->id);
@@ -358,6 +359,8 @@ static void node__member_changed(void *ctx, const gossip_member *m) {
   node *n = ctx;
   core__log(n, NODE_LOG_INFO, "member %s (%s) is %s", m->id, m->peer_addr,
             gossip_status_name(m->status, m->alive));
+  hints_member_changed(n, m);
+  aae_member_changed(n, m);
 }
 
 /* ---- lifecycle ---- */
@@ -406,15 +409,18 @@ node *node_new(const node_config *cfg, const node_io *io, char *err,
   n->nfree = n->nslots;
 
   ring *saved = NULL;
-  if (cfg->ring_saved && ring_decode(cfg->ring_saved, cfg->ring_saved_len,
-                                     &saved) != 0) {
-    core__log(n, NODE_LOG_WARN, "the saved ring does not decode; "
+  if (cfg->ring_saved &&
+      ring_decode(cfg->ring_saved, cfg->ring_saved_len, &saved) != 0) {
+    core__log(n, NODE_LOG_WARN,
+              "the saved ring does not decode; "
               "starting without it");
     saved = NULL;
   }
   if (saved && ring_q(saved) != cfg->q && cfg->q)
-    core__log(n, NODE_LOG_WARN, "--partitions %u ignored: the cluster was "
-              "created with %u partitions", cfg->q, ring_q(saved));
+    core__log(n, NODE_LOG_WARN,
+              "--partitions %u ignored: the cluster was "
+              "created with %u partitions",
+              cfg->q, ring_q(saved));
   gossip_config gc = {
       .id = n->id,
       .region = n->region,
@@ -446,9 +452,8 @@ node *node_new(const node_config *cfg, const node_io *io, char *err,
   }
   uint64_t now = core__now(n);
   hints_init(n, cfg, now);
-  aae_init(n, cfg, now);
   handoff_init(n, cfg, now);
-  if (reap_init(n, cfg)) {
+  if (aae_init(n, cfg, now) || reap_init(n, cfg)) {
     snprintf(err, errlen, "out of memory");
     node_free(n);
     return NULL;
@@ -469,6 +474,7 @@ void node_free(node *n) {
     while (n->active)
       core__req_free(n, n->active);
   core__trees_free(n);
+  aae_free(n);
   handoff_free(n);
   reap_free(n);
   gossip_free(n->gossip);

@@ -13,16 +13,14 @@ static void reap__answer(node *n, core_req *r);
 
 /* ---- tombstone reaping ---- */
 
-void reap_schedule(node *n, uint32_t part, const uint8_t *key,
-                          size_t klen) {
+void reap_schedule(node *n, uint32_t part, const uint8_t *key, size_t klen) {
   if (!n->reap.queue || n->reap.len >= REAP_QUEUE_MAX)
     return;
   uint8_t *k = malloc(klen ? klen : 1);
   if (!k)
     return;
   memcpy(k, key, klen);
-  reap_entry *e = &n->reap.queue[(n->reap.head + n->reap.len) %
-                           REAP_QUEUE_MAX];
+  reap_entry *e = &n->reap.queue[(n->reap.head + n->reap.len) % REAP_QUEUE_MAX];
   e->part = part;
   e->key = k;
   e->klen = klen;
@@ -30,15 +28,14 @@ void reap_schedule(node *n, uint32_t part, const uint8_t *key,
   n->reap.len++;
 }
 
-
 /* Reaps the local copy of key by merging the reaped object (the clock of
  * the tombstones every primary held, without values): tombstones whose
  * dots it covers go, anything newer stays, and the clock stays, so a late
  * hint, handoff or replica that still holds a deleted value can never
  * bring it back. Counts a reap when the local copy held only tombstones
  * and now holds nothing. */
-static void reap__local(node *n, uint32_t part, const uint8_t *key,
-                               size_t klen, const obj *reaped) {
+static void reap__local(node *n, uint32_t part, const uint8_t *key, size_t klen,
+                        const obj *reaped) {
   obj *o = NULL;
   if (core__local_read(n, part, key, klen, &o, NULL) || !o)
     return;
@@ -74,8 +71,7 @@ void reap_maybe(node *n, core_req *r) {
     if (!t->primary)
       continue;
     nprim++;
-    if (t->state != CORE_T_OK || !t->answer ||
-        !obj_equal(t->answer, r->result))
+    if (t->state != CORE_T_OK || !t->answer || !obj_equal(t->answer, r->result))
       return;
   }
   if (nprim == 0)
@@ -131,8 +127,7 @@ static void reap__check(node *n, reap_entry *e) {
     t->primary = true;
     t->self = strcmp(id, n->id) == 0;
     if (t->self) {
-      if (core__local_read(n, r->part, r->key, r->klen, &t->answer, NULL) ==
-          0)
+      if (core__local_read(n, r->part, r->key, r->klen, &t->answer, NULL) == 0)
         t->state = CORE_T_OK;
       else
         t->state = CORE_T_FAILED;

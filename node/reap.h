@@ -36,8 +36,8 @@ typedef struct reap_entry {
 } reap_entry;
 
 typedef struct reap_state {
-  uint64_t grace_ms;  /* tombstone_grace_ms */
-  reap_entry *queue;  /* ring buffer of REAP_QUEUE_MAX scheduled checks */
+  uint64_t grace_ms; /* tombstone_grace_ms */
+  reap_entry *queue; /* ring buffer of REAP_QUEUE_MAX scheduled checks */
   uint32_t head, len;
 } reap_state;
 

@@ -21,8 +21,8 @@ void replica_on_put(node *n, uint64_t conn, const wire_msg *m) {
     core__send_error(n, conn, m->req_id, rc, "replicated object is invalid");
     return;
   }
-  uint32_t part = ring_partition(gossip_ring(n->gossip), m->key.ptr,
-                                 m->key.len);
+  uint32_t part =
+      ring_partition(gossip_ring(n->gossip), m->key.ptr, m->key.len);
   core_req *r = core__req_new(n, CORE_REQ_REPLICA);
   if (!r) {
     obj_free(remote);
@@ -45,8 +45,7 @@ void replica_on_put(node *n, uint64_t conn, const wire_msg *m) {
 }
 
 /* A replica write committed (or fsynced): ack it. */
-void replica_store_done(node *n, core_req *r, bool synced,
-                               int status) {
+void replica_store_done(node *n, core_req *r, bool synced, int status) {
   if (status) {
     core__send_error(n, r->conn, r->reply_id, status,
                      "replica %s failed to store: %s", n->id,
@@ -55,8 +54,8 @@ void replica_store_done(node *n, core_req *r, bool synced,
     return;
   }
   if (r->durable && !synced) {
-    int rc = n->io.store_sync(n->io.ctx,
-                              core__req_wire_id(r, 0) | CORE_TOKEN_SYNC);
+    int rc =
+        n->io.store_sync(n->io.ctx, core__req_wire_id(r, 0) | CORE_TOKEN_SYNC);
     if (rc == 0)
       return;
     core__send_error(n, r->conn, r->reply_id, rc, "replica %s cannot sync",
@@ -73,12 +72,12 @@ void replica_store_done(node *n, core_req *r, bool synced,
 /* REPL_GET: answer with our object (or nil). */
 void replica_on_get(node *n, uint64_t conn, const wire_msg *m) {
   n->stats.repl_gets++;
-  uint32_t part = ring_partition(gossip_ring(n->gossip), m->key.ptr,
-                                 m->key.len);
+  uint32_t part =
+      ring_partition(gossip_ring(n->gossip), m->key.ptr, m->key.len);
   const uint8_t *val = NULL;
   size_t vlen = 0;
-  int rc = n->io.store_get(n->io.ctx, part, m->key.ptr, m->key.len, &val,
-                           &vlen);
+  int rc =
+      n->io.store_get(n->io.ctx, part, m->key.ptr, m->key.len, &val, &vlen);
   if (rc && rc != KV_ENOTFOUND) {
     core__send_error(n, conn, m->req_id, rc, "replica %s cannot read: %s",
                      n->id, kv_strerror(rc));

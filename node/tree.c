@@ -11,8 +11,7 @@ uint32_t tree_segment(const uint8_t *key, size_t klen) {
   return (uint32_t)(XXH3_64bits(key, klen) & (AAE_SEGMENTS - 1));
 }
 
-uint64_t tree_leaf_part(const uint8_t *key, size_t klen,
-                                  uint64_t obj_hash) {
+uint64_t tree_leaf_part(const uint8_t *key, size_t klen, uint64_t obj_hash) {
   return XXH3_64bits_withSeed(key, klen, obj_hash);
 }
 
@@ -27,4 +26,3 @@ void tree_update(aae_tree *t, const uint8_t *key, size_t klen,
   t->leaf[seg] ^= delta;
   t->branch[seg / AAE_LEAVES_PER_BRANCH] ^= delta;
 }
-

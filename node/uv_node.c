@@ -22,6 +22,7 @@
 
 #include "kv_err.h"
 #include "mp.h"
+#include "rng.h"
 #include "wire.h"
 #include "store.h"
 
@@ -500,11 +501,7 @@ static uint64_t uvn__io_wall(void *ctx) {
 
 static uint64_t uvn__io_random(void *ctx) {
   uvn *u = ctx;
-  /* splitmix64 */
-  uint64_t z = (u->rng += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+  return kv_splitmix64(&u->rng);
 }
 
 static void uvn__io_conn_send(void *ctx, uint64_t conn, const uint8_t *frame,

@@ -9,7 +9,12 @@ from kvtest import Checks, Cluster
 
 kvorumd, cli = sys.argv[1], sys.argv[2]
 t = Checks("quorum")
-c = Cluster(kvorumd, cli, 3, node_flags=["--n", "3", "--r", "2", "--w", "2"],
+# Read repair alone: no hints (a window of 1 ms) and no catch-up exchanges,
+# which would bring a returning node up to date before any read
+# (tests/cluster/test_catchup.py tests those).
+c = Cluster(kvorumd, cli, 3,
+            node_flags=["--n", "3", "--r", "2", "--w", "2",
+                        "--hint-window-ms", "1", "--catchup-mb-per-s", "0"],
             name="kvquorum")
 try:
     c.start_all()

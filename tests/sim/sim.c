@@ -9,10 +9,11 @@
  * reused); events live in a binary heap. The node_io callbacks at the end
  * tie one node core to all of this.
  *
- * Depends on: kvcore (node/core.h), obj, wire; libc only otherwise.
+ * Depends on: kvcore (node/core.h), obj, wire, rng.h; libc only otherwise.
  */
 #include "sim.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "kv_err.h"
 #include "mp.h"
 #include "ring.h"
+#include "rng.h"
 
 #define SIM_NS_HINT 0xfffffff0u /* partition number of the hints */
 #define SIM_NS_META 0xfffffff1u /* partition number of the metadata */
@@ -51,13 +53,6 @@ static uint8_t *sim__dup(const void *p, size_t n) {
   if (n)
     memcpy(d, p, n);
   return d;
-}
-
-static uint64_t sim__splitmix(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
 }
 
 /* ---- the sorted map ---- */
@@ -355,7 +350,7 @@ void sim_logf(sim *s, const char *fmt, ...) {
 
 bool sim_verbose(const sim *s) { return s->cfg.verbose; }
 
-uint64_t sim_rand(sim *s) { return sim__splitmix(&s->rng); }
+uint64_t sim_rand(sim *s) { return kv_splitmix64(&s->rng); }
 
 uint64_t sim_rand_range(sim *s, uint64_t lo, uint64_t hi) {
   if (hi <= lo)
@@ -533,7 +528,7 @@ static uint64_t sim__io_wall(void *ctx) {
 
 static uint64_t sim__io_random(void *ctx) {
   sim_node *nd = ctx;
-  return sim__splitmix(&nd->rng);
+  return kv_splitmix64(&nd->rng);
 }
 
 static void sim__out_push(sim_node *nd, uint64_t conn, int dir,
@@ -1683,4 +1678,65 @@ bool sim_seed_args(int argc, char **argv, const char *prog, uint64_t *seed,
     }
   }
   return true;
+}
+
+/* ---- scripted requests ---- */
+
+static void sim__rc_fn(void *arg, sim *s, int client, const wire_msg *m) {
+  sim_rc *rc = arg;
+  (void)s;
+  (void)client;
+  if (!m || m->req_id != rc->req_id || m->type == WIRE_HELLO_OK)
+    return;
+  rc->got = true;
+  rc->type = m->type;
+  rc->code = m->type == WIRE_ERROR ? m->code : 0;
+  size_t n = m->type == WIRE_ERROR ? m->text.len : 0;
+  if (n > SIM_RC_TEXT_MAX - 1)
+    n = SIM_RC_TEXT_MAX - 1;
+  if (n)
+    memcpy(rc->text, m->text.ptr, n);
+  rc->text[n] = '\0';
+}
+
+static bool sim__rc_got(void *arg, sim *s) {
+  (void)s;
+  return ((sim_rc *)arg)->got;
+}
+
+bool sim_rc_open(sim_rc *rc, sim *s, int i) {
+  if (rc->s && rc->handle >= 0)
+    sim_client_close(rc->s, rc->handle);
+  rc->s = s;
+  rc->handle = sim_client_open(s, i, sim__rc_fn, rc);
+  if (rc->handle < 0)
+    return false;
+  sim_client_hello(s, rc->handle, ++rc->req_id);
+  return true;
+}
+
+uint64_t sim_rc_call(sim_rc *rc, wire_msg *m, uint64_t max_ms) {
+  m->req_id = ++rc->req_id;
+  rc->got = false;
+  rc->text[0] = '\0';
+  uint64_t t0 = sim_now(rc->s);
+  sim_client_send_msg(rc->s, rc->handle, m);
+  if (!sim_run_while_not(rc->s, sim__rc_got, rc, max_ms))
+    return UINT64_MAX;
+  return sim_now(rc->s) - t0;
+}
+
+void sim_rc_close(sim_rc *rc) {
+  if (rc->s && rc->handle >= 0)
+    sim_client_close(rc->s, rc->handle);
+  rc->handle = -1;
+}
+
+void sim_script_fail(const char *prog, uint64_t seed, const char *fmt, ...) {
+  fprintf(stderr, "%s: seed %" PRIu64 ": ", prog, seed);
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, " (replay: %s --seed %" PRIu64 " -v)\n", prog, seed);
 }

@@ -1,6 +1,7 @@
 # Deterministic whole-cluster simulation (tests/sim): the harness library
-# (sim.c: node cores driven by a simulated clock, network and disk) and
-# kvsim, the randomized fault simulation (sim_main.c).
+# (sim.c: node cores driven by a simulated clock, network and disk), built
+# once and linked by every program here: kvsim, the randomized fault
+# simulation (sim_main.c), kvorum-aae-bench, sim_regions and sim_epoch.
 #   ctest -L sim   500 seeds of the default fault mix without tombstone
 #                  reaping, 100 five-node seeds, 100 seeds with machine
 #                  crashes (dw=all), 100 seeds with reaping on, and 100
@@ -16,6 +17,17 @@ if(TARGET kvcore AND EXISTS ${PROJECT_SOURCE_DIR}/tests/sim/sim_main.c)
 
   add_executable(kvsim ${PROJECT_SOURCE_DIR}/tests/sim/sim_main.c)
   target_link_libraries(kvsim PRIVATE kvsim_harness)
+
+  # kvorum-aae-bench (tests/sim/aae_bench.c): the bytes anti-entropy
+  # exchanges against the number of differing keys and the amount of data,
+  # in the simulator.
+  #   kvorum-aae-bench                 the table of bench/README.md
+  #   ctest -L bench -R aae_bench      K=2000, D in {0, 50}, with checks
+  add_executable(kvorum-aae-bench ${PROJECT_SOURCE_DIR}/tests/sim/aae_bench.c)
+  target_link_libraries(kvorum-aae-bench PRIVATE kvsim_harness)
+  add_test(NAME aae_bench
+           COMMAND kvorum-aae-bench --keys 2000 --diffs 0,50 --check)
+  set_tests_properties(aae_bench PROPERTIES TIMEOUT 120 LABELS bench)
 
   function(kv_sim_test name timeout labels)
     add_test(NAME ${name} COMMAND kvsim ${ARGN})
@@ -75,6 +87,13 @@ if(TARGET kvcore AND EXISTS ${PROJECT_SOURCE_DIR}/tests/sim/sim_main.c)
   target_link_libraries(sim_epoch PRIVATE kvsim_harness)
   add_test(NAME sim_epoch COMMAND sim_epoch --seed 1 --seeds 20)
   set_tests_properties(sim_epoch PROPERTIES TIMEOUT 120 LABELS sim)
+
+  # A replica that returns holds what it missed within a bound, by hints
+  # alone (anti-entropy off): three nodes N=3, and two regions, one cut off.
+  add_executable(sim_catchup ${PROJECT_SOURCE_DIR}/tests/sim/sim_catchup.c)
+  target_link_libraries(sim_catchup PRIVATE kvsim_harness)
+  add_test(NAME sim_catchup COMMAND sim_catchup --seed 1 --seeds 10)
+  set_tests_properties(sim_catchup PROPERTIES TIMEOUT 120 LABELS sim)
 
   kv_sim_test(sim_soak 7200 soak --seed 1000001 --seeds 20000 --steps 400)
   # The acceptance shapes of issue #20, 3000 seeds each.

@@ -139,7 +139,7 @@ bool sim_run_while_not(sim *s, bool (*pred)(void *arg, sim *s), void *arg,
  * after max_ms. */
 bool sim_wait_ring(sim *s, uint64_t max_ms);
 
-/* Randomness from the seed (the harness's own stream). */
+/* Randomness from the seed: the harness's own kv_splitmix64 stream. */
 uint64_t sim_rand(sim *s);
 /* Uniform in [lo, hi]. */
 uint64_t sim_rand_range(sim *s, uint64_t lo, uint64_t hi);
@@ -211,6 +211,35 @@ void sim_client_hello(sim *s, int c, uint64_t req_id);
 void sim_client_close(sim *s, int c);
 bool sim_client_connected(const sim *s, int c);
 int sim_client_node(const sim *s, int c);
+
+/* ---- scripted requests: one at a time, waiting for each answer ---- */
+
+#define SIM_RC_TEXT_MAX 256
+
+/* A client for scripted simulations (sim_epoch, sim_catchup,
+ * sim_regions): it sends one request and runs the simulation until that
+ * request's answer comes. */
+typedef struct sim_rc {
+  sim *s;
+  int handle;       /* -1: not connected */
+  uint64_t req_id;  /* the request waited for */
+  bool got;         /* its answer came */
+  uint32_t type;    /* the answer's type */
+  int code;         /* ERROR: its code, else 0 */
+  char text[SIM_RC_TEXT_MAX]; /* ERROR: its message, else "" */
+} sim_rc;
+
+/* Connects rc to node i (closing an earlier connection) and sends HELLO.
+ * Returns false when node i is down. */
+bool sim_rc_open(sim_rc *rc, sim *s, int i);
+/* Sends m with a new req_id and runs until its answer, at most max_ms.
+ * Returns the simulated ms it took, or UINT64_MAX without an answer. */
+uint64_t sim_rc_call(sim_rc *rc, wire_msg *m, uint64_t max_ms);
+void sim_rc_close(sim_rc *rc);
+/* Reports a failed check of a scripted simulation on stderr: "PROG: seed
+ * S: MESSAGE (replay: PROG --seed S -v)". */
+void sim_script_fail(const char *prog, uint64_t seed, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Parses a scripted simulation's command line, [--seed S] [--seeds COUNT]
  * [-v], into the defaults the caller set. Returns false (after printing

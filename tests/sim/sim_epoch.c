@@ -38,68 +38,24 @@
 #define SE_WAIT_MAX_MS 60000
 
 typedef struct se_state {
-  sim *s;
-  int client;
-  uint64_t req_id;
-  bool got;
-  uint32_t type;
-  int code;
+  sim_rc rc;
   int failures;
   uint64_t seed;
 } se_state;
 
-static void se_fail(se_state *st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void se_fail(se_state *st, const char *fmt, ...) {
-  st->failures++;
-  fprintf(stderr, "sim_epoch: seed %" PRIu64 ": ", st->seed);
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, " (replay: sim_epoch --seed %" PRIu64 " -v)\n", st->seed);
-}
-
-static void se_client_fn(void *arg, sim *s, int client, const wire_msg *m) {
-  se_state *st = arg;
-  (void)s;
-  (void)client;
-  if (!m || m->req_id != st->req_id || m->type == WIRE_HELLO_OK)
-    return;
-  st->got = true;
-  st->type = m->type;
-  st->code = m->type == WIRE_ERROR ? m->code : 0;
-}
-
-static bool se_got(void *arg, sim *s) {
-  (void)s;
-  return ((se_state *)arg)->got;
-}
-
-/* Opens a client on node i (closing the previous one). */
-static bool se_connect(se_state *st, int i) {
-  if (st->client >= 0)
-    sim_client_close(st->s, st->client);
-  st->client = sim_client_open(st->s, i, se_client_fn, st);
-  if (st->client < 0)
-    return false;
-  st->got = false;
-  sim_client_hello(st->s, st->client, ++st->req_id);
-  return true;
-}
+#define se_fail(st, ...)                                                       \
+  ((st)->failures++, sim_script_fail("sim_epoch", (st)->seed, __VA_ARGS__))
 
 /* A blind put of value to key, w=all. Returns whether it was acked. */
 static bool se_put(se_state *st, const char *key, const char *value) {
-  wire_msg m = {.type = WIRE_PUT, .req_id = ++st->req_id};
+  wire_msg m = {.type = WIRE_PUT};
   m.key.ptr = (const uint8_t *)key;
   m.key.len = strlen(key);
   m.value.ptr = (const uint8_t *)value;
   m.value.len = strlen(value);
   m.opts.w = WIRE_Q_ALL;
-  st->got = false;
-  sim_client_send_msg(st->s, st->client, &m);
-  return sim_run_while_not(st->s, se_got, st, SE_REPLY_MAX_MS) &&
-         st->type == WIRE_PUT_OK;
+  return sim_rc_call(&st->rc, &m, SE_REPLY_MAX_MS) != UINT64_MAX &&
+         st->rc.type == WIRE_PUT_OK;
 }
 
 static void se_key(int k, char *buf, size_t cap) {
@@ -163,7 +119,7 @@ static int se_count(sim *s, int i, const char *key, const char *value,
 }
 
 static int se_run(uint64_t seed, bool verbose) {
-  se_state st = {.client = -1, .seed = seed};
+  se_state st = {.rc = {.handle = -1}, .seed = seed};
   sim_config cfg;
   sim_config_default(&cfg, seed, SE_NODES);
   cfg.late_mask = 1u << 3;
@@ -171,18 +127,18 @@ static int se_run(uint64_t seed, bool verbose) {
   cfg.handoff_interval_ms = 100;
   cfg.verbose = verbose;
   cfg.log_level = verbose ? NODE_LOG_INFO : NODE_LOG_ERROR;
-  sim *s = st.s = sim_new(&cfg);
+  sim *s = sim_new(&cfg);
   if (!s)
     return 2;
   char key[32];
-  if (!sim_wait_ring(s, SE_WAIT_MAX_MS) || !se_connect(&st, 0)) {
+  if (!sim_wait_ring(s, SE_WAIT_MAX_MS) || !sim_rc_open(&st.rc, s, 0)) {
     se_fail(&st, "the first three nodes did not form a cluster");
     goto out;
   }
   for (int k = 0; k < SE_KEYS; k++) {
     se_key(k, key, sizeof(key));
     if (!se_put(&st, key, "old"))
-      se_fail(&st, "put of %s through n1 failed (%d)", key, st.code);
+      se_fail(&st, "put of %s through n1 failed (%d)", key, st.rc.code);
   }
   /* n4 joins; n1 hands the partitions it lost off and drops them. */
   if (sim_restart(s, 3) || !sim_wait_ring(s, SE_WAIT_MAX_MS)) {
@@ -208,8 +164,8 @@ static int se_run(uint64_t seed, bool verbose) {
   /* n4 dies for good and is removed: n1 owns the key again, empty. */
   sim_crash(s, 3, false);
   int op = sim_client_open(s, 1, NULL, NULL);
-  sim_client_hello(s, op, ++st.req_id);
-  sim_client_admin(s, op, ++st.req_id, "remove", "node", "n4");
+  sim_client_hello(s, op, 1);
+  sim_client_admin(s, op, 2, "remove", "node", "n4");
   w.nodes = 3;
   if (op < 0 || !sim_run_while_not(s, se_ring_of, &w, SE_WAIT_MAX_MS) ||
       !se_n1_owns(s, key)) {
@@ -220,9 +176,9 @@ static int se_run(uint64_t seed, bool verbose) {
     se_fail(&st, "n1 got %s back before the test's write", key);
     goto out;
   }
-  if (!se_connect(&st, 0) || !se_put(&st, key, "new")) {
+  if (!sim_rc_open(&st.rc, s, 0) || !se_put(&st, key, "new")) {
     se_fail(&st, "the second put of %s through n1 failed (%d)", key,
-            st.code);
+            st.rc.code);
     goto out;
   }
   /* n2 and n3 held "old" all along; n1's empty copy gets it back only by
@@ -243,6 +199,7 @@ static int se_run(uint64_t seed, bool verbose) {
       node_actor(sim_node_core(s, 0)))
     se_fail(&st, "n1 dropped the partition of %s and kept its actor", key);
 out:
+  sim_rc_close(&st.rc);
   sim_free(s);
   return st.failures ? 1 : 0;
 }

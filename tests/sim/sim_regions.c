@@ -38,7 +38,6 @@
 #define SR_DOWN_MAX_MS 20000
 #define SR_CONVERGE_MAX_MS 30000
 #define SR_CUT_KEYS 10
-#define SR_TEXT_MAX 256
 
 static const char *const sr_region[SR_NODES] = {
     "us-east", "us-east", "us-east", "eu-west", "eu-west", "eu-west"};
@@ -47,12 +46,7 @@ static const gossip_replicas sr_replicas[] = {{"us-east", 3},
 
 typedef struct sr_state {
   sim *s;
-  int client;
-  uint64_t req_id;
-  bool got;        /* the reply to req_id arrived */
-  uint32_t type;   /* its type */
-  int code;        /* ERROR: its code */
-  char text[SR_TEXT_MAX];
+  sim_rc rc; /* the client next to n1 */
   int failures;
   uint64_t seed;
 } sr_state;
@@ -62,18 +56,8 @@ typedef struct sr_lat {
   int count;
 } sr_lat;
 
-static void sr_fail(sr_state *st, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void sr_fail(sr_state *st, const char *fmt, ...) {
-  st->failures++;
-  fprintf(stderr, "sim_regions: seed %" PRIu64 ": ", st->seed);
-  va_list ap;
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, " (replay: sim_regions --seed %" PRIu64 " -v)\n",
-          st->seed);
-}
+#define sr_fail(st, ...)                                                       \
+  ((st)->failures++, sim_script_fail("sim_regions", (st)->seed, __VA_ARGS__))
 
 /* Adds SR_INTER_MS to every frame between the two regions. */
 static int sr_filter(void *arg, sim *s, int from, int to, uint64_t conn,
@@ -87,32 +71,12 @@ static int sr_filter(void *arg, sim *s, int from, int to, uint64_t conn,
   return SIM_PASS;
 }
 
-static void sr_client_fn(void *arg, sim *s, int client, const wire_msg *m) {
-  sr_state *st = arg;
-  (void)s;
-  (void)client;
-  if (!m || m->req_id != st->req_id || m->type == WIRE_HELLO_OK)
-    return;
-  st->got = true;
-  st->type = m->type;
-  st->code = m->type == WIRE_ERROR ? m->code : 0;
-  size_t n = m->text.len < SR_TEXT_MAX - 1 ? m->text.len : SR_TEXT_MAX - 1;
-  if (m->type == WIRE_ERROR && n)
-    memcpy(st->text, m->text.ptr, n);
-  st->text[m->type == WIRE_ERROR ? n : 0] = '\0';
-}
-
-static bool sr_got(void *arg, sim *s) {
-  (void)s;
-  return ((sr_state *)arg)->got;
-}
-
 /* Sends a put (value != NULL) or get of key at level q and runs until the
  * reply. Returns the simulated milliseconds it took, or UINT64_MAX when no
  * reply came in SR_REPLY_MAX_MS. */
 static uint64_t sr_request(sr_state *st, const char *key, const char *value,
                            int32_t q) {
-  wire_msg m = {.type = value ? WIRE_PUT : WIRE_GET, .req_id = ++st->req_id};
+  wire_msg m = {.type = value ? WIRE_PUT : WIRE_GET};
   m.key.ptr = (const uint8_t *)key;
   m.key.len = strlen(key);
   if (value) {
@@ -122,12 +86,7 @@ static uint64_t sr_request(sr_state *st, const char *key, const char *value,
   } else {
     m.opts.r = q;
   }
-  st->got = false;
-  uint64_t t0 = sim_now(st->s);
-  sim_client_send_msg(st->s, st->client, &m);
-  if (!sim_run_while_not(st->s, sr_got, st, SR_REPLY_MAX_MS))
-    return UINT64_MAX;
-  return sim_now(st->s) - t0;
+  return sim_rc_call(&st->rc, &m, SR_REPLY_MAX_MS);
 }
 
 /* Measures SR_OPS puts then SR_OPS gets at level q on fresh keys. */
@@ -143,12 +102,12 @@ static void sr_measure(sr_state *st, const char *name, int32_t q,
       snprintf(key, sizeof(key), "%s-%d", name, i);
       uint64_t ms = sr_request(st, key, phase == 0 ? "v" : NULL, q);
       bool ok = ms != UINT64_MAX &&
-                st->type == (phase == 0 ? WIRE_PUT_OK : WIRE_GET_OK);
+                st->rc.type == (phase == 0 ? WIRE_PUT_OK : WIRE_GET_OK);
       if (!ok) {
-        char what[SR_TEXT_MAX + 160];
+        char what[SIM_RC_TEXT_MAX + 160];
         snprintf(what, sizeof(what), "%s %s %s: %s", name,
                  phase == 0 ? "put" : "get", key,
-                 ms == UINT64_MAX ? "no reply" : st->text);
+                 ms == UINT64_MAX ? "no reply" : st->rc.text);
         sr_fail(st, "%s failed", what);
         continue;
       }
@@ -207,7 +166,7 @@ static int sr_run(uint64_t seed, bool verbose, bool report) {
   cfg.hint_interval_ms = 100;
   cfg.timeout_ms = 2000;
   cfg.verbose = verbose;
-  sr_state st = {.seed = seed, .client = -1};
+  sr_state st = {.seed = seed, .rc = {.handle = -1}};
   st.s = sim_new(&cfg);
   if (!st.s)
     return 1;
@@ -217,8 +176,7 @@ static int sr_run(uint64_t seed, bool verbose, bool report) {
     sim_free(st.s);
     return st.failures;
   }
-  st.client = sim_client_open(st.s, 0, sr_client_fn, &st);
-  sim_client_hello(st.s, st.client, ++st.req_id);
+  sim_rc_open(&st.rc, st.s, 0);
   /* Warm up: open every node-to-node connection. */
   for (int i = 0; i < 3; i++) {
     char key[32];
@@ -259,21 +217,21 @@ static int sr_run(uint64_t seed, bool verbose, bool report) {
     char key[32];
     snprintf(key, sizeof(key), "cut-%d", k);
     uint64_t ms = sr_request(&st, key, "c", WIRE_Q_LOCAL_QUORUM);
-    if (ms == UINT64_MAX || st.type != WIRE_PUT_OK)
+    if (ms == UINT64_MAX || st.rc.type != WIRE_PUT_OK)
       sr_fail(&st, "local_quorum write with eu-west cut off failed: %s",
-              st.text);
+              st.rc.text);
   }
   uint64_t ms = sr_request(&st, "cut-each", "c", WIRE_Q_EACH_QUORUM);
-  if (ms == UINT64_MAX || st.type != WIRE_ERROR || st.code != KV_EUNAVAIL ||
-      !strstr(st.text, "eu-west"))
+  if (ms == UINT64_MAX || st.rc.type != WIRE_ERROR || st.rc.code != KV_EUNAVAIL ||
+      !strstr(st.rc.text, "eu-west"))
     sr_fail(&st, "each_quorum write with eu-west cut off did not fail with "
-            "EUNAVAIL naming eu-west: %s", st.text);
+            "EUNAVAIL naming eu-west: %s", st.rc.text);
   else if (report)
-    printf("  each_quorum, eu-west cut off: %s\n", st.text);
+    printf("  each_quorum, eu-west cut off: %s\n", st.rc.text);
   ms = sr_request(&st, "cut-0", NULL, WIRE_Q_EACH_QUORUM);
-  if (ms == UINT64_MAX || st.type != WIRE_ERROR || st.code != KV_EUNAVAIL)
+  if (ms == UINT64_MAX || st.rc.type != WIRE_ERROR || st.rc.code != KV_EUNAVAIL)
     sr_fail(&st, "each_quorum read with eu-west cut off did not fail: %s",
-            st.text);
+            st.rc.text);
 
   sim_heal(st.s);
   uint64_t t0 = sim_now(st.s);
@@ -283,7 +241,7 @@ static int sr_run(uint64_t seed, bool verbose, bool report) {
   else if (report)
     printf("  eu-west caught up %" PRIu64 " ms after the heal\n",
            sim_now(st.s) - t0);
-  sim_client_close(st.s, st.client);
+  sim_rc_close(&st.rc);
   sim_free(st.s);
   return st.failures;
 }

@@ -16,22 +16,11 @@
 #include "kv_err.h"
 #include "resp.h"
 
+#define CHECK_MESSAGE
+#include "unit/check.h"
+
 #define TEST_SAMPLES 200000
 #define TEST_DRAWS 200000
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (cond) {                                                                \
-      passed++;                                                                \
-    } else {                                                                   \
-      failed++;                                                                \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-    }                                                                          \
-  } while (0)
 
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -606,6 +595,5 @@ int main(int argc, char **argv) {
   test_runner();
   if (argc > 1)
     test_binary(argv[1]);
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return check_summary(NULL);
 }

@@ -13,22 +13,11 @@
 #include "bench.h"
 #include "kv_err.h"
 
+#define CHECK_MESSAGE
+#include "unit/check.h"
+
 #define TR_QUEUE_MAX 1024
 #define TR_OPS "4000"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (cond) {                                                                \
-      passed++;                                                                \
-    } else {                                                                   \
-      failed++;                                                                \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-    }                                                                          \
-  } while (0)
 
 static bench_opts opts; /* large: off the stack */
 
@@ -292,6 +281,5 @@ static void test_runner(void) {
 int main(void) {
   test_parse();
   test_runner();
-  printf("test_bench_regions: %d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return check_summary("test_bench_regions");
 }

@@ -11,18 +11,10 @@
 #include "kv_err.h"
 #include "cache.h"
 
-static int passed, failed;
-#define CHECK(c, ...)                                                          \
-  do {                                                                         \
-    if (c) {                                                                   \
-      passed++;                                                                \
-    } else {                                                                   \
-      failed++;                                                                \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);                              \
-      printf(__VA_ARGS__);                                                     \
-      printf("\n");                                                            \
-    }                                                                          \
-  } while (0)
+#define CHECK_MESSAGE
+#define CHECK_HEAD "FAIL %s:%d: %.0s" /* the messages say what failed */
+#define CHECK_OUT stdout
+#include "unit/check.h"
 
 #define MODEL_KEYS 2000
 
@@ -134,6 +126,5 @@ int main(void) {
   model(4096);
   model(40000);
   model(10u << 20);
-  printf("test_cache: %d passed, %d failed\n", passed, failed);
-  return failed != 0;
+  return check_summary("test_cache");
 }

@@ -25,22 +25,13 @@
 #include "kvorum_int.h"
 #include "wire.h"
 
+#define CHECK_HEAD "FAIL %s:%d: %s"
+#include "unit/check.h"
+
 #define T_POLL_MS 20         /* fake server's poll period (stop checks) */
 #define T_REVERSE_BATCH 3    /* replies held back and sent in reverse */
 #define T_LOOP_MAX 1000      /* bounded client poll loops */
 #define T_BUF_MAX (1u << 20)
-
-static int t_passed, t_failed;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (cond) {                                                                \
-      t_passed++;                                                              \
-    } else {                                                                   \
-      t_failed++;                                                              \
-      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);          \
-    }                                                                          \
-  } while (0)
 
 /* ---- pure helpers ---- */
 
@@ -654,6 +645,5 @@ int main(void) {
   test_out_of_order();
   test_version();
   test_routing();
-  printf("%d passed, %d failed\n", t_passed, t_failed);
-  return t_failed ? 1 : 0;
+  return check_summary(NULL);
 }

@@ -16,6 +16,9 @@
 #include "mp.h"
 #include "phi.h"
 
+#define CHECK_SEED cur_seed
+#include "unit/check.h"
+
 #define SIM_NODES_MAX 8
 #define SIM_QUEUE_MAX 16384
 #define SIM_STEP_MS 10
@@ -23,17 +26,8 @@
 #define SIM_CAPTURE_MAX 64
 #define SIM_Q 64
 
-static int passed, failed;
-static uint64_t cur_seed; /* reported by CHECK only */
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: %s: check failed: %s (seed %llu)\n", __FILE__,  \
-              __LINE__, __func__, #cond, (unsigned long long)cur_seed);        \
-      return 1;                                                                \
-    }                                                                          \
-  } while (0)
+static int passed, failed; /* tests, not checks */
+static uint64_t cur_seed;  /* reported by CHECK only */
 
 /* ---- the simulated network ---- */
 

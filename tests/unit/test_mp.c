@@ -11,19 +11,7 @@
 
 #include "kv_err.h"
 #include "mp.h"
-
-static int g_pass, g_fail;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (cond) {                                                                \
-      g_pass++;                                                                \
-    } else {                                                                   \
-      g_fail++;                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,        \
-              #cond);                                                          \
-    }                                                                          \
-  } while (0)
+#include "unit/check.h"
 
 /* A reader over an exact-size heap copy of b, so ASan sees overreads. */
 typedef struct exact {
@@ -422,6 +410,5 @@ int main(void) {
   test_huge_declared();
   test_depth();
   test_kvbuf();
-  printf("%d passed, %d failed\n", g_pass, g_fail);
-  return g_fail ? 1 : 0;
+  return check_summary(NULL);
 }

@@ -11,19 +11,7 @@
 
 #include "kv_err.h"
 #include "obj.h"
-
-static int g_pass, g_fail;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (cond) {                                                                \
-      g_pass++;                                                                \
-    } else {                                                                   \
-      g_fail++;                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,        \
-              #cond);                                                          \
-    }                                                                          \
-  } while (0)
+#include "unit/check.h"
 
 #define ACT_A 0xa1u
 #define ACT_B 0xb2u
@@ -443,6 +431,5 @@ int main(void) {
   test_decoder();
   test_decoder_semantics();
   test_clone_debug();
-  printf("%d passed, %d failed\n", g_pass, g_fail);
-  return g_fail ? 1 : 0;
+  return check_summary(NULL);
 }

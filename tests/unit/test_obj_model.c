@@ -28,6 +28,7 @@
 
 #include "kv_err.h"
 #include "obj.h"
+#include "rng.h"
 
 #define MODEL_SEED_DEFAULT 0x6b766f72756d01ull
 #define MODEL_HISTORIES_DEFAULT 3000
@@ -72,12 +73,7 @@ typedef struct model {
 
 static int g_pass, g_fail;
 
-static uint64_t rnd(model *m) { /* splitmix64 */
-  uint64_t z = (m->rng += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+static uint64_t rnd(model *m) { return kv_splitmix64(&m->rng); }
 
 static int below(model *m, int n) { return (int)(rnd(m) % (uint64_t)n); }
 

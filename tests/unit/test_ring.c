@@ -12,6 +12,10 @@
 
 #include "kv_err.h"
 #include "ring.h"
+#include "rng.h"
+
+#define CHECK_MESSAGE
+#include "unit/check.h"
 
 /* Random join/leave steps per (Q, N) sequence. */
 #define T_STEPS 120
@@ -19,28 +23,6 @@
 #define T_NODES_MAX 64
 /* Random mutations of an encoded ring fed to ring_decode. */
 #define T_MUTATIONS 3000
-
-static int g_pass, g_fail;
-
-#define CHECK(cond, ...)                                                       \
-  do {                                                                         \
-    if (cond) {                                                                \
-      g_pass++;                                                                \
-    } else {                                                                   \
-      g_fail++;                                                                \
-      fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);          \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fputc('\n', stderr);                                                     \
-    }                                                                          \
-  } while (0)
-
-/* splitmix64: the tests' only randomness, seeded from main. */
-static uint64_t rng_next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 /* Checks that every partition is owned by a present node and every node
  * owns floor(Q/M) or ceil(Q/M). Returns true when balanced. */
@@ -91,7 +73,7 @@ static void test_hash(void) {
   bool ok = true;
   for (uint32_t q = 1; q <= RING_Q_MAX; q *= 2)
     for (int i = 0; i < 1000; i++) {
-      uint64_t h = rng_next(&s);
+      uint64_t h = kv_splitmix64(&s);
       uint32_t p = ring_partition_of_hash(q, h);
       /* p * 2^64/q <= h < (p+1) * 2^64/q */
       uint64_t width = q == 1 ? 0 : (1ull << (64 - __builtin_ctz(q)));
@@ -182,12 +164,12 @@ static void run_sequence(uint32_t q, uint32_t n, uint64_t *seed,
   uint32_t max_join_over = 0;
   for (int step = 0; step < T_STEPS; step++) {
     size_t m = ring_node_count(r);
-    bool join = m == 0 || (m < T_NODES_MAX && rng_next(seed) % 100 < 60);
+    bool join = m == 0 || (m < T_NODES_MAX && kv_splitmix64(seed) % 100 < 60);
     ring *before = ring_clone(r);
     if (join) {
       snprintf(id, sizeof(id), "node-%d", next_id++);
       static const char *zones[] = {"a", "b", "c"};
-      ring_add_node(r, id, "r1", zones[rng_next(seed) % 3]);
+      ring_add_node(r, id, "r1", zones[kv_splitmix64(seed) % 3]);
       uint32_t moved = ring_claim(r);
       uint32_t share = ring_owned_count(r, m);
       uint32_t bound = (q + (uint32_t)m) / (uint32_t)(m + 1); /* ceil */
@@ -199,7 +181,7 @@ static void run_sequence(uint32_t q, uint32_t n, uint64_t *seed,
       if (moved > q / (m + 1) && moved - q / (m + 1) > max_join_over)
         max_join_over = moved - q / (uint32_t)(m + 1);
     } else {
-      size_t victim = rng_next(seed) % m;
+      size_t victim = kv_splitmix64(seed) % m;
       snprintf(id, sizeof(id), "%s", ring_node_id(r, victim));
       uint32_t had = ring_owned_count(r, victim);
       ring_remove_node(r, id);
@@ -501,9 +483,9 @@ static void test_encoding(uint64_t seed) {
   ok = true;
   for (int i = 0; i < T_MUTATIONS; i++) {
     memcpy(mut, b.data, b.len);
-    int flips = 1 + (int)(rng_next(&s) % 4);
+    int flips = 1 + (int)(kv_splitmix64(&s) % 4);
     for (int f = 0; f < flips; f++)
-      mut[rng_next(&s) % b.len] = (uint8_t)rng_next(&s);
+      mut[kv_splitmix64(&s) % b.len] = (uint8_t)kv_splitmix64(&s);
     d = NULL;
     int rc = ring_decode(mut, b.len, &d);
     if (rc == 0) {
@@ -588,8 +570,8 @@ static void test_determinism(uint64_t seed) {
     ring *a = ring_new(64), *b = ring_new(64);
     char id[16];
     for (int i = 0; i < 20; i++) {
-      uint64_t x = rng_next(&s1);
-      (void)rng_next(&s2);
+      uint64_t x = kv_splitmix64(&s1);
+      (void)kv_splitmix64(&s2);
       snprintf(id, sizeof(id), "n%" PRIu64, x % 12);
       if (ring_node_index(a, id) >= 0 && x % 3 == 0) {
         ring_remove_node(a, id);
@@ -666,6 +648,5 @@ int main(int argc, char **argv) {
   test_fresh_quality();
   test_balance_movement(seed);
   test_large();
-  printf("%d passed, %d failed\n", g_pass, g_fail);
-  return g_fail ? 1 : 0;
+  return check_summary(NULL);
 }

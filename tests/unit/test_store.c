@@ -14,25 +14,13 @@
 
 #include "kv_err.h"
 #include "store.h"
+#include "unit/check.h"
 
 #define TEST_SYNC_ROUNDS 200
 #define TEST_COMMIT_ROUNDS 400
 #define TEST_WRITES_PER_COMMIT 5
 #define TEST_OVERLAY_KEYS 1000
 #define TEST_NFTW_FDS 16
-
-static int g_pass, g_fail;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (cond) {                                                                \
-      g_pass++;                                                                \
-    } else {                                                                   \
-      g_fail++;                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,        \
-              #cond);                                                          \
-    }                                                                          \
-  } while (0)
 
 static char g_root[64];
 
@@ -285,12 +273,12 @@ static void test_overlay_growth(const char *dir) {
     snprintf(k, sizeof(k), "key%d", i);
     snprintf(v, sizeof(v), "val%d", i);
     if (put(s, (uint32_t)i % 7, k, v))
-      g_fail++;
+      check_failed++;
   }
   for (int i = 0; i < TEST_OVERLAY_KEYS; i += 3) {
     snprintf(k, sizeof(k), "key%d", i);
     if (store_stage_delete(s, (uint32_t)i % 7, k, strlen(k)))
-      g_fail++;
+      check_failed++;
   }
   int bad = 0;
   for (int pass = 0; pass < 2; pass++) {
@@ -384,6 +372,5 @@ int main(void) {
   snprintf(dir, sizeof(dir), "%s/sync", g_root);
   test_sync_thread(dir);
   CHECK(nftw(g_root, rm_entry, TEST_NFTW_FDS, FTW_DEPTH | FTW_PHYS) == 0);
-  printf("%d passed, %d failed\n", g_pass, g_fail);
-  return g_fail ? 1 : 0;
+  return check_summary(NULL);
 }

@@ -19,23 +19,11 @@
 
 #include "kv_err.h"
 #include "mp.h"
+#include "unit/check.h"
 #include "wire.h"
 
 #define RANDOM_ROUNDS 4000  /* random and mutated frames per run */
 #define RANDOM_BODY_MAX 300 /* bytes of a random body */
-
-static int g_pass, g_fail;
-
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (cond) {                                                                \
-      g_pass++;                                                                \
-    } else {                                                                   \
-      g_fail++;                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,        \
-              #cond);                                                          \
-    }                                                                          \
-  } while (0)
 
 static kv_slice S(const char *s) {
   kv_slice r = {(const uint8_t *)s, strlen(s)};
@@ -2351,6 +2339,5 @@ int main(void) {
   test_pm_garbage();
   test_pm_encoder_rules();
   test_pm_random();
-  printf("%d passed, %d failed\n", g_pass, g_fail);
-  return g_fail ? 1 : 0;
+  return check_summary(NULL);
 }

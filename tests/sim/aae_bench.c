@@ -22,10 +22,10 @@
  * bytes at the largest K against the smallest. With --check it asserts
  * behaviour, not speed: D=0 puts at most the tree branches and empty leaf
  * answers on the wire (AB_IDLE_EXCHANGE_MAX per node per partition per
- * round), and D>0 far less than the data (under AB_DATA_FRACTION_MAX). Exits 1 on a failed check
- * or when a run does not converge.
+ * round), and D>0 far less than the data (under AB_DATA_FRACTION_MAX).
+ * Exits 1 on a failed check or when a run does not converge.
  *
- * Depends on: tests/sim/sim.h (the harness, kvcore), ring.h, obj.h, mp.h.
+ * Depends on: sim.h (the harness, kvcore), ring.h, obj.h, mp.h.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,7 +36,7 @@
 #include "kv_err.h"
 #include "mp.h"
 #include "ring.h"
-#include "sim/sim.h"
+#include "sim.h"
 
 #define AB_NODES 3
 #define AB_Q 16u

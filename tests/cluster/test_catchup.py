@@ -146,6 +146,10 @@ try:
     print(f"measured: wiped node, 2000 keys: {took} s")
     ex = c.stat_sum([1, 2, 3], "catchup_exchanges")
     t.check(ex > 0, f"stats count catch-up exchanges ({ex})")
+    tr = c.cli_json(1, "transfers") or {}
+    t.check({"catchup_partitions_left", "catchup_exchanges",
+             "catchup_keys_sent", "catchup_keys_repaired"} <= set(tr),
+            f"kvorum transfers shows the catch-up: {sorted(tr)}")
 finally:
     if t.failed:
         c.dump_logs()

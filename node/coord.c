@@ -144,10 +144,8 @@ static bool coord__covered(const core_req *r, const core_target *t,
   return false;
 }
 
-/* Coordinator hints (hints.h): the write r is about to store locally is
- * kept as a hint for every primary that is down and has no fallback to
- * keep one, before the local write, so a durable write's fsync covers the
- * hint too. */
+/* Coordinator hints (hints.h): the write r, committed locally, is kept as
+ * a hint for every primary that is down and has no fallback to keep one. */
 static void coord__hint_down(node *n, core_req *r) {
   for (uint32_t i = 0; i < r->ntargets; i++) {
     core_target *t = &r->targets[i];
@@ -352,7 +350,16 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
                  .data = is_delete ? NULL : m->value.ptr,
                  .len = is_delete ? 0 : m->value.len};
   bool warn = false;
-  rc = obj_update(local, m->context.ptr, m->context.len, actor, &v, v.ts_ms,
+  kv_slice ctx = m->context;
+  if (!ctx.ptr && (m->opts.flags & WIRE_OPT_REPLACE)) {
+    /* Replace what this replica holds: its own clock is the context. */
+    n->scratch.len = 0;
+    if (obj_context(local, &n->scratch) == 0 && !n->scratch.oom) {
+      ctx.ptr = n->scratch.data;
+      ctx.len = n->scratch.len;
+    }
+  }
+  rc = obj_update(local, ctx.ptr, ctx.len, actor, &v, v.ts_ms,
                   &n->limits, &warn);
   if (rc == KV_ESIBLINGS) {
     obj_free(local);
@@ -395,7 +402,6 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     t->alive = true;
     self = (int)r->ntargets++;
   }
-  coord__hint_down(n, r);
   r->targets[self].state = CORE_T_WAIT;
   rc = core__local_write(n, r->part, r->key, r->klen, r->enc.data, r->enc.len,
                          old_hash, core__req_wire_id(r, (uint32_t)self));
@@ -423,6 +429,11 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
 
 /* The coordinator's own write is in the WAL: now replicate. */
 static void coord__put_local_committed(node *n, core_req *r, uint32_t self) {
+  /* Hints only now that our own copy is committed: a dot must never reach
+   * another node before its coordinator holds it (a crash in between
+   * would leave it unknown to the coordinator). The fsync of a durable
+   * write, requested below, covers the hints too. */
+  coord__hint_down(n, r);
   for (uint32_t i = 0; i < r->ntargets; i++) {
     core_target *t = &r->targets[i];
     if (t->self)

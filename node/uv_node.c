@@ -10,6 +10,7 @@
  * connection's queued output with one system call.
  */
 #include "uv_node.h"
+#include "uv_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -26,74 +27,6 @@
 #include "wire.h"
 #include "store.h"
 
-#define UVN_CONNS_MAX 16384u /* live connections, all kinds */
-#define UVN_CONN_BITS 14u
-#define UVN_PEERS_MAX 256u
-#define UVN_READ_CHUNK (64u * 1024u)
-#define UVN_RECONNECT_MS 250u /* wait after a failed connect to a peer */
-#define UVN_BACKLOG 511
-
-typedef struct uvn uvn;
-
-typedef struct uvn_conn {
-  uv_tcp_t tcp;
-  uvn *u;
-  uint64_t id;
-  node_conn_kind kind;
-  bool greeted;
-  bool closing;
-  bool connected;
-  bool writing;
-  bool dirty;
-  bool close_after_write;
-  struct uvn_peer *peer;   /* PEER_OUT: the peer entry */
-  struct uvn_conn *dirty_next;
-  kvbuf in;
-  kvbuf out;   /* queued, not yet handed to the kernel */
-  kvbuf wbuf;  /* being written by uv_write */
-  uv_write_t wreq;
-  uv_connect_t creq;
-} uvn_conn;
-
-typedef struct uvn_peer {
-  char addr[GOSSIP_ADDR_MAX];
-  uvn_conn *conn;
-  uint64_t failed_ms;
-} uvn_peer;
-
-typedef struct uvn_tokens {
-  uint64_t *v;
-  size_t len, cap;
-} uvn_tokens;
-
-struct uvn {
-  uv_loop_t *loop;
-  uvn_config *cfg;
-  node *core;
-  store *st;
-  uv_tcp_t client_srv, peer_srv;
-  uv_timer_t tick;
-  uv_prepare_t prepare;
-  uv_check_t check;
-  uv_signal_t sigint, sigterm;
-  uv_work_t sync_work;
-  bool syncing;
-  bool stopping;
-  uint64_t broken_since, recover_ms; /* the store refuses writes */
-  int sync_status;
-  uvn_tokens commit_wait; /* tokens of staged writes */
-  uvn_tokens sync_wait;   /* tokens waiting for the next fsync */
-  uvn_tokens sync_run;    /* tokens of the fsync in progress */
-  uvn_conn **conns;       /* UVN_CONNS_MAX slots */
-  uint32_t conn_gen;
-  uvn_conn *dirty;
-  uvn_peer peers[UVN_PEERS_MAX];
-  size_t npeers;
-  uint64_t rng;
-  node_log_level log_level;
-  char id[RING_NAME_MAX];
-};
-
 /* ---- logging ---- */
 
 static const char *uvn__level_name(node_log_level l) {
@@ -106,9 +39,9 @@ static const char *uvn__level_name(node_log_level l) {
 }
 
 /* One structured line on stderr: time, level, node, message. */
-static void uvn__logf(uvn *u, node_log_level lvl, const char *fmt, ...)
+void uvn__logf(uvn *u, node_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void uvn__logf(uvn *u, node_log_level lvl, const char *fmt, ...) {
+void uvn__logf(uvn *u, node_log_level lvl, const char *fmt, ...) {
   if (lvl > u->log_level)
     return;
   char msg[1024];
@@ -184,7 +117,7 @@ static void uvn__conn_free_cb(uv_handle_t *h) {
 }
 
 /* Closes c now; the core learns of it; the memory goes in the callback. */
-static void uvn__conn_close(uvn_conn *c) {
+void uvn__conn_close(uvn_conn *c) {
   if (c->closing)
     return;
   uvn *u = c->u;
@@ -210,7 +143,7 @@ static void uvn__conn_close(uvn_conn *c) {
   uv_close((uv_handle_t *)&c->tcp, uvn__conn_free_cb);
 }
 
-static void uvn__mark_dirty(uvn_conn *c) {
+void uvn__mark_dirty(uvn_conn *c) {
   if (!c->dirty) {
     c->dirty = true;
     c->dirty_next = c->u->dirty;
@@ -274,7 +207,7 @@ static void uvn__conn_write(uvn_conn *c) {
   }
 }
 
-static void uvn__queue(uvn_conn *c, const uint8_t *frame, size_t len) {
+void uvn__queue(uvn_conn *c, const uint8_t *frame, size_t len) {
   if (c->closing)
     return;
   if (c->out.len + c->wbuf.len + len > c->u->cfg->conn_out_max ||

@@ -168,6 +168,10 @@ const char *wire_quorum_str(int32_t q, char *buf, size_t cap);
 #define WIRE_OPT_SLOPPY 0x1u  /* sloppy quorum allowed (default on) */
 #define WIRE_OPT_LOCAL 0x2u   /* get: read only this node's replica */
 #define WIRE_OPT_NO_SLOPPY 0x4u /* explicit --no-sloppy */
+/* put/del without a context: replace what the coordinating replica holds
+ * (write with its current context), as a Redis SET does. Concurrent writes
+ * and a replica that missed one still give siblings. */
+#define WIRE_OPT_REPLACE 0x8u
 
 /* Request options; encoded as a msgpack map with short keys ("r", "w",
  * "dw", "pr", "pw", "t" timeout_ms, "f" flags, "rg" client region). Absent

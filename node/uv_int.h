@@ -1,0 +1,95 @@
+/*
+ * uv_int.h: internals of kvorumd's libuv shell shared by its files:
+ * uv_node.c (the loop, connections, storage adapter) and uv_resp.c (the
+ * Redis protocol front end). Not a public header.
+ */
+#ifndef KV_UV_INT_H
+#define KV_UV_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "mp.h"
+#include "store.h"
+#include "uv_node.h"
+
+#define UVN_CONNS_MAX 16384u /* live connections, all kinds */
+#define UVN_CONN_BITS 14u
+#define UVN_PEERS_MAX 256u
+#define UVN_READ_CHUNK (64u * 1024u)
+#define UVN_RECONNECT_MS 250u /* wait after a failed connect to a peer */
+#define UVN_BACKLOG 511
+
+typedef struct uvn uvn;
+
+typedef struct uvn_conn {
+  uv_tcp_t tcp;
+  uvn *u;
+  uint64_t id;
+  node_conn_kind kind;
+  bool greeted;
+  bool closing;
+  bool connected;
+  bool writing;
+  bool dirty;
+  bool close_after_write;
+  struct uvn_peer *peer;   /* PEER_OUT: the peer entry */
+  struct uvr_conn *resp;   /* a Redis protocol client (uv_resp.c), or NULL */
+  struct uvn_conn *dirty_next;
+  kvbuf in;
+  kvbuf out;   /* queued, not yet handed to the kernel */
+  kvbuf wbuf;  /* being written by uv_write */
+  uv_write_t wreq;
+  uv_connect_t creq;
+} uvn_conn;
+
+typedef struct uvn_peer {
+  char addr[GOSSIP_ADDR_MAX];
+  uvn_conn *conn;
+  uint64_t failed_ms;
+} uvn_peer;
+
+typedef struct uvn_tokens {
+  uint64_t *v;
+  size_t len, cap;
+} uvn_tokens;
+
+struct uvn {
+  uv_loop_t *loop;
+  uvn_config *cfg;
+  node *core;
+  store *st;
+  uv_tcp_t client_srv, peer_srv;
+  uv_timer_t tick;
+  uv_prepare_t prepare;
+  uv_check_t check;
+  uv_signal_t sigint, sigterm;
+  uv_work_t sync_work;
+  bool syncing;
+  bool stopping;
+  uint64_t broken_since, recover_ms; /* the store refuses writes */
+  int sync_status;
+  uvn_tokens commit_wait; /* tokens of staged writes */
+  uvn_tokens sync_wait;   /* tokens waiting for the next fsync */
+  uvn_tokens sync_run;    /* tokens of the fsync in progress */
+  uvn_conn **conns;       /* UVN_CONNS_MAX slots */
+  uint32_t conn_gen;
+  uvn_conn *dirty;
+  uvn_peer peers[UVN_PEERS_MAX];
+  size_t npeers;
+  uint64_t rng;
+  node_log_level log_level;
+  char id[RING_NAME_MAX];
+};
+
+/* uv_node.c */
+void uvn__logf(uvn *u, node_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Closes c now; the core learns of it; the memory goes in a callback. */
+void uvn__conn_close(uvn_conn *c);
+void uvn__mark_dirty(uvn_conn *c);
+/* Queues bytes on c (closing it when too much output is unread). */
+void uvn__queue(uvn_conn *c, const uint8_t *frame, size_t len);
+
+#endif

@@ -353,7 +353,7 @@ static int cli_context(const cli_args *a, const cli_cmd *cmd, uint8_t **ctx,
   const char *v = cli_val(a, CLI_F_CONTEXT);
   if (!v)
     return 0;
-  if (kv__b64_decode(v, strlen(v), ctx, len))
+  if (kv_b64_decode(v, strlen(v), ctx, len))
     return cli_bad(cmd, "--context is not valid base64");
   return 0;
 }
@@ -372,7 +372,7 @@ static void cli_write(const kvbuf *b) {
 static void cli_print_b64(const void *p, size_t len) {
   kvbuf b;
   kvbuf_init(&b);
-  kv__b64_encode(&b, p, len);
+  kv_b64_encode(&b, p, len);
   cli_write(&b);
   kvbuf_free(&b);
 }
@@ -387,7 +387,7 @@ static int cli_print_context(const cli_args *a, const kv_result *res) {
     kvbuf_append(&b, "{\"key\": ", 8);
     kv__json_str(&b, a->pos[0], strlen(a->pos[0]));
     kvbuf_append(&b, ", \"context\": \"", 14);
-    kv__b64_encode(&b, ctx, len);
+    kv_b64_encode(&b, ctx, len);
     kvbuf_append(&b, "\"}\n", 3);
     cli_write(&b);
     kvbuf_free(&b);
@@ -462,12 +462,12 @@ static int cli_get(kv_client *c, const cli_args *a) {
         kvbuf_append(&b, "}", 1);
       } else {
         kvbuf_append(&b, "{\"value_b64\": \"", 15);
-        kv__b64_encode(&b, s->value, s->len);
+        kv_b64_encode(&b, s->value, s->len);
         kvbuf_append(&b, "\"}", 2);
       }
     }
     kvbuf_append(&b, "], \"context\": \"", 15);
-    kv__b64_encode(&b, res->context, res->context_len);
+    kv_b64_encode(&b, res->context, res->context_len);
     kvbuf_append(&b, "\"}\n", 3);
   } else {
     char line[64];
@@ -490,12 +490,12 @@ static int cli_get(kv_client *c, const cli_args *a) {
         kvbuf_append(&b, s->value, s->len);
       } else {
         kvbuf_append(&b, "base64:", 7);
-        kv__b64_encode(&b, s->value, s->len);
+        kv_b64_encode(&b, s->value, s->len);
       }
       kvbuf_append(&b, "\n", 1);
     }
     kvbuf_append(&b, "context: ", 9);
-    kv__b64_encode(&b, res->context, res->context_len);
+    kv_b64_encode(&b, res->context, res->context_len);
     kvbuf_append(&b, "\n", 1);
   }
   cli_write(&b);

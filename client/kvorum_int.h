@@ -1,8 +1,8 @@
 /*
  * kvorum_int.h: internals of libkvorum. Not installed; not part of the
  * public API. Two parts:
- *  - shared by the library, the kvorum CLI and the unit tests: base64,
- *    UTF-8 checking, JSON string escaping and the msgpack -> JSON renderer
+ *  - shared by the library, the kvorum CLI and the unit tests: UTF-8
+ *    checking, JSON string escaping and the msgpack -> JSON renderer
  *    used by kv_admin (json.c), and kv__admin_msgpack;
  *  - the library's own state and the functions its files call in each
  *    other: the kv_client (kvorum.c), its connections (conn.c), requests
@@ -16,23 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv_base64.h"
 #include "kvorum.h"
 #include "mp.h"
 #include "wire.h"
-
-/* Bytes base64 needs for n input bytes, without the NUL. */
-#define KV__B64_LEN(n) ((((n) + 2u) / 3u) * 4u)
-
-/* Encodes len bytes as standard base64 (with padding) appended to out,
- * followed by a NUL that is not counted in out->len. Returns 0 or
- * KV_ENOMEM. */
-int kv__b64_encode(kvbuf *out, const void *p, size_t len);
-
-/* Decodes standard base64 (padding optional, no whitespace) into a malloc'd
- * buffer *out of *outlen bytes (caller frees; an empty input gives a
- * non-NULL empty buffer). Returns 0, KV_EINVAL for bad input, or
- * KV_ENOMEM. */
-int kv__b64_decode(const char *s, size_t len, uint8_t **out, size_t *outlen);
 
 /* True when p[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool kv__utf8_valid(const void *p, size_t len);

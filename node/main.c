@@ -61,6 +61,9 @@ static void main__usage(FILE *f) {
 "  --aae-interval-ms MS     one anti-entropy tree exchange per interval\n"
 "                           (default 10000)\n"
 "  --hint-interval-ms MS    hinted handoff delivery rounds (default 1000)\n"
+"  --resp HOST:PORT         also serve the Redis protocol (RESP2/RESP3) for\n"
+"                           redis-cli, redis-benchmark and Redis client\n"
+"                           libraries (docs/resp.md); default: off\n"
 "  --catchup-mb-per-s N     catch-up anti-entropy with a returning replica\n"
 "                           at most N MiB a second (default 32; 0: off)\n"
 "  --hint-window-ms MS      keep no hints for a replica down longer than\n"
@@ -184,7 +187,7 @@ int main(int argc, char **argv) {
     O_ID = 1000, O_LISTEN, O_PEER, O_DATA, O_SEEDS, O_REGION, O_ZONE,
     O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_VALUE_MAX, O_SIB_MAX, O_GOSSIP,
     O_PHI, O_WBUF, O_LOG, O_HELP, O_AAE, O_HINT, O_HANDOFF, O_GRACE,
-    O_HINTS_MAX, O_REPLICAS, O_CACHE, O_HINT_WINDOW, O_CATCHUP
+    O_HINTS_MAX, O_REPLICAS, O_CACHE, O_HINT_WINDOW, O_CATCHUP, O_RESP
   };
   static const struct option opts[] = {
       {"id", required_argument, 0, O_ID},
@@ -213,12 +216,13 @@ int main(int argc, char **argv) {
       {"hints-max", required_argument, 0, O_HINTS_MAX},
       {"hint-window-ms", required_argument, 0, O_HINT_WINDOW},
       {"catchup-mb-per-s", required_argument, 0, O_CATCHUP},
+      {"resp", required_argument, 0, O_RESP},
       {"cache-mb", required_argument, 0, O_CACHE},
       {"help", no_argument, 0, O_HELP},
       {0, 0, 0, 0},
   };
   const char *id = "n1", *listen = "127.0.0.1:7101", *peer = "127.0.0.1:7201";
-  const char *data = NULL, *seeds = NULL, *region = "default", *zone = "";
+  const char *data = NULL, *seeds = NULL, *resp = NULL, *region = "default", *zone = "";
   unsigned long long q = RING_Q_DEFAULT, n = 3, r = 2, w = 2;
   unsigned long long timeout = 5000, value_max = KV_VALUE_MAX_DEFAULT;
   unsigned long long sib_max = 100, gossip_ms = 1000, wbuf = 8;
@@ -276,6 +280,7 @@ int main(int argc, char **argv) {
     case O_HANDOFF: bad = main__num("--handoff-interval-ms", optarg, 1, 86400000, &handoff_ms); break;
     case O_GRACE: bad = main__num("--tombstone-grace-ms", optarg, 1, 365ull * 86400000ull, &grace_ms); break;
     case O_HINTS_MAX: bad = main__num("--hints-max", optarg, 1, 1000000000ull, &hints_max); break;
+    case O_RESP: resp = optarg; bad = main__addr_ok("--resp", optarg); break;
     case O_CATCHUP: bad = main__num("--catchup-mb-per-s", optarg, 0, 1000000, &catchup_mb); break;
     case O_HINT_WINDOW: bad = main__num("--hint-window-ms", optarg, 1, 30ull * 86400000ull, &hint_window_ms); break;
     case O_CACHE: bad = main__num("--cache-mb", optarg, 0, 1048576, &cache_mb); break;
@@ -393,6 +398,7 @@ int main(int argc, char **argv) {
   cfg.core.tombstone_grace_ms = grace_ms;
   cfg.core.hints_max = hints_max;
   cfg.data_dir = data;
+  cfg.resp_addr = resp;
   cfg.write_buffer_mb = (size_t)wbuf;
   cfg.cache_mb = (size_t)cache_mb;
   int rc = uvn_run(&cfg);

@@ -20,6 +20,7 @@
 #define UVN_READ_CHUNK (64u * 1024u)
 #define UVN_RECONNECT_MS 250u /* wait after a failed connect to a peer */
 #define UVN_BACKLOG 511
+#define UVN_CONN_RESP (-1) /* uvn__on_accept: a Redis protocol client */
 
 typedef struct uvn uvn;
 
@@ -60,7 +61,7 @@ struct uvn {
   uvn_config *cfg;
   node *core;
   store *st;
-  uv_tcp_t client_srv, peer_srv;
+  uv_tcp_t client_srv, peer_srv, resp_srv;
   uv_timer_t tick;
   uv_prepare_t prepare;
   uv_check_t check;

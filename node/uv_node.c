@@ -11,6 +11,7 @@
  */
 #include "uv_node.h"
 #include "uv_int.h"
+#include "uv_resp.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -110,6 +111,7 @@ static uvn_conn *uvn__conn_new(uvn *u, node_conn_kind kind) {
 
 static void uvn__conn_free_cb(uv_handle_t *h) {
   uvn_conn *c = h->data;
+  uvr_close(c);
   kvbuf_free(&c->in);
   kvbuf_free(&c->out);
   kvbuf_free(&c->wbuf);
@@ -246,6 +248,10 @@ static void uvn__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0)
     return;
   c->in.len += (size_t)nread;
+  if (c->resp) {
+    uvr_on_read(c);
+    return;
+  }
   const wire_limits *lim = &wire_limits_default;
   wire_limits mine = *lim;
   if (u->cfg->core.limits.value_max)
@@ -299,11 +305,14 @@ static void uvn__start(uvn_conn *c) {
   uv_read_start((uv_stream_t *)&c->tcp, uvn__alloc_cb, uvn__read_cb);
 }
 
-static void uvn__on_accept(uv_stream_t *srv, int status, node_conn_kind kind) {
+/* kind is a node_conn_kind, or UVN_CONN_RESP for a Redis protocol client
+ * (a client connection of the core). */
+static void uvn__on_accept(uv_stream_t *srv, int status, int kind) {
   uvn *u = srv->data;
   if (status < 0 || u->stopping)
     return;
-  uvn_conn *c = uvn__conn_new(u, kind);
+  uvn_conn *c = uvn__conn_new(
+      u, kind == UVN_CONN_RESP ? NODE_CONN_CLIENT : (node_conn_kind)kind);
   if (!c) {
     uv_tcp_t tmp;
     uv_tcp_init(u->loop, &tmp);
@@ -313,7 +322,8 @@ static void uvn__on_accept(uv_stream_t *srv, int status, node_conn_kind kind) {
     uv_close((uv_handle_t *)&tmp, NULL);
     return;
   }
-  if (uv_accept(srv, (uv_stream_t *)&c->tcp)) {
+  if (uv_accept(srv, (uv_stream_t *)&c->tcp) ||
+      (kind == UVN_CONN_RESP && uvr_open(c))) {
     uvn__conn_close(c);
     return;
   }
@@ -322,6 +332,10 @@ static void uvn__on_accept(uv_stream_t *srv, int status, node_conn_kind kind) {
 
 static void uvn__on_client(uv_stream_t *srv, int status) {
   uvn__on_accept(srv, status, NODE_CONN_CLIENT);
+}
+
+static void uvn__on_resp(uv_stream_t *srv, int status) {
+  uvn__on_accept(srv, status, UVN_CONN_RESP);
 }
 
 static void uvn__on_peer(uv_stream_t *srv, int status) {
@@ -440,7 +454,9 @@ static uint64_t uvn__io_random(void *ctx) {
 static void uvn__io_conn_send(void *ctx, uint64_t conn, const uint8_t *frame,
                               size_t len) {
   uvn_conn *c = uvn__conn_get(ctx, conn);
-  if (c)
+  if (c && c->resp)
+    uvr_on_frame(c, frame, len);
+  else if (c)
     uvn__queue(c, frame, len);
 }
 
@@ -676,6 +692,8 @@ static void uvn__flush(uvn *u) {
     uvn_conn *c = u->dirty;
     u->dirty = c->dirty_next;
     c->dirty = false;
+    if (c->resp)
+      uvr_resume(c);
     uvn__conn_write(c);
   }
 }
@@ -876,6 +894,13 @@ int uvn_run(uvn_config *cfg) {
   if (!rc)
     rc = uvn__listen(u, &u->peer_srv, cfg->core.peer_addr, uvn__on_peer,
                      "peers");
+  if (!rc && cfg->resp_addr && *cfg->resp_addr) {
+    rc = uvn__listen(u, &u->resp_srv, cfg->resp_addr, uvn__on_resp,
+                     "Redis clients");
+    if (!rc)
+      uvn__logf(u, NODE_LOG_INFO, "serving the Redis protocol on %s",
+                cfg->resp_addr);
+  }
   if (rc)
     goto out_loop;
   uv_timer_init(u->loop, &u->tick);

@@ -18,6 +18,7 @@ typedef struct uvn_config {
   uint32_t tick_ms;        /* core tick period; default 10 */
   size_t conn_out_max;     /* bytes queued per connection before it is
                               closed as too slow; default 64 MiB */
+  const char *resp_addr;   /* Redis protocol clients (--resp); NULL: none */
 } uvn_config;
 
 /* Runs a node until SIGINT/SIGTERM. Returns 0 after a clean shutdown, or

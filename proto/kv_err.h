@@ -34,7 +34,8 @@
   X(EOVERLOAD, -18, "overloaded")                                              \
   X(EIO, -19, "input/output error")                                            \
   X(ESTATE, -20, "operation not allowed in this state")                        \
-  X(EFULL, -21, "queue or store full")
+  X(EFULL, -21, "queue or store full")                                         \
+  X(EAGAIN, -22, "more input needed")
 
 enum kv_errno {
   KV_OK = 0,

@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential cmake pkg-config libuv1-dev librocksdb-dev libxxhash-dev
 libmsgpack-dev clang libclang-rt-14-dev iproute2 nftables procps
-redis-server python3"
+redis-server redis-tools python3 python3-redis"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

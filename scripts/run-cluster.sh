@@ -26,7 +26,8 @@ stop() {
 trap stop INT TERM
 for i in $(seq 1 "$NODES"); do
   "$BIN" --id "n$i" --listen "127.0.0.1:$((7100 + i))" \
-    --peer "127.0.0.1:$((7200 + i))" --data "var/n$i" --seeds "$seeds" \
+    --peer "127.0.0.1:$((7200 + i))" --resp "127.0.0.1:$((7300 + i))" \
+    --data "var/n$i" --seeds "$seeds" \
     2>>"var/n$i.log" &
   pids+=($!)
 done
@@ -58,6 +59,9 @@ The cluster is running. Try, in another terminal:
   $CLI --host 127.0.0.1:7102 status
   $CLI ring
 Clients connect to 127.0.0.1:7101..$((7100 + NODES)); nodes talk on 7201..$((7200 + NODES)).
+Redis clients and tools connect to 127.0.0.1:7301..$((7300 + NODES)) (the Redis protocol):
+  redis-cli -p 7301 set greeting hello
+  redis-cli -p 7302 get greeting
 Press Ctrl-C to stop every node cleanly.
 MSG
 wait

@@ -677,6 +677,16 @@ int store_sync(store *s) {
 
 /* ---- meta ---- */
 
+uint64_t store_estimate_keys(store *s) {
+  char *v = s && s->db ? rocksdb_property_value_cf(
+                             s->db, s->cf[STORE_CF_DEFAULT],
+                             "rocksdb.estimate-num-keys")
+                       : NULL;
+  uint64_t n = v ? strtoull(v, NULL, 10) : 0;
+  rocksdb_free(v);
+  return n;
+}
+
 int store_meta_get(store *s, const char *name, uint8_t **val, size_t *vlen) {
   if (!s->db)
     return store__fenced(s) ? store__fenced(s) : KV_ESTORAGE;

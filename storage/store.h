@@ -58,6 +58,9 @@ void store_close(store *s);
 /* Reads the object of key in partition part: staged writes first, then the
  * database. Returns 0 with *val (malloc'd, caller frees) and *vlen,
  * KV_ENOTFOUND, or a KV_E* code with a message from store_errmsg. */
+/* RocksDB's estimate of the objects stored (tombstones and keys being
+ * compacted away included): cheap, and only an estimate. */
+uint64_t store_estimate_keys(store *s);
 int store_get(store *s, uint32_t part, const void *key, size_t klen,
               uint8_t **val, size_t *vlen);
 /* Like store_get, without a copy: *val is lent, valid until the next call

@@ -23,14 +23,8 @@
 #include "gossip.h"
 #include "kv_err.h"
 #include "mp.h"
+#include "tests/fuzz/fz.h"
 
-#define FZ_CHECK(cond)                                                         \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
 
 #define FZ_NOW_MS 1000000ull
 #define FZ_INTERVAL_MS 1000u

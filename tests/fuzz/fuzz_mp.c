@@ -23,14 +23,8 @@
 
 #include "kv_err.h"
 #include "mp.h"
+#include "tests/fuzz/fz.h"
 
-#define FZ_CHECK(cond)                                                         \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
 
 /* Depth below which we compare with msgpack-c (its stack holds 32 levels). */
 #define FZ_DIFF_DEPTH_MAX 16

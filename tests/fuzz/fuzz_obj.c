@@ -27,14 +27,8 @@
 #include "kv_err.h"
 #include "mp.h"
 #include "obj.h"
+#include "tests/fuzz/fz.h"
 
-#define FZ_CHECK(cond)                                                         \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
 
 #define FZ_ACTOR 0x66757a7a65720001ull /* an actor no corpus object uses */
 #define FZ_NOW_MS 1700000000000ull

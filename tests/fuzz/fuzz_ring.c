@@ -25,14 +25,8 @@
 #include "kv_err.h"
 #include "mp.h"
 #include "ring.h"
+#include "tests/fuzz/fz.h"
 
-#define FZ_CHECK(cond)                                                         \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
 
 #define FZ_PREFLISTS 8 /* partitions whose preference list is checked */
 

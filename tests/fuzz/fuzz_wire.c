@@ -39,14 +39,8 @@
 #include "kv_err.h"
 #include "mp.h"
 #include "wire.h"
+#include "tests/fuzz/fz.h"
 
-#define FZ_CHECK(cond)                                                         \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
 
 #define FZ_SIBLINGS_MAX 256 /* siblings compared per GET_OK */
 #define FZ_SMALL_VALUE_MAX 8

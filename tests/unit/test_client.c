@@ -44,7 +44,7 @@ static void test_b64(void) {
   for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
     kvbuf b;
     kvbuf_init(&b);
-    CHECK(kv__b64_encode(&b, vec[i].in, strlen(vec[i].in)) == 0);
+    CHECK(kv_b64_encode(&b, vec[i].in, strlen(vec[i].in)) == 0);
     CHECK(b.len == strlen(vec[i].out) &&
           memcmp(b.data, vec[i].out, b.len) == 0);
     kvbuf_free(&b);
@@ -61,9 +61,9 @@ static void test_b64(void) {
     kvbuf_init(&b);
     uint8_t *dec = NULL;
     size_t dl = 0;
-    if (kv__b64_encode(&b, data, len) ||
-        b.len != KV__B64_LEN(len) ||
-        kv__b64_decode((const char *)b.data, b.len, &dec, &dl) || dl != len ||
+    if (kv_b64_encode(&b, data, len) ||
+        b.len != KV_B64_LEN(len) ||
+        kv_b64_decode((const char *)b.data, b.len, &dec, &dl) || dl != len ||
         (len && memcmp(dec, data, len)))
       ok = 0;
     free(dec);
@@ -72,9 +72,9 @@ static void test_b64(void) {
   CHECK(ok);
   uint8_t *dec = NULL;
   size_t dl;
-  CHECK(kv__b64_decode("Zm9v!", 5, &dec, &dl) == KV_EINVAL);
-  CHECK(kv__b64_decode("Z", 1, &dec, &dl) == KV_EINVAL);
-  CHECK(kv__b64_decode("Zm9vYg", 6, &dec, &dl) == 0 && dl == 4 &&
+  CHECK(kv_b64_decode("Zm9v!", 5, &dec, &dl) == KV_EINVAL);
+  CHECK(kv_b64_decode("Z", 1, &dec, &dl) == KV_EINVAL);
+  CHECK(kv_b64_decode("Zm9vYg", 6, &dec, &dl) == 0 && dl == 4 &&
         memcmp(dec, "foob", 4) == 0);
   free(dec);
 }

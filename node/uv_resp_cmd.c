@@ -1,0 +1,282 @@
+/*
+ * uv_resp_cmd.c: the Redis front end's commands that need no request to
+ * the core (connection, server and introspection commands, KV.LEVELS) and
+ * the parsing of levels (see uv_resp.c and docs/resp.md).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "kv_err.h"
+#include "store.h"
+#include "uv_resp_int.h"
+
+
+/* A decimal number of at most 9 digits. Returns 0 or -1. */
+int uvr__uint(kv_slice s, uint32_t *out) {
+  uint64_t v = 0;
+  if (s.len == 0 || s.len > 9)
+    return -1;
+  for (size_t i = 0; i < s.len; i++) {
+    if (s.ptr[i] < '0' || s.ptr[i] > '9')
+      return -1;
+    v = v * 10 + (uint64_t)(s.ptr[i] - '0');
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
+/* A level: a number or one/quorum/all/local_one/local_quorum/each_quorum.
+ * Returns 0 or -1. */
+int uvr__level(kv_slice s, int32_t *out) {
+  static const struct {
+    const char *name;
+    int32_t q;
+  } names[] = {{"one", WIRE_Q_ONE},
+               {"quorum", WIRE_Q_QUORUM},
+               {"all", WIRE_Q_ALL},
+               {"local_one", WIRE_Q_LOCAL_ONE},
+               {"local_quorum", WIRE_Q_LOCAL_QUORUM},
+               {"each_quorum", WIRE_Q_EACH_QUORUM}};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    if (resp_arg_is(s, names[i].name)) {
+      *out = names[i].q;
+      return 0;
+    }
+  uint32_t v;
+  if (uvr__uint(s, &v))
+    return -1;
+  *out = (int32_t)v;
+  return 0;
+}
+
+
+/* Parses the option pairs of KV.* and KV.LEVELS from argument first on
+ * into o (and *ctx for CONTEXT when ctx is not NULL). Returns NULL or the
+ * error message. */
+const char *uvr__options(const resp_cmd *cmd, uint32_t first,
+                                wire_opts *o, kv_slice *ctx) {
+  for (uint32_t i = first; i < cmd->argc; i += 2) {
+    kv_slice k = resp_cmd_arg(cmd, i);
+    if (i + 1 >= cmd->argc)
+      return "ERR syntax error";
+    kv_slice v = resp_cmd_arg(cmd, i + 1);
+    int32_t *lvl = resp_arg_is(k, "R")    ? &o->r
+                   : resp_arg_is(k, "W")  ? &o->w
+                   : resp_arg_is(k, "DW") ? &o->dw
+                   : resp_arg_is(k, "PR") ? &o->pr
+                   : resp_arg_is(k, "PW") ? &o->pw
+                                          : NULL;
+    if (lvl) {
+      if (uvr__level(v, lvl))
+        return "ERR invalid level: expected a number or one, quorum, all, "
+               "local_one, local_quorum, each_quorum";
+    } else if (resp_arg_is(k, "TIMEOUT")) {
+      if (uvr__uint(v, &o->timeout_ms))
+        return "ERR TIMEOUT takes milliseconds";
+    } else if (ctx && resp_arg_is(k, "CONTEXT")) {
+      *ctx = v;
+    } else {
+      return "ERR syntax error";
+    }
+  }
+  return NULL;
+}
+
+
+/* HELLO's and INFO's facts about this server. */
+static void uvr__hello(uvn_conn *c, const resp_cmd *cmd) {
+  uvr_conn *rc = c->resp;
+  uvn *u = c->u;
+  int proto = rc->proto;
+  uint32_t i = 1;
+  if (cmd->argc > 1) {
+    uint32_t v;
+    if (uvr__uint(resp_cmd_arg(cmd, 1), &v) || (v != 2 && v != 3)) {
+      uvr__reply_error(c, "NOPROTO unsupported protocol version");
+      return;
+    }
+    proto = (int)v;
+    i = 2;
+  }
+  for (; i < cmd->argc; i++) {
+    kv_slice a = resp_cmd_arg(cmd, i);
+    if (resp_arg_is(a, "SETNAME") && i + 1 < cmd->argc) {
+      kv_slice nm = resp_cmd_arg(cmd, ++i);
+      size_t l = nm.len < UVR_NAME_MAX - 1 ? nm.len : UVR_NAME_MAX - 1;
+      memcpy(rc->name, nm.ptr, l);
+      rc->name[l] = 0;
+    } else if (resp_arg_is(a, "AUTH") && i + 2 < cmd->argc) {
+      i += 2; /* no users yet: every client is allowed */
+    } else {
+      uvr__reply_error(c, "ERR syntax error in HELLO option");
+      return;
+    }
+  }
+  rc->proto = proto;
+  kvbuf b;
+  kvbuf_init(&b);
+  resp_add_map(&b, proto, 7);
+  resp_add_bulk(&b, "server", 6);
+  resp_add_bulk(&b, "kvorum", 6);
+  resp_add_bulk(&b, "version", 7);
+  resp_add_bulk(&b, "7.0.0", 5);
+  resp_add_bulk(&b, "proto", 5);
+  resp_add_int(&b, proto);
+  resp_add_bulk(&b, "id", 2);
+  resp_add_int(&b, (int64_t)(c->id & 0x7fffffff));
+  resp_add_bulk(&b, "mode", 4);
+  resp_add_bulk(&b, "cluster", 7);
+  resp_add_bulk(&b, "role", 4);
+  resp_add_bulk(&b, "master", 6);
+  resp_add_bulk(&b, "node", 4);
+  resp_add_bulk(&b, u->id, strlen(u->id));
+  uvr__now(c, &b);
+  kvbuf_free(&b);
+}
+
+static void uvr__info(uvn_conn *c) {
+  uvn *u = c->u;
+  char text[1024];
+  const gossip *g = node_gossip(u->core);
+  int len = snprintf(text, sizeof(text),
+                     "# Server\r\nredis_version:7.0.0\r\n"
+                     "kvorum_version:0.1.0\r\nnode_id:%s\r\n"
+                     "redis_mode:cluster\r\n\r\n"
+                     "# Clients\r\nconnected_clients:1\r\n\r\n"
+                     "# Stats\r\nrequests_in_flight:%zu\r\n\r\n"
+                     "# Cluster\r\ncluster_enabled:0\r\nkvorum_members:%zu\r\n",
+                     u->id, node_requests_in_flight(u->core),
+                     gossip_member_count(g));
+  kvbuf b;
+  kvbuf_init(&b);
+  resp_add_verbatim(&b, c->resp->proto, "txt", text,
+                    len > 0 && (size_t)len < sizeof(text) ? (size_t)len : 0);
+  uvr__now(c, &b);
+  kvbuf_free(&b);
+}
+
+/* The commands that need no request. Returns whether cmd was one. */
+bool uvr__local(uvn_conn *c, const resp_cmd *cmd) {
+  uvr_conn *rc = c->resp;
+  kv_slice name = resp_cmd_arg(cmd, 0);
+  kvbuf b;
+  kvbuf_init(&b);
+  bool done = true;
+  if (resp_arg_is(name, "PING")) {
+    if (cmd->argc > 2)
+      resp_add_error(&b, "ERR wrong number of arguments for 'ping' command");
+    else if (cmd->argc == 2) {
+      kv_slice a = resp_cmd_arg(cmd, 1);
+      resp_add_bulk(&b, a.ptr, a.len);
+    } else
+      resp_add_simple(&b, "PONG");
+  } else if (resp_arg_is(name, "ECHO")) {
+    if (cmd->argc != 2) {
+      kvbuf_free(&b);
+      uvr__wrong_args(c, name);
+      return true;
+    }
+    kv_slice a = resp_cmd_arg(cmd, 1);
+    resp_add_bulk(&b, a.ptr, a.len);
+  } else if (resp_arg_is(name, "QUIT")) {
+    resp_add_simple(&b, "OK");
+    rc->quit = true;
+  } else if (resp_arg_is(name, "SELECT")) {
+    kv_slice a = resp_cmd_arg(cmd, 1);
+    if (cmd->argc == 2 && a.len == 1 && a.ptr[0] == '0')
+      resp_add_simple(&b, "OK");
+    else
+      resp_add_error(&b, "ERR kvorum has one database: only SELECT 0");
+  } else if (resp_arg_is(name, "HELLO")) {
+    kvbuf_free(&b);
+    uvr__hello(c, cmd);
+    return true;
+  } else if (resp_arg_is(name, "INFO")) {
+    kvbuf_free(&b);
+    uvr__info(c);
+    return true;
+  } else if (resp_arg_is(name, "CLIENT")) {
+    kv_slice sub = resp_cmd_arg(cmd, 1);
+    if (resp_arg_is(sub, "SETNAME") && cmd->argc == 3) {
+      kv_slice nm = resp_cmd_arg(cmd, 2);
+      size_t l = nm.len < UVR_NAME_MAX - 1 ? nm.len : UVR_NAME_MAX - 1;
+      memcpy(rc->name, nm.ptr, l);
+      rc->name[l] = 0;
+      resp_add_simple(&b, "OK");
+    } else if (resp_arg_is(sub, "GETNAME")) {
+      if (rc->name[0])
+        resp_add_bulk(&b, rc->name, strlen(rc->name));
+      else
+        resp_add_null(&b, rc->proto);
+    } else if (resp_arg_is(sub, "ID")) {
+      resp_add_int(&b, (int64_t)(c->id & 0x7fffffff));
+    } else if (resp_arg_is(sub, "SETINFO")) {
+      resp_add_simple(&b, "OK");
+    } else if (resp_arg_is(sub, "INFO")) {
+      char line[160];
+      int l = snprintf(line, sizeof(line), "id=%llu name=%s resp=%d\n",
+                       (unsigned long long)(c->id & 0x7fffffff), rc->name,
+                       rc->proto);
+      resp_add_bulk(&b, line, l > 0 ? (size_t)l : 0);
+    } else {
+      resp_add_error(&b, "ERR unknown CLIENT subcommand");
+    }
+  } else if (resp_arg_is(name, "COMMAND")) {
+    kv_slice sub = resp_cmd_arg(cmd, 1);
+    if (cmd->argc > 1 && resp_arg_is(sub, "COUNT"))
+      resp_add_int(&b, 0);
+    else if (cmd->argc > 1 && resp_arg_is(sub, "DOCS"))
+      resp_add_map(&b, rc->proto, 0);
+    else
+      resp_add_array(&b, 0);
+  } else if (resp_arg_is(name, "CONFIG")) {
+    kv_slice sub = resp_cmd_arg(cmd, 1);
+    if (cmd->argc == 3 && resp_arg_is(sub, "GET")) {
+      kv_slice k = resp_cmd_arg(cmd, 2);
+      if (resp_arg_is(k, "save") || resp_arg_is(k, "appendonly")) {
+        resp_add_map(&b, rc->proto, 1);
+        resp_add_bulk(&b, k.ptr, k.len);
+        if (resp_arg_is(k, "save"))
+          resp_add_bulk(&b, "", 0);
+        else
+          resp_add_bulk(&b, "no", 2);
+      } else {
+        resp_add_map(&b, rc->proto, 0);
+      }
+    } else {
+      resp_add_error(&b, "ERR kvorum answers CONFIG GET only");
+    }
+  } else if (resp_arg_is(name, "DBSIZE")) {
+    /* RocksDB's estimate of this node's replica: an estimate, not a count
+     * of the cluster's keys (docs/resp.md). */
+    resp_add_int(&b, (int64_t)store_estimate_keys(c->u->st));
+  } else if (resp_arg_is(name, "TIME")) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    char s[32], us[16];
+    int l1 = snprintf(s, sizeof(s), "%lld", (long long)tv.tv_sec);
+    int l2 = snprintf(us, sizeof(us), "%ld", (long)tv.tv_usec);
+    resp_add_array(&b, 2);
+    resp_add_bulk(&b, s, (size_t)l1);
+    resp_add_bulk(&b, us, (size_t)l2);
+  } else if (resp_arg_is(name, "KV.LEVELS")) {
+    wire_opts o = rc->defaults;
+    const char *err = uvr__options(cmd, 1, &o, NULL);
+    if (err) {
+      resp_add_error(&b, err);
+    } else {
+      rc->defaults = o;
+      resp_add_simple(&b, "OK");
+    }
+  } else {
+    done = false;
+  }
+  if (done)
+    uvr__now(c, &b);
+  kvbuf_free(&b);
+  return done;
+}
+

@@ -13,6 +13,10 @@
 #   three kvorumd at half their peak rate (open loop): p99
 #   three kvorumd, durable writes dw=2 with 64 in flight, against a loop of
 #   single fsynced RocksDB writes (bench/ref/fsync_ref)
+#   the same three kvorumd through their Redis protocol port
+#   (kvorum-bench --protocol resp) against their native port
+#   redis-benchmark -t set,get -n 100000 -c 50 (and -P 16) against
+#   redis-server, one kvorumd and three kvorumd over the Redis protocol
 # and writes bench/results/*.json.
 set -u
 BUILD=${1:-build}
@@ -53,14 +57,18 @@ wait_nodes() { # HOST COUNT
   exit 1
 }
 
-start_nodes() { # COUNT N -> sets HOSTS
+start_nodes() { # COUNT N -> sets HOSTS, RHOSTS (Redis protocol), RPORT1
   local count=$1 n=$2 seeds="" i
-  local cps=() pps=()
-  for i in $(seq 1 "$count"); do cps+=("$(port)"); pps+=("$(port)"); done
+  local cps=() pps=() rps=()
+  for i in $(seq 1 "$count"); do cps+=("$(port)"); pps+=("$(port)"); rps+=("$(port)"); done
   for i in $(seq 1 "$count"); do seeds="$seeds${seeds:+,}127.0.0.1:${pps[$((i-1))]}"; done
   HOSTS=""
+  RHOSTS=""
+  RPORT1=${rps[0]}
   for i in $(seq 1 "$count"); do
+    RHOSTS="$RHOSTS${RHOSTS:+,}127.0.0.1:${rps[$((i-1))]}"
     "$KVD" --id "n$i" --listen "127.0.0.1:${cps[$((i-1))]}" --peer "127.0.0.1:${pps[$((i-1))]}" \
+      --resp "127.0.0.1:${rps[$((i-1))]}" \
       --data "$TMP/c$count-n$i" --seeds "$seeds" --n "$n" --r $(( n/2 + 1 )) --w $(( n/2 + 1 )) \
       --log-level warn 2>>"$TMP/nodes.log" &
     pids+=($!)
@@ -75,6 +83,17 @@ stop_nodes() {
   pids=()
 }
 
+# redis-benchmark's SET and GET rates (ops/s) against PORT, with FLAGS.
+rb() { # PORT NAME FLAGS...
+  local p=$1 name=$2
+  shift 2
+  redis-benchmark -p "$p" -t set,get -n 100000 -c 50 -q --csv "$@" \
+    >"$OUT/rb_$name.csv" 2>/dev/null
+  /usr/bin/python3 -c 'import csv,sys
+rows={r[0]:r[1] for r in csv.reader(open(sys.argv[1])) if len(r)>1}
+print(round(float(rows.get("SET","0"))), round(float(rows.get("GET","0"))))' "$OUT/rb_$name.csv"
+}
+
 echo "== redis-server (no persistence), workload A"
 RP=$(port)
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
@@ -83,12 +102,18 @@ pids+=($!)
 for _ in $(seq 1 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.05; done
 "$BENCH" --protocol resp --hosts "127.0.0.1:$RP" --workload a --load "${COMMON[@]}" \
   --json "$OUT/redis_a.json" >/dev/null
+echo "== redis-benchmark against redis-server"
+RB_R=$(rb "$RP" redis)
+RB_RP=$(rb "$RP" redis_p16 -P 16)
 stop_nodes
 R_A=$(tput_of "$OUT/redis_a.json")
 
 echo "== one kvorumd, N=1, workload A"
 start_nodes 1 1
 "$BENCH" --hosts "$HOSTS" --workload a --load "${COMMON[@]}" --json "$OUT/kv1_a.json" >/dev/null
+echo "== redis-benchmark against one kvorumd (Redis protocol)"
+RB_1=$(rb "$RPORT1" kv1)
+RB_1P=$(rb "$RPORT1" kv1_p16 -P 16)
 stop_nodes
 K1=$(tput_of "$OUT/kv1_a.json")
 
@@ -97,6 +122,13 @@ start_nodes 3 3
 "$BENCH" --hosts "$HOSTS" --workload a --load "${COMMON[@]}" --r 2 --w 2 \
   --json "$OUT/kv3_a.json" >/dev/null
 K3=$(tput_of "$OUT/kv3_a.json")
+echo "== the same three kvorumd through the Redis protocol, workload A"
+"$BENCH" --protocol resp --hosts "$RHOSTS" --workload a "${COMMON[@]}" \
+  --json "$OUT/kv3_a_resp.json" >/dev/null
+K3R=$(tput_of "$OUT/kv3_a_resp.json")
+echo "== redis-benchmark against three kvorumd (Redis protocol)"
+RB_3=$(rb "$RPORT1" kv3)
+RB_3P=$(rb "$RPORT1" kv3_p16 -P 16)
 HALF=$(( K3 / 2 ))
 echo "== three kvorumd at half the peak rate ($HALF ops/s), open loop"
 "$BENCH" --hosts "$HOSTS" --workload a "${COMMON[@]}" --r 2 --w 2 --rate "$HALF" \
@@ -119,8 +151,18 @@ cat <<EOF
 | 1 node N=1, workload A | $K1 | redis-server | $R_A | $(ratio "$K1" "$R_A") | >= 0.9 |
 | 3 nodes N=3 R=2 W=2, workload A | $K3 | redis-server | $R_A | $(ratio "$K3" "$R_A") | >= 0.75 |
 | 3 nodes, dw=2, 64 in flight | $KDW | fsynced RocksDB writes, one at a time | $FS | $( [ "$FS" -gt 0 ] && ratio "$KDW" "$FS" || echo -) | >= 10 |
+| 3 nodes, Redis protocol (kvorum-bench --protocol resp), workload A | $K3R | the same nodes, native protocol | $K3 | $(ratio "$K3R" "$K3") | >= 0.9 |
 
 p99 of 3 nodes at half peak ($HALF ops/s): ${P99H} us (target < 2000 us)
+
+redis-benchmark -t set,get -n 100000 -c 50 (SET and GET ops/s), the same
+flags against each server in this run:
+
+| server | SET | GET | SET -P 16 | GET -P 16 |
+|---|---|---|---|---|
+| redis-server | ${RB_R% *} | ${RB_R#* } | ${RB_RP% *} | ${RB_RP#* } |
+| one kvorumd, Redis protocol | ${RB_1% *} | ${RB_1#* } | ${RB_1P% *} | ${RB_1P#* } |
+| three kvorumd N=3, Redis protocol | ${RB_3% *} | ${RB_3#* } | ${RB_3P% *} | ${RB_3P#* } |
 
 CPU per operation in the measured run (server: every server process, all
 threads; bench: the load generator), steadier than throughput here:

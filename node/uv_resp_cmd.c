@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "kv_err.h"
 #include "store.h"
@@ -137,25 +139,71 @@ static void uvr__hello(uvn_conn *c, const resp_cmd *cmd) {
   kvbuf_free(&b);
 }
 
+/* Appends printf-formatted text to b. */
+static void uvr__textf(kvbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void uvr__textf(kvbuf *b, const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    kvbuf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n
+                                                   : sizeof(line) - 1);
+}
+
+/* INFO: server, clients, CPU, stats, keyspace (an estimate) and the
+ * members of the cluster as this node sees them, in Redis's
+ * "key:value" lines so tools and client libraries parse it. */
 static void uvr__info(uvn_conn *c) {
   uvn *u = c->u;
-  char text[1024];
   const gossip *g = node_gossip(u->core);
-  int len = snprintf(text, sizeof(text),
-                     "# Server\r\nredis_version:7.0.0\r\n"
-                     "kvorum_version:0.1.0\r\nnode_id:%s\r\n"
-                     "redis_mode:cluster\r\n\r\n"
-                     "# Clients\r\nconnected_clients:1\r\n\r\n"
-                     "# Stats\r\nrequests_in_flight:%zu\r\n\r\n"
-                     "# Cluster\r\ncluster_enabled:0\r\nkvorum_members:%zu\r\n",
-                     u->id, node_requests_in_flight(u->core),
-                     gossip_member_count(g));
+  size_t clients = 0, resp_clients = 0;
+  for (uint32_t i = 0; i < UVN_CONNS_MAX; i++) {
+    const uvn_conn *x = u->conns[i];
+    if (x && !x->closing && x->kind == NODE_CONN_CLIENT) {
+      clients++;
+      resp_clients += x->resp != NULL;
+    }
+  }
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  kvbuf t;
+  kvbuf_init(&t);
+  uvr__textf(&t,
+             "# Server\r\nredis_version:7.0.0\r\nkvorum_version:0.1.0\r\n"
+             "node_id:%s\r\nredis_mode:cluster\r\nprocess_id:%ld\r\n"
+             "resp_proto:%d\r\n\r\n",
+             u->id, (long)getpid(), c->resp->proto);
+  uvr__textf(&t,
+             "# Clients\r\nconnected_clients:%zu\r\nresp_clients:%zu\r\n"
+             "\r\n",
+             clients, resp_clients);
+  uvr__textf(&t, "# CPU\r\nused_cpu_sys:%ld.%06ld\r\nused_cpu_user:%ld.%06ld\r\n\r\n",
+             (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec,
+             (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+  uvr__textf(&t, "# Stats\r\nrequests_in_flight:%zu\r\nhints_pending:%llu\r\n\r\n",
+             node_requests_in_flight(u->core),
+             (unsigned long long)node_hints_pending(u->core));
+  uvr__textf(&t,
+             "# Keyspace\r\ndb0:keys=%llu,expires=0,avg_ttl=0\r\n\r\n",
+             (unsigned long long)store_estimate_keys(u->st));
+  uvr__textf(&t, "# Cluster\r\ncluster_enabled:0\r\nkvorum_members:%zu\r\n",
+             gossip_member_count(g));
+  for (size_t i = 0; i < gossip_member_count(g); i++) {
+    const gossip_member *m = gossip_member_at(g, i);
+    uvr__textf(&t, "member_%s:state=%s,region=%s,peer=%s,client=%s\r\n",
+               m->id, gossip_status_name(m->status, m->alive), m->region,
+               m->peer_addr, m->client_addr);
+  }
   kvbuf b;
   kvbuf_init(&b);
-  resp_add_verbatim(&b, c->resp->proto, "txt", text,
-                    len > 0 && (size_t)len < sizeof(text) ? (size_t)len : 0);
+  resp_add_verbatim(&b, c->resp->proto, "txt", t.data ? t.data : (uint8_t *)"",
+                    t.len);
   uvr__now(c, &b);
   kvbuf_free(&b);
+  kvbuf_free(&t);
 }
 
 /* The commands that need no request. Returns whether cmd was one. */
@@ -249,6 +297,11 @@ bool uvr__local(uvn_conn *c, const resp_cmd *cmd) {
     } else {
       resp_add_error(&b, "ERR kvorum answers CONFIG GET only");
     }
+  } else if (resp_arg_is(name, "AUTH")) {
+    /* As a Redis without a password answers; users come with #15. */
+    resp_add_error(&b, "ERR AUTH <password> called without any password "
+                       "configured for the default user. Are you sure your "
+                       "configuration is correct?");
   } else if (resp_arg_is(name, "DBSIZE")) {
     /* RocksDB's estimate of this node's replica: an estimate, not a count
      * of the cluster's keys (docs/resp.md). */

@@ -170,4 +170,42 @@ finally:
     if t.failed:
         c.dump_logs()
     c.close()
+
+# ---- a SET on each side of a split: siblings, and GET shows the later ----
+# Hints and catch-up are off, so neither side learns the other's write
+# until a read repairs them: the two SETs are concurrent.
+resp_ports = free_ports(3)
+c = Cluster(kvorumd, cli, 3,
+            node_flags=["--hint-window-ms", "1", "--catchup-mb-per-s", "0",
+                        "--aae-interval-ms", "600000"], name="kvresp2")
+try:
+    for i in (1, 2, 3):
+        c.start(i, ["--resp", f"127.0.0.1:{resp_ports[i - 1]}"])
+    t.check(c.wait_all_up([1, 2, 3]) is not None, "a second cluster up")
+    for i in (2, 3):
+        c.pause(i)
+    t.check(c.wait_until(lambda: all(c.states(1).get(f"n{j}") == "down"
+                                     for j in (2, 3)), 20) is not None,
+            "n1 is cut off from n2 and n3 (SIGSTOP)")
+    left = redis.Redis(port=resp_ports[0], socket_timeout=10)
+    left.execute_command("KV.LEVELS", "W", "1")
+    t.check(left.set("split", "left") is True, "SET on n1's side (W=1)")
+    for i in (2, 3):
+        c.resume(i)
+    c.pause(1)
+    t.check(c.wait_until(lambda: c.states(3).get("n1") == "down", 30)
+            is not None, "now n1 is cut off from n2 and n3")
+    right = redis.Redis(port=resp_ports[2], socket_timeout=10)
+    t.check(right.set("split", "right") is True, "SET on the other side")
+    c.resume(1)
+    t.check(c.wait_all_up([1, 2, 3], timeout=40) is not None, "healed")
+    got = right.execute_command("KV.GET", "split", "R", "all")
+    t.check(sorted(got[1]) == [b"left", b"right"],
+            f"the two SETs are siblings, visible with KV.GET: {got[1]}")
+    t.check(right.get("split") == b"right" and left.get("split") == b"right",
+            "GET returns the later SET through either side")
+finally:
+    if t.failed:
+        c.dump_logs()
+    c.close()
 t.finish()

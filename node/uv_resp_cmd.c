@@ -206,6 +206,105 @@ static void uvr__info(uvn_conn *c) {
   kvbuf_free(&t);
 }
 
+/* The commands this front end knows: name, arity (negative: at least),
+ * first key, last key (-1: the last argument), key step, and a summary
+ * (COMMAND, COMMAND INFO, COMMAND DOCS). */
+static const struct {
+  const char *name;
+  int arity, first, last, step;
+  const char *summary;
+} uvr__commands[] = {
+    {"get", 2, 1, 1, 1, "the latest sibling's value of a key"},
+    {"set", -3, 1, 1, 1, "replaces a key's value (NX, XX, GET)"},
+    {"del", -2, 1, -1, 1, "deletes keys, returns how many existed"},
+    {"unlink", -2, 1, -1, 1, "DEL"},
+    {"exists", -2, 1, -1, 1, "counts the keys that exist"},
+    {"mget", -2, 1, -1, 1, "the values of several keys"},
+    {"mset", -3, 1, -1, 2, "sets several keys (not atomically)"},
+    {"getdel", 2, 1, 1, 1, "returns a key's value and deletes it"},
+    {"type", 2, 1, 1, 1, "string or none"},
+    {"kv.get", -2, 1, 1, 1, "every sibling and the context of a key"},
+    {"kv.put", -3, 1, 1, 1, "writes with a context, returns the new one"},
+    {"kv.del", -2, 1, 1, 1, "deletes with a context, returns the new one"},
+    {"kv.levels", -1, 0, 0, 0, "the connection's R, W, DW, PR, PW"},
+    {"ping", -1, 0, 0, 0, "PONG"},
+    {"echo", 2, 0, 0, 0, "the argument"},
+    {"quit", 1, 0, 0, 0, "closes the connection"},
+    {"select", 2, 0, 0, 0, "only database 0"},
+    {"hello", -1, 0, 0, 0, "RESP2 or RESP3, and facts about the server"},
+    {"auth", -2, 0, 0, 0, "as a Redis without a password"},
+    {"client", -2, 0, 0, 0, "SETNAME, GETNAME, ID, SETINFO, INFO"},
+    {"command", -1, 0, 0, 0, "these commands"},
+    {"config", -2, 0, 0, 0, "CONFIG GET"},
+    {"info", -1, 0, 0, 0, "server, clients, CPU, stats, keyspace, cluster"},
+    {"time", 1, 0, 0, 0, "the node's clock"},
+    {"dbsize", 1, 0, 0, 0, "an estimate of this node's stored objects"},
+};
+#define UVR_NCOMMANDS (sizeof(uvr__commands) / sizeof(uvr__commands[0]))
+
+static void uvr__command_info(kvbuf *b, size_t i) {
+  resp_add_array(b, 6);
+  resp_add_bulk(b, uvr__commands[i].name, strlen(uvr__commands[i].name));
+  resp_add_int(b, uvr__commands[i].arity);
+  resp_add_array(b, 0); /* flags */
+  resp_add_int(b, uvr__commands[i].first);
+  resp_add_int(b, uvr__commands[i].last);
+  resp_add_int(b, uvr__commands[i].step);
+}
+
+static int uvr__command_find(kv_slice name) {
+  for (size_t i = 0; i < UVR_NCOMMANDS; i++)
+    if (resp_arg_is(name, uvr__commands[i].name))
+      return (int)i;
+  return -1;
+}
+
+/* COMMAND, COMMAND COUNT, COMMAND INFO [name...], COMMAND DOCS [name...]. */
+static void uvr__command(kvbuf *b, int proto, const resp_cmd *cmd) {
+  kv_slice sub = resp_cmd_arg(cmd, 1);
+  if (cmd->argc == 1) {
+    resp_add_array(b, UVR_NCOMMANDS);
+    for (size_t i = 0; i < UVR_NCOMMANDS; i++)
+      uvr__command_info(b, i);
+  } else if (resp_arg_is(sub, "COUNT")) {
+    resp_add_int(b, (int64_t)UVR_NCOMMANDS);
+  } else if (resp_arg_is(sub, "INFO")) {
+    resp_add_array(b, cmd->argc - 2);
+    for (uint32_t a = 2; a < cmd->argc; a++) {
+      int i = uvr__command_find(resp_cmd_arg(cmd, a));
+      if (i < 0)
+        resp_add_null(b, proto);
+      else
+        uvr__command_info(b, (size_t)i);
+    }
+  } else if (resp_arg_is(sub, "DOCS")) {
+    size_t n = 0;
+    for (size_t i = 0; i < UVR_NCOMMANDS; i++) {
+      bool want = cmd->argc == 2;
+      for (uint32_t a = 2; a < cmd->argc && !want; a++)
+        want = resp_arg_is(resp_cmd_arg(cmd, a), uvr__commands[i].name);
+      n += want;
+    }
+    resp_add_map(b, proto, n);
+    for (size_t i = 0; i < UVR_NCOMMANDS; i++) {
+      bool want = cmd->argc == 2;
+      for (uint32_t a = 2; a < cmd->argc && !want; a++)
+        want = resp_arg_is(resp_cmd_arg(cmd, a), uvr__commands[i].name);
+      if (!want)
+        continue;
+      resp_add_bulk(b, uvr__commands[i].name, strlen(uvr__commands[i].name));
+      resp_add_map(b, proto, 2);
+      resp_add_bulk(b, "summary", 7);
+      resp_add_bulk(b, uvr__commands[i].summary,
+                    strlen(uvr__commands[i].summary));
+      resp_add_bulk(b, "group", 5);
+      resp_add_bulk(b, "kvorum", 6);
+    }
+  } else {
+    resp_add_error(b, "ERR unknown COMMAND subcommand");
+  }
+}
+
 /* The commands that need no request. Returns whether cmd was one. */
 bool uvr__local(uvn_conn *c, const resp_cmd *cmd) {
   uvr_conn *rc = c->resp;
@@ -273,13 +372,7 @@ bool uvr__local(uvn_conn *c, const resp_cmd *cmd) {
       resp_add_error(&b, "ERR unknown CLIENT subcommand");
     }
   } else if (resp_arg_is(name, "COMMAND")) {
-    kv_slice sub = resp_cmd_arg(cmd, 1);
-    if (cmd->argc > 1 && resp_arg_is(sub, "COUNT"))
-      resp_add_int(&b, 0);
-    else if (cmd->argc > 1 && resp_arg_is(sub, "DOCS"))
-      resp_add_map(&b, rc->proto, 0);
-    else
-      resp_add_array(&b, 0);
+    uvr__command(&b, rc->proto, cmd);
   } else if (resp_arg_is(name, "CONFIG")) {
     kv_slice sub = resp_cmd_arg(cmd, 1);
     if (cmd->argc == 3 && resp_arg_is(sub, "GET")) {

@@ -70,6 +70,9 @@ try:
     rc, info = rcli(1, "INFO")
     t.check(rc == 0 and "kvorum_version:" in info and "node_id:n1" in info,
             "INFO names kvorum and the node")
+    rc, out = rcli(1, "COMMAND", "INFO", "get", "kv.get")
+    t.check(rc == 0 and out.split("\n")[:2] == ["get", "2"] and
+            "kv.get" in out, f"COMMAND INFO describes commands: {out!r}")
     t.check(rcli(1, "FOO")[1] == "ERR unknown command 'FOO'",
             "an unknown command is a clear error")
     t.check(rcli(1, "SET", "k", "v", "EX", "10")[1].startswith("ERR"),

@@ -259,6 +259,14 @@ static int uvr__command_find(kv_slice name) {
   return -1;
 }
 
+/* Whether COMMAND DOCS cmd asks for command i (no names: all). */
+static bool uvr__command_named(const resp_cmd *cmd, size_t i) {
+  bool want = cmd->argc == 2;
+  for (uint32_t a = 2; a < cmd->argc && !want; a++)
+    want = resp_arg_is(resp_cmd_arg(cmd, a), uvr__commands[i].name);
+  return want;
+}
+
 /* COMMAND, COMMAND COUNT, COMMAND INFO [name...], COMMAND DOCS [name...]. */
 static void uvr__command(kvbuf *b, int proto, const resp_cmd *cmd) {
   kv_slice sub = resp_cmd_arg(cmd, 1);
@@ -279,18 +287,11 @@ static void uvr__command(kvbuf *b, int proto, const resp_cmd *cmd) {
     }
   } else if (resp_arg_is(sub, "DOCS")) {
     size_t n = 0;
-    for (size_t i = 0; i < UVR_NCOMMANDS; i++) {
-      bool want = cmd->argc == 2;
-      for (uint32_t a = 2; a < cmd->argc && !want; a++)
-        want = resp_arg_is(resp_cmd_arg(cmd, a), uvr__commands[i].name);
-      n += want;
-    }
+    for (size_t i = 0; i < UVR_NCOMMANDS; i++)
+      n += uvr__command_named(cmd, i);
     resp_add_map(b, proto, n);
     for (size_t i = 0; i < UVR_NCOMMANDS; i++) {
-      bool want = cmd->argc == 2;
-      for (uint32_t a = 2; a < cmd->argc && !want; a++)
-        want = resp_arg_is(resp_cmd_arg(cmd, a), uvr__commands[i].name);
-      if (!want)
+      if (!uvr__command_named(cmd, i))
         continue;
       resp_add_bulk(b, uvr__commands[i].name, strlen(uvr__commands[i].name));
       resp_add_map(b, proto, 2);

@@ -13,4 +13,6 @@ if(TARGET kvorumd AND TARGET kvorum_cli)
     set_tests_properties(cluster_${t} PROPERTIES TIMEOUT 180
                          LABELS cluster)
   endforeach()
+  # Hundreds of CLI processes: slow under the sanitizers.
+  set_tests_properties(cluster_join_leave PROPERTIES TIMEOUT 400)
 endif()

@@ -19,18 +19,12 @@ _Static_assert(AAE_KEYS_MAX <= WIRE_AAE_KEYS_MAX,
 typedef struct aae__build {
   node *n;
   uint32_t part;
-  uint8_t *last;
-  size_t last_len;
-  size_t seen;
 } aae__build;
 
 static int aae__build_fn(void *arg, const uint8_t *key, size_t klen,
                          const uint8_t *val, size_t vlen) {
   aae__build *b = arg;
   core__tree_update(b->n, b->part, key, klen, 0, XXH3_64bits(val, vlen));
-  if (core__cursor(&b->last, &b->last_len, key, klen))
-    return KV_ENOMEM;
-  b->seen++;
   return 0;
 }
 
@@ -47,18 +41,9 @@ int aae_build_trees(node *n, uint32_t q) {
   n->trees_q = q;
   for (uint32_t p = 0; p < q; p++) {
     aae__build b = {.n = n, .part = p};
-    for (;;) {
-      b.seen = 0;
-      int rc = n->io.store_scan(n->io.ctx, p, b.last, b.last_len, 1024,
-                                aae__build_fn, &b);
-      if (rc) {
-        free(b.last);
-        return rc;
-      }
-      if (b.seen < 1024)
-        break;
-    }
-    free(b.last);
+    int rc = core__scan(n, p, aae__build_fn, &b);
+    if (rc)
+      return rc;
   }
   return 0;
 }
@@ -279,17 +264,11 @@ typedef struct aae__keys {
   wire_pm_items *items; /* the entries, counted in count */
   uint32_t count;
   bool objects; /* pack [key, object] instead of [key, hash] */
-  uint8_t *last;
-  size_t last_len;
-  size_t seen;
 } aae__keys;
 
 static int aae__keys_fn(void *arg, const uint8_t *key, size_t klen,
                         const uint8_t *val, size_t vlen) {
   aae__keys *k = arg;
-  k->seen++;
-  if (core__cursor(&k->last, &k->last_len, key, klen))
-    return KV_ENOMEM;
   if (!aae__seg_has(k->segs, tree_segment(key, klen)))
     return 0;
   if (k->count >= AAE_KEYS_MAX)
@@ -309,14 +288,7 @@ static int aae__keys_fn(void *arg, const uint8_t *key, size_t klen,
 static uint32_t aae__collect(node *n, uint32_t p, const aae__segs *segs,
                              bool objects, wire_pm_items *items) {
   aae__keys k = {.n = n, .segs = segs, .items = items, .objects = objects};
-  for (;;) {
-    k.seen = 0;
-    int rc = n->io.store_scan(n->io.ctx, p, k.last, k.last_len, 1024,
-                              aae__keys_fn, &k);
-    if (rc || k.seen < 1024)
-      break;
-  }
-  free(k.last);
+  core__scan(n, p, aae__keys_fn, &k);
   return k.count;
 }
 
@@ -392,17 +364,11 @@ typedef struct aae__join {
   uint8_t *matched; /* per key of theirs: 0 we lack it, 1 differs, 2 same */
   wire_pm_items *objs;
   uint32_t nobjs;
-  uint8_t *last;
-  size_t last_len;
-  size_t seen;
 } aae__join;
 
 static int aae__join_fn(void *arg, const uint8_t *key, size_t klen,
                         const uint8_t *val, size_t vlen) {
   aae__join *j = arg;
-  j->seen++;
-  if (core__cursor(&j->last, &j->last_len, key, klen))
-    return KV_ENOMEM;
   if (!aae__seg_has(j->segs, tree_segment(key, klen)))
     return 0;
   kv_slice mine = {.ptr = key, .len = klen};
@@ -467,14 +433,7 @@ void aae_on_keys(node *n, uint64_t conn, const wire_msg *m,
                  .ntheirs = nkeys,
                  .matched = matched,
                  .objs = &objs};
-  for (;;) {
-    j.seen = 0;
-    int rc = n->io.store_scan(n->io.ctx, p, j.last, j.last_len, 1024,
-                              aae__join_fn, &j);
-    if (rc || j.seen < 1024)
-      break;
-  }
-  free(j.last);
+  core__scan(n, p, aae__join_fn, &j);
   /* We want every key of theirs that we lack or hold differently (the
    * differing ones also went into objs: each side merges the other's). */
   for (uint32_t i = 0; i < nkeys; i++)

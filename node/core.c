@@ -338,6 +338,35 @@ const gossip_member *core__member_up(node *n, const char *id) {
   return m;
 }
 
+typedef struct core__pager {
+  node_scan_fn fn;
+  void *arg;
+  uint8_t *last; /* the key the next page resumes after */
+  size_t last_len;
+  uint32_t seen; /* keys of the current page */
+} core__pager;
+
+static int core__page_fn(void *arg, const uint8_t *key, size_t klen,
+                         const uint8_t *val, size_t vlen) {
+  core__pager *pg = arg;
+  pg->seen++;
+  if (core__cursor(&pg->last, &pg->last_len, key, klen))
+    return KV_ENOMEM;
+  return pg->fn(pg->arg, key, klen, val, vlen);
+}
+
+int core__scan(node *n, uint32_t p, node_scan_fn fn, void *arg) {
+  core__pager pg = {.fn = fn, .arg = arg};
+  int rc;
+  do {
+    pg.seen = 0;
+    rc = n->io.store_scan(n->io.ctx, p, pg.last, pg.last_len, CORE_SCAN_PAGE,
+                          core__page_fn, &pg);
+  } while (rc == 0 && pg.seen == CORE_SCAN_PAGE);
+  free(pg.last);
+  return rc;
+}
+
 static int core__any_fn(void *arg, const uint8_t *key, size_t klen,
                         const uint8_t *val, size_t vlen) {
   *(bool *)arg = true;

@@ -245,6 +245,12 @@ bool core__req_check(const node *n, const core_req *r);
  * realloc'd). Returns 0 or KV_ENOMEM. */
 int core__cursor(uint8_t **last, size_t *last_len, const uint8_t *key,
                  size_t klen);
+/* Calls fn for every key of partition p in key order, reading pages of
+ * CORE_SCAN_PAGE keys (each resuming after the last key seen). Returns 0,
+ * the first non-zero value fn returned (which ends the scan), or a
+ * storage error. */
+#define CORE_SCAN_PAGE 1024u
+int core__scan(node *n, uint32_t p, node_scan_fn fn, void *arg);
 /* Whether this node stores any key of partition p. */
 bool core__has_data(node *n, uint32_t p);
 /* Updates partition part's tree for key: its object hash old_hash becomes

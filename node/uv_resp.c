@@ -123,7 +123,7 @@ void uvr_resume(uvn_conn *c) {
 }
 
 /* A reply that needs no request. */
-void uvr__now(uvn_conn *c, const kvbuf *reply) {
+static void uvr__now(uvn_conn *c, const kvbuf *reply) {
   uvr_conn *rc = c->resp;
   if (rc->len == 0) {
     uvn__queue(c, reply->data, reply->len);
@@ -428,7 +428,7 @@ void uvr_on_frame(uvn_conn *c, const uint8_t *frame, size_t len) {
 
 /* ---- commands ---- */
 
-void uvr__reply_error(uvn_conn *c, const char *msg) {
+static void uvr__reply_error(uvn_conn *c, const char *msg) {
   kvbuf b;
   kvbuf_init(&b);
   resp_add_error(&b, msg);
@@ -436,9 +436,9 @@ void uvr__reply_error(uvn_conn *c, const char *msg) {
   kvbuf_free(&b);
 }
 
-void uvr__reply_errorf(uvn_conn *c, const char *fmt, ...)
+static void uvr__reply_errorf(uvn_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void uvr__reply_errorf(uvn_conn *c, const char *fmt, ...) {
+static void uvr__reply_errorf(uvn_conn *c, const char *fmt, ...) {
   char msg[RESP_ERRLINE_MAX];
   va_list ap;
   va_start(ap, fmt);
@@ -447,7 +447,7 @@ void uvr__reply_errorf(uvn_conn *c, const char *fmt, ...) {
   uvr__reply_error(c, msg);
 }
 
-void uvr__wrong_args(uvn_conn *c, kv_slice name) {
+static void uvr__wrong_args(uvn_conn *c, kv_slice name) {
   uvr__reply_errorf(c, "ERR wrong number of arguments for '%.*s' command",
                     (int)(name.len > 32 ? 32 : name.len),
                     (const char *)name.ptr);
@@ -654,8 +654,15 @@ void uvr_on_read(uvn_conn *c) {
       off = c->in.len;
       break;
     }
-    if (cmd->argc && !uvr__local(c, cmd))
-      uvr__keys_cmd(c, cmd);
+    if (cmd->argc) {
+      kvbuf reply;
+      kvbuf_init(&reply);
+      if (uvr__local(c, cmd, &reply))
+        uvr__now(c, &reply);
+      else
+        uvr__keys_cmd(c, cmd);
+      kvbuf_free(&reply);
+    }
     off += used;
   }
   if (c->closing)

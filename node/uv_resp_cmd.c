@@ -89,7 +89,7 @@ const char *uvr__options(const resp_cmd *cmd, uint32_t first,
 
 
 /* HELLO's and INFO's facts about this server. */
-static void uvr__hello(uvn_conn *c, const resp_cmd *cmd) {
+static void uvr__hello(uvn_conn *c, const resp_cmd *cmd, kvbuf *b) {
   uvr_conn *rc = c->resp;
   uvn *u = c->u;
   int proto = rc->proto;
@@ -97,7 +97,7 @@ static void uvr__hello(uvn_conn *c, const resp_cmd *cmd) {
   if (cmd->argc > 1) {
     uint32_t v;
     if (uvr__uint(resp_cmd_arg(cmd, 1), &v) || (v != 2 && v != 3)) {
-      uvr__reply_error(c, "NOPROTO unsupported protocol version");
+      resp_add_error(b, "NOPROTO unsupported protocol version");
       return;
     }
     proto = (int)v;
@@ -113,30 +113,26 @@ static void uvr__hello(uvn_conn *c, const resp_cmd *cmd) {
     } else if (resp_arg_is(a, "AUTH") && i + 2 < cmd->argc) {
       i += 2; /* no users yet: every client is allowed */
     } else {
-      uvr__reply_error(c, "ERR syntax error in HELLO option");
+      resp_add_error(b, "ERR syntax error in HELLO option");
       return;
     }
   }
   rc->proto = proto;
-  kvbuf b;
-  kvbuf_init(&b);
-  resp_add_map(&b, proto, 7);
-  resp_add_bulk(&b, "server", 6);
-  resp_add_bulk(&b, "kvorum", 6);
-  resp_add_bulk(&b, "version", 7);
-  resp_add_bulk(&b, "7.0.0", 5);
-  resp_add_bulk(&b, "proto", 5);
-  resp_add_int(&b, proto);
-  resp_add_bulk(&b, "id", 2);
-  resp_add_int(&b, (int64_t)(c->id & 0x7fffffff));
-  resp_add_bulk(&b, "mode", 4);
-  resp_add_bulk(&b, "cluster", 7);
-  resp_add_bulk(&b, "role", 4);
-  resp_add_bulk(&b, "master", 6);
-  resp_add_bulk(&b, "node", 4);
-  resp_add_bulk(&b, u->id, strlen(u->id));
-  uvr__now(c, &b);
-  kvbuf_free(&b);
+  resp_add_map(b, proto, 7);
+  resp_add_bulk(b, "server", 6);
+  resp_add_bulk(b, "kvorum", 6);
+  resp_add_bulk(b, "version", 7);
+  resp_add_bulk(b, "7.0.0", 5);
+  resp_add_bulk(b, "proto", 5);
+  resp_add_int(b, proto);
+  resp_add_bulk(b, "id", 2);
+  resp_add_int(b, (int64_t)(c->id & 0x7fffffff));
+  resp_add_bulk(b, "mode", 4);
+  resp_add_bulk(b, "cluster", 7);
+  resp_add_bulk(b, "role", 4);
+  resp_add_bulk(b, "master", 6);
+  resp_add_bulk(b, "node", 4);
+  resp_add_bulk(b, u->id, strlen(u->id));
 }
 
 /* Appends printf-formatted text to b. */
@@ -156,7 +152,7 @@ static void uvr__textf(kvbuf *b, const char *fmt, ...) {
 /* INFO: server, clients, CPU, stats, keyspace (an estimate) and the
  * members of the cluster as this node sees them, in Redis's
  * "key:value" lines so tools and client libraries parse it. */
-static void uvr__info(uvn_conn *c) {
+static void uvr__info(uvn_conn *c, kvbuf *b) {
   uvn *u = c->u;
   const gossip *g = node_gossip(u->core);
   size_t clients = 0, resp_clients = 0;
@@ -197,12 +193,8 @@ static void uvr__info(uvn_conn *c) {
                m->id, gossip_status_name(m->status, m->alive), m->region,
                m->peer_addr, m->client_addr);
   }
-  kvbuf b;
-  kvbuf_init(&b);
-  resp_add_verbatim(&b, c->resp->proto, "txt", t.data ? t.data : (uint8_t *)"",
+  resp_add_verbatim(b, c->resp->proto, "txt", t.data ? t.data : (uint8_t *)"",
                     t.len);
-  uvr__now(c, &b);
-  kvbuf_free(&b);
   kvbuf_free(&t);
 }
 
@@ -307,45 +299,38 @@ static void uvr__command(kvbuf *b, int proto, const resp_cmd *cmd) {
 }
 
 /* The commands that need no request. Returns whether cmd was one. */
-bool uvr__local(uvn_conn *c, const resp_cmd *cmd) {
+bool uvr__local(uvn_conn *c, const resp_cmd *cmd, kvbuf *out) {
   uvr_conn *rc = c->resp;
   kv_slice name = resp_cmd_arg(cmd, 0);
-  kvbuf b;
-  kvbuf_init(&b);
+  kvbuf *b = out;
   bool done = true;
   if (resp_arg_is(name, "PING")) {
     if (cmd->argc > 2)
-      resp_add_error(&b, "ERR wrong number of arguments for 'ping' command");
+      resp_add_error(b, "ERR wrong number of arguments for 'ping' command");
     else if (cmd->argc == 2) {
       kv_slice a = resp_cmd_arg(cmd, 1);
-      resp_add_bulk(&b, a.ptr, a.len);
+      resp_add_bulk(b, a.ptr, a.len);
     } else
-      resp_add_simple(&b, "PONG");
+      resp_add_simple(b, "PONG");
   } else if (resp_arg_is(name, "ECHO")) {
-    if (cmd->argc != 2) {
-      kvbuf_free(&b);
-      uvr__wrong_args(c, name);
-      return true;
-    }
     kv_slice a = resp_cmd_arg(cmd, 1);
-    resp_add_bulk(&b, a.ptr, a.len);
+    if (cmd->argc != 2)
+      resp_add_error(b, "ERR wrong number of arguments for 'echo' command");
+    else
+      resp_add_bulk(b, a.ptr, a.len);
   } else if (resp_arg_is(name, "QUIT")) {
-    resp_add_simple(&b, "OK");
+    resp_add_simple(b, "OK");
     rc->quit = true;
   } else if (resp_arg_is(name, "SELECT")) {
     kv_slice a = resp_cmd_arg(cmd, 1);
     if (cmd->argc == 2 && a.len == 1 && a.ptr[0] == '0')
-      resp_add_simple(&b, "OK");
+      resp_add_simple(b, "OK");
     else
-      resp_add_error(&b, "ERR kvorum has one database: only SELECT 0");
+      resp_add_error(b, "ERR kvorum has one database: only SELECT 0");
   } else if (resp_arg_is(name, "HELLO")) {
-    kvbuf_free(&b);
-    uvr__hello(c, cmd);
-    return true;
+    uvr__hello(c, cmd, b);
   } else if (resp_arg_is(name, "INFO")) {
-    kvbuf_free(&b);
-    uvr__info(c);
-    return true;
+    uvr__info(c, b);
   } else if (resp_arg_is(name, "CLIENT")) {
     kv_slice sub = resp_cmd_arg(cmd, 1);
     if (resp_arg_is(sub, "SETNAME") && cmd->argc == 3) {
@@ -353,77 +338,74 @@ bool uvr__local(uvn_conn *c, const resp_cmd *cmd) {
       size_t l = nm.len < UVR_NAME_MAX - 1 ? nm.len : UVR_NAME_MAX - 1;
       memcpy(rc->name, nm.ptr, l);
       rc->name[l] = 0;
-      resp_add_simple(&b, "OK");
+      resp_add_simple(b, "OK");
     } else if (resp_arg_is(sub, "GETNAME")) {
       if (rc->name[0])
-        resp_add_bulk(&b, rc->name, strlen(rc->name));
+        resp_add_bulk(b, rc->name, strlen(rc->name));
       else
-        resp_add_null(&b, rc->proto);
+        resp_add_null(b, rc->proto);
     } else if (resp_arg_is(sub, "ID")) {
-      resp_add_int(&b, (int64_t)(c->id & 0x7fffffff));
+      resp_add_int(b, (int64_t)(c->id & 0x7fffffff));
     } else if (resp_arg_is(sub, "SETINFO")) {
-      resp_add_simple(&b, "OK");
+      resp_add_simple(b, "OK");
     } else if (resp_arg_is(sub, "INFO")) {
       char line[160];
       int l = snprintf(line, sizeof(line), "id=%llu name=%s resp=%d\n",
                        (unsigned long long)(c->id & 0x7fffffff), rc->name,
                        rc->proto);
-      resp_add_bulk(&b, line, l > 0 ? (size_t)l : 0);
+      resp_add_bulk(b, line, l > 0 ? (size_t)l : 0);
     } else {
-      resp_add_error(&b, "ERR unknown CLIENT subcommand");
+      resp_add_error(b, "ERR unknown CLIENT subcommand");
     }
   } else if (resp_arg_is(name, "COMMAND")) {
-    uvr__command(&b, rc->proto, cmd);
+    uvr__command(b, rc->proto, cmd);
   } else if (resp_arg_is(name, "CONFIG")) {
     kv_slice sub = resp_cmd_arg(cmd, 1);
     if (cmd->argc == 3 && resp_arg_is(sub, "GET")) {
       kv_slice k = resp_cmd_arg(cmd, 2);
       if (resp_arg_is(k, "save") || resp_arg_is(k, "appendonly")) {
-        resp_add_map(&b, rc->proto, 1);
-        resp_add_bulk(&b, k.ptr, k.len);
+        resp_add_map(b, rc->proto, 1);
+        resp_add_bulk(b, k.ptr, k.len);
         if (resp_arg_is(k, "save"))
-          resp_add_bulk(&b, "", 0);
+          resp_add_bulk(b, "", 0);
         else
-          resp_add_bulk(&b, "no", 2);
+          resp_add_bulk(b, "no", 2);
       } else {
-        resp_add_map(&b, rc->proto, 0);
+        resp_add_map(b, rc->proto, 0);
       }
     } else {
-      resp_add_error(&b, "ERR kvorum answers CONFIG GET only");
+      resp_add_error(b, "ERR kvorum answers CONFIG GET only");
     }
   } else if (resp_arg_is(name, "AUTH")) {
     /* As a Redis without a password answers; users come with #15. */
-    resp_add_error(&b, "ERR AUTH <password> called without any password "
+    resp_add_error(b, "ERR AUTH <password> called without any password "
                        "configured for the default user. Are you sure your "
                        "configuration is correct?");
   } else if (resp_arg_is(name, "DBSIZE")) {
     /* RocksDB's estimate of this node's replica: an estimate, not a count
      * of the cluster's keys (docs/resp.md). */
-    resp_add_int(&b, (int64_t)store_estimate_keys(c->u->st));
+    resp_add_int(b, (int64_t)store_estimate_keys(c->u->st));
   } else if (resp_arg_is(name, "TIME")) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     char s[32], us[16];
     int l1 = snprintf(s, sizeof(s), "%lld", (long long)tv.tv_sec);
     int l2 = snprintf(us, sizeof(us), "%ld", (long)tv.tv_usec);
-    resp_add_array(&b, 2);
-    resp_add_bulk(&b, s, (size_t)l1);
-    resp_add_bulk(&b, us, (size_t)l2);
+    resp_add_array(b, 2);
+    resp_add_bulk(b, s, (size_t)l1);
+    resp_add_bulk(b, us, (size_t)l2);
   } else if (resp_arg_is(name, "KV.LEVELS")) {
     wire_opts o = rc->defaults;
     const char *err = uvr__options(cmd, 1, &o, NULL);
     if (err) {
-      resp_add_error(&b, err);
+      resp_add_error(b, err);
     } else {
       rc->defaults = o;
-      resp_add_simple(&b, "OK");
+      resp_add_simple(b, "OK");
     }
   } else {
     done = false;
   }
-  if (done)
-    uvr__now(c, &b);
-  kvbuf_free(&b);
   return done;
 }
 

@@ -1,7 +1,8 @@
 /*
  * uv_resp_int.h: internals shared by the Redis front end's files:
  * uv_resp.c (commands in flight, native requests, replies in order) and
- * uv_resp_cmd.c (the commands answered without a request, and levels).
+ * uv_resp_cmd.c (the commands answered without a request, and levels),
+ * which uv_resp.c calls and which calls nothing back.
  */
 #ifndef KV_UV_RESP_INT_H
 #define KV_UV_RESP_INT_H
@@ -72,15 +73,6 @@ struct uvr_conn {
   uint64_t next_serial;
 };
 
-/* uv_resp.c */
-/* Queues reply for c in command order (at once when nothing is in
- * flight). */
-void uvr__now(uvn_conn *c, const kvbuf *reply);
-void uvr__reply_error(uvn_conn *c, const char *msg);
-void uvr__reply_errorf(uvn_conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void uvr__wrong_args(uvn_conn *c, kv_slice name);
-
 /* uv_resp_cmd.c */
 /* A level: a number or one/quorum/all/local_one/local_quorum/each_quorum.
  * Returns 0 or -1. */
@@ -91,8 +83,8 @@ int uvr__uint(kv_slice s, uint32_t *out);
  * error message. */
 const char *uvr__options(const resp_cmd *cmd, uint32_t first, wire_opts *o,
                          kv_slice *ctx);
-/* Answers cmd when it needs no request (PING, HELLO, INFO, CLIENT, ...).
- * Returns whether it was one. */
-bool uvr__local(uvn_conn *c, const resp_cmd *cmd);
+/* Answers cmd into reply when it needs no request (PING, HELLO, INFO,
+ * CLIENT, ...). Returns whether it was one. */
+bool uvr__local(uvn_conn *c, const resp_cmd *cmd, kvbuf *reply);
 
 #endif

@@ -385,7 +385,7 @@ static int cli_print_context(const cli_args *a, const kv_result *res) {
     kvbuf b;
     kvbuf_init(&b);
     kvbuf_append(&b, "{\"key\": ", 8);
-    kv__json_str(&b, a->pos[0], strlen(a->pos[0]));
+    kv_json_str(&b, a->pos[0], strlen(a->pos[0]));
     kvbuf_append(&b, ", \"context\": \"", 14);
     kv_b64_encode(&b, ctx, len);
     kvbuf_append(&b, "\"}\n", 3);
@@ -446,7 +446,7 @@ static int cli_get(kv_client *c, const cli_args *a) {
   kvbuf_init(&b);
   if (a->json) {
     kvbuf_append(&b, "{\"key\": ", 8);
-    kv__json_str(&b, a->pos[0], strlen(a->pos[0]));
+    kv_json_str(&b, a->pos[0], strlen(a->pos[0]));
     const char *found = res->found ? ", \"found\": true, \"siblings\": ["
                                    : ", \"found\": false, \"siblings\": [";
     kvbuf_append(&b, found, strlen(found));
@@ -456,9 +456,9 @@ static int cli_get(kv_client *c, const cli_args *a) {
         kvbuf_append(&b, ", ", 2);
       if (s->deleted) {
         kvbuf_append(&b, "{\"deleted\": true}", 17);
-      } else if (kv__utf8_valid(s->value, s->len)) {
+      } else if (kv_utf8_valid(s->value, s->len)) {
         kvbuf_append(&b, "{\"value\": ", 10);
-        kv__json_str(&b, s->value, s->len);
+        kv_json_str(&b, s->value, s->len);
         kvbuf_append(&b, "}", 1);
       } else {
         kvbuf_append(&b, "{\"value_b64\": \"", 15);
@@ -486,7 +486,7 @@ static int cli_get(kv_client *c, const cli_args *a) {
       }
       if (s->deleted) {
         kvbuf_append(&b, "(deleted)", 9);
-      } else if (kv__utf8_valid(s->value, s->len)) {
+      } else if (kv_utf8_valid(s->value, s->len)) {
         kvbuf_append(&b, s->value, s->len);
       } else {
         kvbuf_append(&b, "base64:", 7);
@@ -522,7 +522,7 @@ static void cli_cell(mp_reader *r, char *buf, size_t cap) {
     return;
   kvbuf b;
   kvbuf_init(&b);
-  if (kv__json_from_msgpack(&b, raw.ptr, raw.len) == 0)
+  if (kv_json_from_msgpack(&b, raw.ptr, raw.len) == 0)
     snprintf(buf, cap, "%s", (const char *)b.data);
   kvbuf_free(&b);
 }
@@ -566,7 +566,7 @@ static int cli_admin(kv_client *c, const cli_args *a, const char *const *args,
     return -1;
   kvbuf b;
   kvbuf_init(&b);
-  rc = kv__json_from_msgpack(&b, *raw, *len);
+  rc = kv_json_from_msgpack(&b, *raw, *len);
   free(*raw);
   *raw = NULL;
   if (rc) {
@@ -729,7 +729,7 @@ static int cli_generic(kv_client *c, const cli_args *a) {
   } else {
     kvbuf b;
     kvbuf_init(&b);
-    if (kv__json_from_msgpack(&b, raw, len) == 0)
+    if (kv_json_from_msgpack(&b, raw, len) == 0)
       printf("%s\n", (const char *)b.data);
     kvbuf_free(&b);
   }

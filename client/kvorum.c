@@ -521,7 +521,7 @@ int kv_admin(kv_client *c, const char *cmd, const char *const *args,
     return rc;
   kvbuf b;
   kvbuf_init(&b);
-  rc = kv__json_from_msgpack(&b, raw, len);
+  rc = kv_json_from_msgpack(&b, raw, len);
   free(raw);
   if (rc) {
     kvbuf_free(&b);

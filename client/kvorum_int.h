@@ -1,9 +1,8 @@
 /*
  * kvorum_int.h: internals of libkvorum. Not installed; not part of the
  * public API. Two parts:
- *  - shared by the library, the kvorum CLI and the unit tests: UTF-8
- *    checking, JSON string escaping and the msgpack -> JSON renderer
- *    used by kv_admin (json.c), and kv__admin_msgpack;
+ *  - shared by the library and the kvorum CLI: kv__admin_msgpack (the
+ *    JSON renderer of admin replies is proto/kv_json.h);
  *  - the library's own state and the functions its files call in each
  *    other: the kv_client (kvorum.c), its connections (conn.c), requests
  *    (req.c), ring copy and routing (route.c), and timeouts (poll.c).
@@ -17,24 +16,10 @@
 #include <stdint.h>
 
 #include "kv_base64.h"
+#include "kv_json.h"
 #include "kvorum.h"
 #include "mp.h"
 #include "wire.h"
-
-/* True when p[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
-bool kv__utf8_valid(const void *p, size_t len);
-
-/* Appends p[0..len) as a quoted JSON string: quotes, backslashes and
- * control characters escaped; bytes that are not valid UTF-8 become
- * U+FFFD. Returns 0 or KV_ENOMEM. */
-int kv__json_str(kvbuf *out, const void *p, size_t len);
-
-/* Renders one msgpack object (the whole of buf) as JSON appended to out,
- * NUL-terminated (the NUL not counted in out->len). bin and ext become
- * base64 strings, map keys that are not strings are rendered and quoted,
- * nesting is bounded by MP_DEPTH_MAX. Returns 0, KV_EPROTO for malformed
- * msgpack, or KV_ENOMEM. */
-int kv__json_from_msgpack(kvbuf *out, const void *buf, size_t len);
 
 struct kv_client;
 

@@ -222,6 +222,37 @@ static void admin__done(node *n, uint64_t conn, uint64_t req_id,
   core__send_conn(n, conn);
 }
 
+/* "log-level" {"level": L}: sets the level of this node's logs, the
+ * core's and its environment's (io.log_level_set), until the next change
+ * or restart. Answers {"level": L, "previous": P}. The change itself is
+ * logged at info, under whichever of the two levels shows more. */
+static void admin__log_level(node *n, uint64_t conn, const wire_msg *m) {
+  char name[16];
+  node_log_level lvl;
+  if (!admin__arg(m->raw, "level", name, sizeof(name)) ||
+      node_log_level_parse(name, &lvl) != 0) {
+    core__send_error(n, conn, m->req_id, KV_EINVAL,
+                     "log-level needs a level: error, warn, info or debug");
+    return;
+  }
+  node_log_level old = n->log_level;
+  if (lvl > old)
+    n->log_level = lvl;
+  core__log(n, NODE_LOG_INFO, "log level is now %s (was %s)",
+            node_log_level_name(lvl), node_log_level_name(old));
+  n->log_level = lvl;
+  if (n->io.log_level_set)
+    n->io.log_level_set(n->io.ctx, lvl);
+  msgpack_packer pk;
+  size_t start;
+  wire_begin(&n->out, &pk, &start, WIRE_ADMIN_OK, m->req_id, 1);
+  msgpack_pack_map(&pk, 2);
+  admin__pack_str(&pk, "level", node_log_level_name(lvl));
+  admin__pack_str(&pk, "previous", node_log_level_name(old));
+  wire_end(&n->out, start);
+  core__send_conn(n, conn);
+}
+
 void admin_on_request(node *n, uint64_t conn, const wire_msg *m) {
   char arg[GOSSIP_ADDR_MAX];
   char msg[160];
@@ -243,6 +274,10 @@ void admin_on_request(node *n, uint64_t conn, const wire_msg *m) {
   }
   if (mp_slice_eq(m->text, "preflist")) {
     admin__preflist(n, conn, m);
+    return;
+  }
+  if (mp_slice_eq(m->text, "log-level")) {
+    admin__log_level(n, conn, m);
     return;
   }
   int rc;
@@ -290,7 +325,8 @@ void admin_on_request(node *n, uint64_t conn, const wire_msg *m) {
   } else {
     core__send_error(n, conn, m->req_id, KV_EUNKNOWN,
                      "unknown admin command '%.*s' (known: status, ring, "
-                     "stats, join, leave, remove, transfers, preflist)",
+                     "stats, join, leave, remove, transfers, preflist, "
+                     "log-level)",
                      (int)(m->text.len > 64 ? 64 : m->text.len),
                      (const char *)m->text.ptr);
     return;

@@ -1,7 +1,7 @@
 /*
  * admin.h: the ADMIN commands of a node (node/admin.c): status, ring,
- * stats, preflist, transfers, join, leave, remove. Each answers ADMIN_OK
- * with a msgpack map (docs/protocol.md) or ERROR with a message.
+ * stats, preflist, transfers, join, leave, remove, log-level. Each answers
+ * ADMIN_OK with a msgpack map (docs/protocol.md) or ERROR with a message.
  *
  * Depends on: core_int.h (the base), handoff.h (transfers).
  */

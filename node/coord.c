@@ -20,12 +20,49 @@
 #include "levels.h"
 #include "reap.h"
 
+/* The NODE_OP_* of a put, get or forward. */
+static int coord__op(const core_req *r) {
+  if (r->kind == CORE_REQ_GET)
+    return NODE_OP_GET;
+  return r->u.coord.reply_type == WIRE_DEL_OK ? NODE_OP_DEL : NODE_OP_PUT;
+}
+
+/* Counts r's answer to its client (a forwarded write's coordinator does
+ * not count it: the node the client asked does). */
+static void coord__answered(node *n, const core_req *r, int code) {
+  if (!r->from_peer)
+    core__answered(n, coord__op(r), code, r->start_us);
+}
+
 /* Replies with an error to r's client and frees r. */
 static void coord__fail(node *n, core_req *r, int code, const char *msg) {
   n->stats.errors++;
-  if (!r->replied)
+  if (!r->replied) {
+    coord__answered(n, r, code);
     core__send_error(n, r->conn, r->reply_id, code, "%s", msg);
+  }
   core__req_free(n, r);
+}
+
+/* The NODE_OP_* of a client's GET, PUT or DEL frame, or -1 (COORD_PUT:
+ * counted where the client asked). */
+static int coord__msg_op(const wire_msg *m) {
+  switch (m->type) {
+  case WIRE_GET: return NODE_OP_GET;
+  case WIRE_PUT: return NODE_OP_PUT;
+  case WIRE_DEL: return NODE_OP_DEL;
+  default: return -1;
+  }
+}
+
+/* Answers a client frame with an error before it became a request. */
+static void coord__refuse(node *n, uint64_t conn, const wire_msg *m, int code,
+                          const char *msg) {
+  n->stats.errors++;
+  int op = coord__msg_op(m);
+  if (op >= 0)
+    core__answered(n, op, code, core__now_us(n));
+  core__send_error(n, conn, m->req_id, code, "%s", msg);
 }
 
 /* Copies the request's key and sets up reply routing. */
@@ -57,9 +94,10 @@ static core_req *coord__admit(node *n, core_req_kind kind, uint64_t conn,
                               const wire_msg *m, bool sloppy, uint32_t *nrep) {
   core_req *r = core__req_new(n, kind);
   if (!r) {
-    n->stats.errors++;
-    core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
-                     "node %s has %u requests in flight", n->id, n->nslots);
+    char msg[WIRE_ERRMSG_MAX];
+    snprintf(msg, sizeof(msg), "node %s has %u requests in flight", n->id,
+             n->nslots);
+    coord__refuse(n, conn, m, KV_EOVERLOAD, msg);
     return NULL;
   }
   if (coord__init(n, r, conn, m)) {
@@ -102,6 +140,7 @@ static void coord__put_reply(node *n, core_req *r) {
   ok.context.len = n->scratch.len;
   wire_encode(&n->out, &ok);
   core__send_conn(n, r->conn);
+  coord__answered(n, r, 0);
   r->replied = true;
 }
 
@@ -262,9 +301,8 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   else
     n->stats.puts++;
   if (m->context.ptr && obj_context_check(m->context.ptr, m->context.len)) {
-    n->stats.errors++;
-    core__send_error(n, conn, m->req_id, KV_EINVAL,
-                     "the context is not one this store gave out");
+    coord__refuse(n, conn, m, KV_EINVAL,
+                  "the context is not one this store gave out");
     return;
   }
   uint32_t nrep;
@@ -388,6 +426,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
     coord__fail(n, r, KV_ENOMEM, "out of memory");
     return;
   }
+  kv_hist_add(&n->stats.object_bytes, &kv_hist_bytes, r->enc.len);
   if (self < 0) {
     /* A forwarded write reached a node that is no primary in its own ring
      * view: it stores a copy and replicates to the primaries it knows. */
@@ -526,8 +565,9 @@ static int coord__merge(core_req *r) {
 
 /* Writes a GET_OK for o (NULL: not found) to conn. A key whose siblings
  * are all tombstones reads as not found (with its context). */
-static void coord__get_ok(node *n, uint64_t conn, uint64_t req_id,
-                          const obj *o) {
+/* Answers a read with o's siblings; returns how many (0: not found). */
+static size_t coord__get_ok(node *n, uint64_t conn, uint64_t req_id,
+                            const obj *o) {
   size_t cnt = o ? obj_sibling_count(o) : 0;
   if (o && obj_all_deleted(o))
     cnt = 0;
@@ -544,6 +584,9 @@ static void coord__get_ok(node *n, uint64_t conn, uint64_t req_id,
   }
   wire_end_get_ok(&w, n->scratch.data, n->scratch.len);
   core__send_conn(n, conn);
+  if (cnt)
+    kv_hist_add(&n->stats.siblings, &kv_hist_count, cnt);
+  return cnt;
 }
 
 /* After every replica answered (or the deadline): send the merged object
@@ -643,7 +686,8 @@ static void coord__get_check(node *n, core_req *r) {
         coord__fail(n, r, KV_ENOMEM, "out of memory");
         return;
       }
-      coord__get_ok(n, r->conn, r->reply_id, r->result);
+      size_t cnt = coord__get_ok(n, r->conn, r->reply_id, r->result);
+      coord__answered(n, r, cnt ? 0 : KV_ENOTFOUND);
       r->replied = true;
     } else if (r->acks + waiting < r->need || r->p_acks + waiting < r->need_p) {
       char msg[WIRE_ERRMSG_MAX];
@@ -670,17 +714,19 @@ static void coord__get_check(node *n, core_req *r) {
 void coord_get(node *n, uint64_t conn, const wire_msg *m) {
   if (m->opts.flags & WIRE_OPT_LOCAL) {
     n->stats.local_gets++;
+    uint64_t t0 = core__now_us(n);
     uint32_t part =
         ring_partition(gossip_ring(n->gossip), m->key.ptr, m->key.len);
     obj *o = NULL;
     int rc = core__local_read(n, part, m->key.ptr, m->key.len, &o, NULL);
     if (rc) {
-      n->stats.errors++;
-      core__send_error(n, conn, m->req_id, rc, "local read failed: %s",
-                       kv_strerror(rc));
+      char msg[WIRE_ERRMSG_MAX];
+      snprintf(msg, sizeof(msg), "local read failed: %s", kv_strerror(rc));
+      coord__refuse(n, conn, m, rc, msg);
       return;
     }
-    coord__get_ok(n, conn, m->req_id, o);
+    size_t cnt = coord__get_ok(n, conn, m->req_id, o);
+    core__answered(n, NODE_OP_GET, cnt ? 0 : KV_ENOTFOUND, t0);
     obj_free(o);
     return;
   }
@@ -777,6 +823,7 @@ static void coord__fwd_reply(node *n, core_req *r, const wire_msg *m) {
   ok.context = m->context;
   wire_encode(&n->out, &ok);
   core__send_conn(n, r->conn);
+  coord__answered(n, r, 0);
   core__req_free(n, r);
 }
 

@@ -27,7 +27,67 @@ void core__log(node *n, node_log_level lvl, const char *fmt, ...) {
   n->io.log(n->io.ctx, lvl, buf);
 }
 
+static const char *const core__level_names[] = {
+    [NODE_LOG_ERROR] = "error",
+    [NODE_LOG_WARN] = "warn",
+    [NODE_LOG_INFO] = "info",
+    [NODE_LOG_DEBUG] = "debug",
+};
+
+const char *node_log_level_name(node_log_level lvl) {
+  return (unsigned)lvl <= NODE_LOG_DEBUG ? core__level_names[lvl] : "debug";
+}
+
+int node_log_level_parse(const char *name, node_log_level *out) {
+  for (unsigned l = NODE_LOG_ERROR; l <= NODE_LOG_DEBUG; l++) {
+    if (strcmp(name, core__level_names[l]) == 0) {
+      *out = (node_log_level)l;
+      return 0;
+    }
+  }
+  return KV_EINVAL;
+}
+
 uint64_t core__now(node *n) { return n->io.now_ms(n->io.ctx); }
+
+uint64_t core__now_us(node *n) {
+  return n->io.now_us ? n->io.now_us(n->io.ctx)
+                      : n->io.now_ms(n->io.ctx) * 1000u;
+}
+
+const char *node_op_name(int op) {
+  static const char *const names[NODE_OPS] = {"get", "put", "del"};
+  return op >= 0 && op < NODE_OPS ? names[op] : "unknown";
+}
+
+const char *node_result_name(int result) {
+  static const char *const names[NODE_RESULTS] = {
+      "ok", "not_found", "timeout", "unavailable", "overload", "bad_request",
+      "error"};
+  return result >= 0 && result < NODE_RESULTS ? names[result] : "error";
+}
+
+int node_result_of(int code) {
+  switch (code) {
+  case 0: return NODE_RES_OK;
+  case KV_ENOTFOUND: return NODE_RES_NOT_FOUND;
+  case KV_ETIMEDOUT: return NODE_RES_TIMEOUT;
+  case KV_EQUORUM:
+  case KV_EUNAVAIL: return NODE_RES_UNAVAILABLE;
+  case KV_EOVERLOAD: return NODE_RES_OVERLOAD;
+  case KV_EINVAL:
+  case KV_ETOOBIG:
+  case KV_EPROTO: return NODE_RES_BAD_REQUEST;
+  default: return NODE_RES_ERROR;
+  }
+}
+
+void core__answered(node *n, int op, int code, uint64_t start_us) {
+  uint64_t now = core__now_us(n);
+  n->stats.requests[op][node_result_of(code)]++;
+  kv_hist_add(&n->stats.latency[op], &kv_hist_latency_us,
+              now > start_us ? now - start_us : 0);
+}
 
 uint64_t node_actor_of(const char *id, uint64_t incarnation) {
   uint8_t buf[RING_NAME_MAX + 8];
@@ -73,6 +133,7 @@ core_req *core__req_new(node *n, core_req_kind kind) {
   r->slot = slot;
   r->kind = (uint8_t)kind;
   r->start_ms = core__now(n);
+  r->start_us = core__now_us(n);
   kvbuf_init(&r->enc);
   r->next = n->active;
   if (n->active)

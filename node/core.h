@@ -41,9 +41,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wire.h"
 #include "gossip.h"
+#include "kv_hist.h"
 #include "obj.h"
+#include "wire.h"
 
 #define NODE_REQUESTS_MAX 65536u    /* requests in flight per node */
 #define NODE_TIMEOUT_MS_DEFAULT 5000u
@@ -64,6 +65,48 @@ typedef enum node_log_level {
 
 typedef struct node node; /* opaque */
 
+/* Client requests as the metrics count them: by operation and by result. */
+enum { NODE_OP_GET, NODE_OP_PUT, NODE_OP_DEL, NODE_OPS };
+enum {
+  NODE_RES_OK,
+  NODE_RES_NOT_FOUND,
+  NODE_RES_TIMEOUT,     /* KV_ETIMEDOUT */
+  NODE_RES_UNAVAILABLE, /* KV_EQUORUM, KV_EUNAVAIL */
+  NODE_RES_OVERLOAD,    /* KV_EOVERLOAD */
+  NODE_RES_BAD_REQUEST, /* KV_EINVAL, KV_ETOOBIG, KV_EPROTO */
+  NODE_RES_ERROR,       /* anything else */
+  NODE_RESULTS
+};
+const char *node_op_name(int op);         /* "get", "put", "del" */
+const char *node_result_name(int result); /* "ok", "not_found", ... */
+/* The NODE_RES_* of a KV_E* code (0: NODE_RES_OK). */
+int node_result_of(int code);
+
+/* What a node has done since it started (kvorum stats, /metrics). */
+typedef struct node_stats {
+  uint64_t gets, puts, dels, local_gets;
+  uint64_t forwards, coord_puts;
+  uint64_t repl_puts, repl_gets;
+  uint64_t read_repairs;
+  uint64_t errors, timeouts, unavailable;
+  uint64_t bad_frames;
+  uint64_t sibling_warnings;
+  uint64_t hints_stored, hints_delivered, hints_refused;
+  uint64_t hints_kept, hints_window_skipped; /* coordinator hints */
+  uint64_t catchup_exchanges, catchup_keys_sent, catchup_keys_repaired;
+  uint64_t aae_exchanges, aae_bytes, aae_keys_repaired;
+  uint64_t handoff_keys_sent, handoff_keys_received, partitions_dropped;
+  uint64_t tombstones_reaped;
+  /* Client requests answered by this node (the one the client asked):
+   * counts by operation and result, and the time from the request's
+   * arrival to its answer in microseconds (kv_hist_latency_us). */
+  uint64_t requests[NODE_OPS][NODE_RESULTS];
+  kv_hist latency[NODE_OPS];
+  kv_hist siblings;     /* live values per read that found the key */
+  kv_hist object_bytes; /* encoded size of each object this node wrote as
+                           coordinator (kv_hist_bytes) */
+} node_stats;
+
 typedef int (*node_scan_fn)(void *arg, const uint8_t *key, size_t klen,
                             const uint8_t *val, size_t vlen);
 typedef int (*node_hint_fn)(void *arg, uint32_t part, const uint8_t *key,
@@ -73,6 +116,9 @@ typedef int (*node_hint_fn)(void *arg, uint32_t part, const uint8_t *key,
 typedef struct node_io {
   void *ctx;
   uint64_t (*now_ms)(void *ctx);   /* monotonic milliseconds */
+  /* Optional (NULL: now_ms * 1000): monotonic microseconds, for the
+   * request latency histograms. */
+  uint64_t (*now_us)(void *ctx);
   uint64_t (*wall_ms)(void *ctx);  /* wall clock (sibling timestamps) */
   uint64_t (*random)(void *ctx);
   /* Queue a whole frame on connection conn (dropped if it is gone). */
@@ -129,6 +175,10 @@ typedef struct node_io {
   /* Metadata: the ring is saved here when it changes. */
   int (*meta_put)(void *ctx, const char *name, const void *val, size_t len);
   void (*log)(void *ctx, node_log_level lvl, const char *msg);
+  /* Optional (NULL: not told): the log level changed at run time (ADMIN
+   * log-level). The core already filters its own messages by it; the
+   * environment applies it to the lines it logs itself. */
+  void (*log_level_set)(void *ctx, node_log_level lvl);
   /* Optional (NULL: not reported): CPU time the process has used, user and
    * system, in microseconds; shown by the stats command. */
   void (*cpu_us)(void *ctx, uint64_t *user_us, uint64_t *sys_us);
@@ -212,6 +262,16 @@ const gossip *node_gossip(const node *n);
 /* Hints this node keeps for other nodes (the stats' hints_pending). */
 uint64_t node_hints_pending(const node *n);
 size_t node_requests_in_flight(const node *n);
+const node_stats *node_stats_get(const node *n);
+/* Partitions this node still has to hand to their new owners (a scan
+ * of one key per partition it holds but does not own). */
+uint32_t node_handoff_pending(node *n);
+
+/* The name of a log level: "error", "warn", "info" or "debug". */
+const char *node_log_level_name(node_log_level lvl);
+/* Reads a log level name into *out. Returns 0 or KV_EINVAL (*out
+ * unchanged). */
+int node_log_level_parse(const char *name, node_log_level *out);
 
 /* The actor id of a node incarnation (XXH3 of id and incarnation). */
 uint64_t node_actor_of(const char *id, uint64_t incarnation);

@@ -101,6 +101,7 @@ typedef struct core_req {
   uint64_t conn;                /* where the reply goes */
   uint64_t reply_id;            /* the req_id to echo */
   uint64_t start_ms, deadline_ms;
+  uint64_t start_us; /* for the latency histograms (core__answered) */
   uint32_t timeout_ms;
   uint32_t part;
   uint8_t *key; /* key_inline, or malloc'd when longer */
@@ -136,21 +137,7 @@ typedef struct core_req {
   } u;
 } core_req;
 
-typedef struct core_stats {
-  uint64_t gets, puts, dels, local_gets;
-  uint64_t forwards, coord_puts;
-  uint64_t repl_puts, repl_gets;
-  uint64_t read_repairs;
-  uint64_t errors, timeouts, unavailable;
-  uint64_t bad_frames;
-  uint64_t sibling_warnings;
-  uint64_t hints_stored, hints_delivered, hints_refused;
-  uint64_t hints_kept, hints_window_skipped; /* coordinator hints */
-  uint64_t catchup_exchanges, catchup_keys_sent, catchup_keys_repaired;
-  uint64_t aae_exchanges, aae_bytes, aae_keys_repaired;
-  uint64_t handoff_keys_sent, handoff_keys_received, partitions_dropped;
-  uint64_t tombstones_reaped;
-} core_stats;
+typedef node_stats core_stats;
 
 struct node {
   node_io io;
@@ -202,6 +189,11 @@ struct node {
 void core__log(node *n, node_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 uint64_t core__now(node *n);
+/* Monotonic microseconds (io.now_us, or now_ms * 1000 without it). */
+uint64_t core__now_us(node *n);
+/* Counts a client request answered by this node: op (NODE_OP_*), its
+ * result (code: 0 or KV_E*) and its latency since start_us. */
+void core__answered(node *n, int op, int code, uint64_t start_us);
 /* The actor that makes this node's new dots on keys of partition part. */
 uint64_t core__actor(const node *n, uint32_t part);
 core_req *core__req_new(node *n, core_req_kind kind);

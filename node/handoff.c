@@ -290,6 +290,16 @@ static void handoff__maybe_exit(node *n) {
   n->io.shutdown(n->io.ctx);
 }
 
+uint32_t node_handoff_pending(node *n) {
+  const ring *rg = gossip_ring(n->gossip);
+  uint32_t q = ring_q(rg), cnt = 0;
+  if (q != n->trees_q || ring_node_count(rg) == 0)
+    return 0;
+  for (uint32_t p = 0; p < q; p++)
+    cnt += !core__is_primary(n, p) && core__has_data(n, p);
+  return cnt;
+}
+
 void handoff_admin_transfers(node *n, msgpack_packer *pk) {
   uint32_t cnt = 0;
   for (uint32_t i = 0; i < HANDOFF_TRANSFERS_MAX; i++)

@@ -64,6 +64,9 @@ static void main__usage(FILE *f) {
 "  --resp HOST:PORT         also serve the Redis protocol (RESP2/RESP3) for\n"
 "                           redis-cli, redis-benchmark and Redis client\n"
 "                           libraries (docs/resp.md); default: off\n"
+"  --http HOST:PORT         also serve HTTP: /metrics (Prometheus), /health,\n"
+"                           /ready, /kv/{key} and /admin/* (docs/http.md);\n"
+"                           default: off\n"
 "  --catchup-mb-per-s N     catch-up anti-entropy with a returning replica\n"
 "                           at most N MiB a second (default 32; 0: off)\n"
 "  --hint-window-ms MS      keep no hints for a replica down longer than\n"
@@ -76,11 +79,14 @@ static void main__usage(FILE *f) {
 "                           1000000); past it, hints are refused\n"
 "\n"
 "Operation:\n"
-"  --log-level LEVEL    error, warn, info or debug (default info)\n"
+"  --log-level LEVEL    error, warn, info or debug (default info); change\n"
+"                       it at run time with `kvorum log-level LEVEL`\n"
+"  --log-format FORMAT  logfmt or json (default logfmt): one record a\n"
+"                       line on stderr (docs/operations.md, Logs)\n"
 "  --help               this text\n"
 "\n"
 "kvorumd stops cleanly on SIGTERM or SIGINT: staged writes are committed\n"
-"and the database closed. Logs are key=value lines on stderr.\n",
+"and the database closed. Logs go to stderr, one record a line.\n",
       RING_REGIONS_MAX, NODE_FANOUT_MAX);
 }
 
@@ -186,8 +192,9 @@ int main(int argc, char **argv) {
   enum {
     O_ID = 1000, O_LISTEN, O_PEER, O_DATA, O_SEEDS, O_REGION, O_ZONE,
     O_PARTS, O_N, O_R, O_W, O_TIMEOUT, O_VALUE_MAX, O_SIB_MAX, O_GOSSIP,
-    O_PHI, O_WBUF, O_LOG, O_HELP, O_AAE, O_HINT, O_HANDOFF, O_GRACE,
-    O_HINTS_MAX, O_REPLICAS, O_CACHE, O_HINT_WINDOW, O_CATCHUP, O_RESP
+    O_PHI, O_WBUF, O_LOG, O_LOG_FORMAT, O_HELP, O_AAE, O_HINT,
+    O_HANDOFF, O_GRACE,
+    O_HINTS_MAX, O_REPLICAS, O_CACHE, O_HINT_WINDOW, O_CATCHUP, O_RESP, O_HTTP
   };
   static const struct option opts[] = {
       {"id", required_argument, 0, O_ID},
@@ -209,6 +216,7 @@ int main(int argc, char **argv) {
       {"phi-threshold", required_argument, 0, O_PHI},
       {"write-buffer-mb", required_argument, 0, O_WBUF},
       {"log-level", required_argument, 0, O_LOG},
+      {"log-format", required_argument, 0, O_LOG_FORMAT},
       {"aae-interval-ms", required_argument, 0, O_AAE},
       {"hint-interval-ms", required_argument, 0, O_HINT},
       {"handoff-interval-ms", required_argument, 0, O_HANDOFF},
@@ -217,12 +225,13 @@ int main(int argc, char **argv) {
       {"hint-window-ms", required_argument, 0, O_HINT_WINDOW},
       {"catchup-mb-per-s", required_argument, 0, O_CATCHUP},
       {"resp", required_argument, 0, O_RESP},
+      {"http", required_argument, 0, O_HTTP},
       {"cache-mb", required_argument, 0, O_CACHE},
       {"help", no_argument, 0, O_HELP},
       {0, 0, 0, 0},
   };
   const char *id = "n1", *listen = "127.0.0.1:7101", *peer = "127.0.0.1:7201";
-  const char *data = NULL, *seeds = NULL, *resp = NULL, *region = "default", *zone = "";
+  const char *data = NULL, *seeds = NULL, *resp = NULL, *http = NULL, *region = "default", *zone = "";
   unsigned long long q = RING_Q_DEFAULT, n = 3, r = 2, w = 2;
   unsigned long long timeout = 5000, value_max = KV_VALUE_MAX_DEFAULT;
   unsigned long long sib_max = 100, gossip_ms = 1000, wbuf = 8;
@@ -233,6 +242,7 @@ int main(int argc, char **argv) {
   unsigned long long grace_ms = 86400000ull, hints_max = 1000000ull;
   unsigned long long cache_mb = 256;
   node_log_level lvl = NODE_LOG_INFO;
+  kv_log_format log_format = KV_LOG_LOGFMT;
   bool n_given = false;
   char replicas_buf[RING_REGIONS_MAX * (RING_NAME_MAX + 8)];
   gossip_replicas replicas[RING_REGIONS_MAX];
@@ -281,6 +291,7 @@ int main(int argc, char **argv) {
     case O_GRACE: bad = main__num("--tombstone-grace-ms", optarg, 1, 365ull * 86400000ull, &grace_ms); break;
     case O_HINTS_MAX: bad = main__num("--hints-max", optarg, 1, 1000000000ull, &hints_max); break;
     case O_RESP: resp = optarg; bad = main__addr_ok("--resp", optarg); break;
+    case O_HTTP: http = optarg; bad = main__addr_ok("--http", optarg); break;
     case O_CATCHUP: bad = main__num("--catchup-mb-per-s", optarg, 0, 1000000, &catchup_mb); break;
     case O_HINT_WINDOW: bad = main__num("--hint-window-ms", optarg, 1, 30ull * 86400000ull, &hint_window_ms); break;
     case O_CACHE: bad = main__num("--cache-mb", optarg, 0, 1048576, &cache_mb); break;
@@ -295,13 +306,16 @@ int main(int argc, char **argv) {
       break;
     }
     case O_LOG:
-      if (!strcmp(optarg, "error")) lvl = NODE_LOG_ERROR;
-      else if (!strcmp(optarg, "warn")) lvl = NODE_LOG_WARN;
-      else if (!strcmp(optarg, "info")) lvl = NODE_LOG_INFO;
-      else if (!strcmp(optarg, "debug")) lvl = NODE_LOG_DEBUG;
-      else {
+      if (node_log_level_parse(optarg, &lvl)) {
         fprintf(stderr, "kvorumd: --log-level is error, warn, info or "
                 "debug, not '%s'\n", optarg);
+        bad = 1;
+      }
+      break;
+    case O_LOG_FORMAT:
+      if (kv_log_format_parse(optarg, &log_format)) {
+        fprintf(stderr, "kvorumd: --log-format is logfmt or json, not "
+                "'%s'\n", optarg);
         bad = 1;
       }
       break;
@@ -399,6 +413,8 @@ int main(int argc, char **argv) {
   cfg.core.hints_max = hints_max;
   cfg.data_dir = data;
   cfg.resp_addr = resp;
+  cfg.http_addr = http;
+  cfg.log_format = log_format;
   cfg.write_buffer_mb = (size_t)wbuf;
   cfg.cache_mb = (size_t)cache_mb;
   int rc = uvn_run(&cfg);

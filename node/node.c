@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "kv_err.h"
 #include "coord.h"
 #include "core_int.h"
 #include "replica.h"
@@ -493,3 +494,5 @@ uint64_t node_actor_part(const node *n, uint32_t part) {
 const gossip *node_gossip(const node *n) { return n->gossip; }
 uint64_t node_hints_pending(const node *n) { return n->hints.count; }
 size_t node_requests_in_flight(const node *n) { return n->nactive; }
+const node_stats *node_stats_get(const node *n) { return &n->stats; }
+

@@ -1,7 +1,8 @@
 /*
  * uv_int.h: internals of kvorumd's libuv shell shared by its files:
- * uv_node.c (the loop, connections, storage adapter) and uv_resp.c (the
- * Redis protocol front end). Not a public header.
+ * uv_node.c (the loop, connections, storage adapter), uv_resp.c (the
+ * Redis protocol front end), uv_http.c (the HTTP front end) and
+ * uv_metrics.c (/metrics). Not a public header.
  */
 #ifndef KV_UV_INT_H
 #define KV_UV_INT_H
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "kv_hist.h"
 #include "mp.h"
 #include "store.h"
 #include "uv_node.h"
@@ -22,6 +24,21 @@
 #define UVN_BACKLOG 511
 #define UVN_CONN_RESP (-1) /* uvn__on_accept: a Redis protocol client */
 
+/* The ports a node serves or dials, as /metrics counts them. */
+enum {
+  UVN_PORT_CLIENT,
+  UVN_PORT_PEER_IN,
+  UVN_PORT_PEER_OUT,
+  UVN_PORT_RESP,
+  UVN_PORT_HTTP,
+  UVN_PORTS
+};
+
+typedef struct uvn_net {
+  uint64_t open;               /* connections open now */
+  uint64_t bytes_in, bytes_out;
+} uvn_net;
+
 typedef struct uvn uvn;
 
 typedef struct uvn_conn {
@@ -29,6 +46,7 @@ typedef struct uvn_conn {
   uvn *u;
   uint64_t id;
   node_conn_kind kind;
+  uint8_t port; /* UVN_PORT_* */
   bool greeted;
   bool closing;
   bool connected;
@@ -80,7 +98,16 @@ struct uvn {
   uvn_peer peers[UVN_PEERS_MAX];
   size_t npeers;
   uint64_t rng;
+  /* What /metrics shows of the shell (uv_metrics.c). */
+  uvn_net net[UVN_PORTS];
+  uint64_t wal_syncs;
+  kv_hist loop_lag;       /* how late each tick ran (kv_hist_lag_us) */
+  uint64_t tick_due_us;   /* when the next tick is due (uv_hrtime / 1000) */
+  uint64_t start_wall_ms;
+  /* Filters the shell's own lines (the core filters its own); ADMIN
+   * log-level sets both. */
   node_log_level log_level;
+  kv_log_format log_format;
   char id[RING_NAME_MAX];
 };
 
@@ -92,5 +119,12 @@ void uvn__conn_close(uvn_conn *c);
 void uvn__mark_dirty(uvn_conn *c);
 /* Queues bytes on c (closing it when too much output is unread). */
 void uvn__queue(uvn_conn *c, const uint8_t *frame, size_t len);
+/* Binds srv to addr ("HOST:PORT") and listens. Returns 0, or KV_EINVAL /
+ * KV_ECONN with a message on stderr naming what (e.g. "peers"). */
+int uvn__listen(uvn *u, uv_tcp_t *srv, const char *addr, uv_connection_cb cb,
+                const char *what);
+
+/* uv_metrics.c: appends the Prometheus text of /metrics. */
+void uvm_render(uvn *u, kvbuf *out);
 
 #endif

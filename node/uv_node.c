@@ -11,6 +11,7 @@
  */
 #include "uv_node.h"
 #include "uv_int.h"
+#include "uv_http.h"
 #include "uv_resp.h"
 
 #include <errno.h>
@@ -30,16 +31,8 @@
 
 /* ---- logging ---- */
 
-static const char *uvn__level_name(node_log_level l) {
-  switch (l) {
-  case NODE_LOG_ERROR: return "error";
-  case NODE_LOG_WARN: return "warn";
-  case NODE_LOG_INFO: return "info";
-  default: return "debug";
-  }
-}
-
-/* One structured line on stderr: time, level, node, message. */
+/* One line on stderr, logfmt or JSON (uv_log.h): time, level, node,
+ * message. A line that cannot be formatted (no memory) is dropped. */
 void uvn__logf(uvn *u, node_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void uvn__logf(uvn *u, node_log_level lvl, const char *fmt, ...) {
@@ -52,12 +45,14 @@ void uvn__logf(uvn *u, node_log_level lvl, const char *fmt, ...) {
   va_end(ap);
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
-  fprintf(stderr,
-          "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s node=%s msg=\"%s\"\n",
-          tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-          tm.tm_sec, ts.tv_nsec / 1000000, uvn__level_name(lvl), u->id, msg);
+  uint64_t wall_ms =
+      (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  kvbuf line;
+  kvbuf_init(&line);
+  if (kv_log_line(&line, u->log_format, wall_ms, node_log_level_name(lvl),
+                  u->id, msg) == 0)
+    fwrite(line.data, 1, line.len, stderr);
+  kvbuf_free(&line);
 }
 
 /* ---- token lists ---- */
@@ -100,6 +95,10 @@ static uvn_conn *uvn__conn_new(uvn *u, node_conn_kind kind) {
   c->u = u;
   c->kind = kind;
   c->id = ((uint64_t)u->conn_gen << UVN_CONN_BITS) | slot;
+  c->port = kind == NODE_CONN_PEER_IN    ? UVN_PORT_PEER_IN
+            : kind == NODE_CONN_PEER_OUT ? UVN_PORT_PEER_OUT
+                                         : UVN_PORT_CLIENT;
+  u->net[c->port].open++;
   kvbuf_init(&c->in);
   kvbuf_init(&c->out);
   kvbuf_init(&c->wbuf);
@@ -125,6 +124,7 @@ void uvn__conn_close(uvn_conn *c) {
   uvn *u = c->u;
   c->closing = true;
   u->conns[c->id & (UVN_CONNS_MAX - 1)] = NULL;
+  u->net[c->port].open--;
   if (c->peer) {
     if (c->peer->conn == c)
       c->peer->conn = NULL;
@@ -188,6 +188,7 @@ static void uvn__conn_write(uvn_conn *c) {
     uvn__conn_close(c);
     return;
   }
+  c->u->net[c->port].bytes_out += (uint64_t)n;
   if ((size_t)n == c->out.len) {
     c->out.len = 0;
     if (c->close_after_write)
@@ -201,6 +202,7 @@ static void uvn__conn_write(uvn_conn *c) {
   c->out = tmp;
   c->out.len = 0;
   b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+  c->u->net[c->port].bytes_out += c->wbuf.len;
   c->wreq.data = c;
   c->writing = true;
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, uvn__write_cb)) {
@@ -248,6 +250,7 @@ static void uvn__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread == 0)
     return;
   c->in.len += (size_t)nread;
+  u->net[c->port].bytes_in += (uint64_t)nread;
   if (c->resp) {
     uvr_on_read(c);
     return;
@@ -321,6 +324,11 @@ static void uvn__on_accept(uv_stream_t *srv, int status, int kind) {
                 "are open", UVN_CONNS_MAX);
     uv_close((uv_handle_t *)&tmp, NULL);
     return;
+  }
+  if (kind == UVN_CONN_RESP) {
+    u->net[c->port].open--;
+    c->port = UVN_PORT_RESP;
+    u->net[c->port].open++;
   }
   if (uv_accept(srv, (uv_stream_t *)&c->tcp) ||
       (kind == UVN_CONN_RESP && uvr_open(c))) {
@@ -439,6 +447,11 @@ static uint64_t uvn__io_now(void *ctx) {
   return uv_now(u->loop);
 }
 
+static uint64_t uvn__io_now_us(void *ctx) {
+  (void)ctx;
+  return uv_hrtime() / 1000u;
+}
+
 static uint64_t uvn__io_wall(void *ctx) {
   (void)ctx;
   struct timespec ts;
@@ -453,6 +466,10 @@ static uint64_t uvn__io_random(void *ctx) {
 
 static void uvn__io_conn_send(void *ctx, uint64_t conn, const uint8_t *frame,
                               size_t len) {
+  if (conn == UVN_CONN_HTTP) {
+    uvh_on_frame(ctx, frame, len);
+    return;
+  }
   uvn_conn *c = uvn__conn_get(ctx, conn);
   if (c && c->resp)
     uvr_on_frame(c, frame, len);
@@ -604,6 +621,11 @@ static void uvn__io_log(void *ctx, node_log_level lvl, const char *msg) {
   uvn__logf(ctx, lvl, "%s", msg);
 }
 
+static void uvn__io_log_level_set(void *ctx, node_log_level lvl) {
+  uvn *u = ctx;
+  u->log_level = lvl;
+}
+
 static void uvn__io_cpu_us(void *ctx, uint64_t *user_us, uint64_t *sys_us) {
   (void)ctx;
   struct rusage ru;
@@ -628,6 +650,7 @@ static void uvn__sync_after(uv_work_t *w, int status) {
   uvn *u = w->data;
   u->syncing = false;
   int rc = status ? KV_EIO : u->sync_status;
+  u->wal_syncs += rc == 0;
   if (rc)
     uvn__logf(u, NODE_LOG_ERROR, "fsync of the write-ahead log failed: %s",
               store_errmsg(u->st));
@@ -727,6 +750,10 @@ static void uvn__watch_store(uvn *u) {
 
 static void uvn__tick_cb(uv_timer_t *t) {
   uvn *u = t->data;
+  uint64_t now_us = uv_hrtime() / 1000u;
+  kv_hist_add(&u->loop_lag, &kv_hist_lag_us,
+              now_us > u->tick_due_us ? now_us - u->tick_due_us : 0);
+  u->tick_due_us = now_us + u->cfg->tick_ms * 1000u;
   node_tick(u->core);
   uvn__watch_store(u);
 }
@@ -764,8 +791,8 @@ static void uvn__signal_cb(uv_signal_t *s, int signum) {
 
 /* ---- start ---- */
 
-static int uvn__listen(uvn *u, uv_tcp_t *srv, const char *addr,
-                       uv_connection_cb cb, const char *what) {
+int uvn__listen(uvn *u, uv_tcp_t *srv, const char *addr, uv_connection_cb cb,
+                const char *what) {
   struct sockaddr_storage sa;
   int rc = uvn__parse_addr(addr, &sa);
   if (rc) {
@@ -822,6 +849,7 @@ int uvn_run(uvn_config *cfg) {
   int rc = 0;
   u->cfg = cfg;
   u->log_level = cfg->core.log_level;
+  u->log_format = cfg->log_format;
   snprintf(u->id, sizeof(u->id), "%s", cfg->core.id);
   if (!cfg->tick_ms)
     cfg->tick_ms = 10;
@@ -835,6 +863,7 @@ int uvn_run(uvn_config *cfg) {
     return KV_ENOMEM;
   }
   u->rng = uvn__io_wall(u) ^ ((uint64_t)uv_os_getpid() << 32);
+  u->start_wall_ms = uvn__io_wall(u);
 
   char err[512];
   bool fresh = false;
@@ -859,6 +888,7 @@ int uvn_run(uvn_config *cfg) {
   node_io io = {
       .ctx = u,
       .now_ms = uvn__io_now,
+      .now_us = uvn__io_now_us,
       .wall_ms = uvn__io_wall,
       .random = uvn__io_random,
       .conn_send = uvn__io_conn_send,
@@ -878,6 +908,7 @@ int uvn_run(uvn_config *cfg) {
       .shutdown = uvn__io_shutdown,
       .meta_put = uvn__io_meta_put,
       .log = uvn__io_log,
+      .log_level_set = uvn__io_log_level_set,
       .cpu_us = uvn__io_cpu_us,
   };
   uv_update_time(u->loop);
@@ -901,8 +932,14 @@ int uvn_run(uvn_config *cfg) {
       uvn__logf(u, NODE_LOG_INFO, "serving the Redis protocol on %s",
                 cfg->resp_addr);
   }
+  if (!rc && cfg->http_addr && *cfg->http_addr) {
+    rc = uvh_open(u, cfg->http_addr);
+    if (!rc)
+      uvn__logf(u, NODE_LOG_INFO, "serving HTTP on %s", cfg->http_addr);
+  }
   if (rc)
     goto out_loop;
+  u->tick_due_us = uv_hrtime() / 1000u + cfg->tick_ms * 1000u;
   uv_timer_init(u->loop, &u->tick);
   u->tick.data = u;
   uv_timer_start(&u->tick, uvn__tick_cb, cfg->tick_ms, cfg->tick_ms);
@@ -934,6 +971,7 @@ out_loop:
     uv_run(u->loop, UV_RUN_ONCE);
   if (u->st && u->core)
     uvn__flush(u);
+  uvh_close(u); /* its sockets first: they are not uvn_conns */
   uv_walk(u->loop, uvn__close_walk, u);
   while (uv_run(u->loop, UV_RUN_NOWAIT))
     ;

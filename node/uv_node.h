@@ -9,6 +9,7 @@
 #define KV_UV_NODE_H
 
 #include "core.h"
+#include "uv_log.h"
 
 typedef struct uvn_config {
   node_config core;        /* core settings (addresses, ring, quorum) */
@@ -19,6 +20,9 @@ typedef struct uvn_config {
   size_t conn_out_max;     /* bytes queued per connection before it is
                               closed as too slow; default 64 MiB */
   const char *resp_addr;   /* Redis protocol clients (--resp); NULL: none */
+  const char *http_addr;   /* HTTP: metrics, health, keys (--http); NULL:
+                              none */
+  kv_log_format log_format; /* stderr lines (--log-format); default logfmt */
 } uvn_config;
 
 /* Runs a node until SIGINT/SIGTERM. Returns 0 after a clean shutdown, or

@@ -35,7 +35,9 @@
   X(EIO, -19, "input/output error")                                            \
   X(ESTATE, -20, "operation not allowed in this state")                        \
   X(EFULL, -21, "queue or store full")                                         \
-  X(EAGAIN, -22, "more input needed")
+  X(EAGAIN, -22, "more input needed")                                          \
+  X(EAUTH, -23, "authentication failed")                                       \
+  X(EPERM, -24, "permission denied")
 
 enum kv_errno {
   KV_OK = 0,

@@ -1,7 +1,8 @@
 /*
  * kv_str.h: the one bounded string copy of kvorum (node ids, regions,
- * addresses into fixed-size fields). snprintf("%s") did this in some
- * places, and showed in profiles of the request path.
+ * addresses into fixed-size fields; snprintf("%s") did this in some
+ * places, and showed in profiles of the request path), and the value of a
+ * hex digit (RESP's and HTTP's escapes).
  *
  * Depends on: <string.h>.
  */
@@ -25,6 +26,17 @@ static inline bool kv_strcopy(char *dst, size_t cap, const char *src) {
   memcpy(dst, src, n);
   dst[n] = '\0';
   return fit;
+}
+
+/* The value of hex digit c (either case), or -1. */
+static inline int kv_hexval(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
 }
 
 #endif

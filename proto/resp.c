@@ -247,16 +247,6 @@ static bool resp__ends(uint8_t c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static int resp__hex(uint8_t c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* An inline argument being decoded: a run of buf while its bytes are buf's
  * own, moved to the scratch buffer at the first byte that is not. */
 typedef struct resp__tok {
@@ -337,9 +327,9 @@ static int resp__split(const uint8_t *buf, size_t end, const resp_limits *lim,
         break;
       uint8_t c = buf[p];
       if (quote == '"' && c == '\\' && end - p >= 4 && buf[p + 1] == 'x' &&
-          resp__hex(buf[p + 2]) >= 0 && resp__hex(buf[p + 3]) >= 0) {
+          kv_hexval(buf[p + 2]) >= 0 && kv_hexval(buf[p + 3]) >= 0) {
         uint8_t v =
-            (uint8_t)(resp__hex(buf[p + 2]) * 16 + resp__hex(buf[p + 3]));
+            (uint8_t)(kv_hexval(buf[p + 2]) * 16 + kv_hexval(buf[p + 3]));
         rc = resp__put(&t, out, &used, v, NULL);
         p += 4;
       } else if (quote == '"' && c == '\\' && end - p >= 2) {

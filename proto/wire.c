@@ -391,6 +391,17 @@ int wire_decode(const uint8_t *body, size_t len, const wire_limits *lim,
   int rc = wire__dec_fields(&r, lim, msg);
   if (rc)
     return rc;
+  /* HELLO's optional credentials: user (str), secret (bin or str). */
+  if (type == WIRE_HELLO && nf >= (uint32_t)need + 2) {
+    if (wire__dec_name(&r, &msg->user))
+      return KV_EPROTO;
+    if (mp_peek(&r) == MP_STR ? mp_read_str(&r, &msg->secret)
+                              : mp_read_bytes(&r, &msg->secret))
+      return KV_EPROTO;
+    if (msg->secret.len > WIRE_SECRET_MAX)
+      return KV_EPROTO;
+    need += 2;
+  }
   /* Fields added by later versions are skipped. */
   for (uint32_t i = (uint32_t)need; i < nf; i++)
     if (mp_skip(&r))
@@ -499,16 +510,23 @@ int wire_encode(kvbuf *out, const wire_msg *m) {
     return KV_EINVAL;
   size_t est = WIRE_HEADER_BYTES + WIRE__FIXED_RESERVE + m->key.len +
                m->value.len + m->context.len + m->object.len + m->text.len +
-               m->region.len + m->raw.len + m->opts.region.len;
+               m->region.len + m->raw.len + m->opts.region.len + m->user.len +
+               m->secret.len;
   if (kvbuf_reserve(out, est))
     return KV_ENOMEM;
   msgpack_packer pk;
   size_t start;
-  wire_begin(out, &pk, &start, m->type, m->req_id, (uint32_t)need);
+  bool creds = m->type == WIRE_HELLO && m->user.ptr;
+  wire_begin(out, &pk, &start, m->type, m->req_id,
+             (uint32_t)need + (creds ? 2u : 0u));
   switch (m->type) {
   case WIRE_HELLO:
     msgpack_pack_uint64(&pk, m->version);
     wire__pack_str(&pk, m->text);
+    if (creds) {
+      wire__pack_str(&pk, m->user);
+      wire__pack_bin(&pk, m->secret);
+    }
     break;
   case WIRE_HELLO_OK:
     msgpack_pack_uint64(&pk, m->version);

@@ -29,6 +29,7 @@
 #define WIRE_PROTOCOL_VERSION 1
 #define WIRE_HEADER_BYTES 4
 #define KV_KEY_MAX (64u * 1024u)                /* bytes */
+#define WIRE_SECRET_MAX 1024u /* bytes of a HELLO password */
 #define KV_VALUE_MAX_DEFAULT (1024u * 1024u)    /* bytes, configurable */
 #define WIRE_FRAME_MAX (16u * 1024u * 1024u)    /* absolute cap on a body */
 #define WIRE_ERRMSG_MAX 512                     /* bytes of an error text */
@@ -40,7 +41,8 @@
  * messages (32..) only between nodes, on the peer port.
  *
  * Fields after [type, req_id], in order:
- *   HELLO        version:uint, agent:str
+ *   HELLO        version:uint, agent:str [, user:str, secret:bin]
+ *                (the credentials when the node has --auth-file)
  *   HELLO_OK     version:uint, node_id:str, partitions:uint (Q), region:str
  *   ERROR        code:int (KV_E*), message:str
  *   GET          key:bin, opts:map
@@ -201,6 +203,8 @@ typedef struct wire_msg {
   kv_slice value;
   kv_slice context;     /* ptr NULL when nil/absent */
   kv_slice object;      /* REPL_PUT, REPL_GET_OK (ptr NULL when nil) */
+  kv_slice user;        /* HELLO: the user (ptr NULL: no credentials) */
+  kv_slice secret;      /* HELLO: the user's password */
   kv_slice text;        /* ERROR message, HELLO agent, ADMIN command,
                            HELLO_OK / PEER_HELLO node id */
   kv_slice region;      /* HELLO_OK */

@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential cmake pkg-config libuv1-dev librocksdb-dev libxxhash-dev
 libmsgpack-dev clang libclang-rt-14-dev iproute2 nftables procps
-redis-server redis-tools python3 python3-redis"
+redis-server redis-tools python3 python3-redis prometheus curl libh2o-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
@@ -20,8 +20,9 @@ echo "kvorum: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
-# Debian starts redis-server as a service on install; the benchmarks start
-# their own, so the packaged one is not needed on port 6379.
+# Debian starts redis-server and prometheus as services on install; the
+# benchmarks and tests start their own, so the packaged ones are not needed
+# on ports 6379 and 9090.
 if command -v systemctl >/dev/null 2>&1; then
-  systemctl disable --now redis-server >/dev/null 2>&1 || true
+  systemctl disable --now redis-server prometheus >/dev/null 2>&1 || true
 fi

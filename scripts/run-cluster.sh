@@ -27,6 +27,7 @@ trap stop INT TERM
 for i in $(seq 1 "$NODES"); do
   "$BIN" --id "n$i" --listen "127.0.0.1:$((7100 + i))" \
     --peer "127.0.0.1:$((7200 + i))" --resp "127.0.0.1:$((7300 + i))" \
+    --http "127.0.0.1:$((7400 + i))" \
     --data "var/n$i" --seeds "$seeds" \
     2>>"var/n$i.log" &
   pids+=($!)
@@ -62,6 +63,10 @@ Clients connect to 127.0.0.1:7101..$((7100 + NODES)); nodes talk on 7201..$((720
 Redis clients and tools connect to 127.0.0.1:7301..$((7300 + NODES)) (the Redis protocol):
   redis-cli -p 7301 set greeting hello
   redis-cli -p 7302 get greeting
+HTTP (metrics, health, a JSON key API) on 127.0.0.1:7401..$((7400 + NODES)):
+  curl -X PUT --data-binary hello http://127.0.0.1:7401/kv/greeting
+  curl http://127.0.0.1:7402/kv/greeting
+  curl http://127.0.0.1:7401/metrics
 Press Ctrl-C to stop every node cleanly.
 MSG
 wait

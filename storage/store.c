@@ -687,6 +687,85 @@ uint64_t store_estimate_keys(store *s) {
   return n;
 }
 
+/* Sum of an integer property over every column family. */
+static uint64_t store__prop_sum(store *s, const char *name) {
+  uint64_t sum = 0;
+  for (int i = 0; i < STORE_CF_COUNT; i++) {
+    uint64_t v = 0;
+    if (rocksdb_property_int_cf(s->db, s->cf[i], name, &v) == 0)
+      sum += v;
+  }
+  return sum;
+}
+
+/* The stall events in RocksDB's cfstats text: the line "Stalls(count):
+ * 0 level0_slowdown, 0 level0_slowdown_with_compaction, ..., interval 0
+ * total count" holds one cumulative count per cause, then the interval's
+ * total; the sum of the causes is the total since open. */
+static uint64_t store__stall_count(const char *text) {
+  const char *p = text ? strstr(text, "Stalls(count):") : NULL;
+  if (!p)
+    return 0;
+  p += strlen("Stalls(count):");
+  uint64_t sum = 0;
+  while (*p && *p != '\n') {
+    while (*p == ' ' || *p == ',')
+      p++;
+    if (strncmp(p, "interval", 8) == 0)
+      break;
+    char *end;
+    uint64_t v = strtoull(p, &end, 10);
+    if (end == p)
+      break;
+    sum += v;
+    p = end;
+    while (*p && *p != ',' && *p != '\n')
+      p++; /* the cause's name */
+  }
+  return sum;
+}
+
+/* "Cumulative stall: 00:01:2.500 H:M:S" -> 62.5 seconds, or 0. */
+static double store__stall_seconds(const char *text) {
+  const char *p = text ? strstr(text, "Cumulative stall: ") : NULL;
+  unsigned h = 0, m = 0;
+  double sec = 0;
+  if (!p || sscanf(p + 18, "%u:%u:%lf", &h, &m, &sec) != 3)
+    return 0;
+  return h * 3600.0 + m * 60.0 + sec;
+}
+
+void store_metrics_get(store *s, store_metrics *out) {
+  memset(out, 0, sizeof(*out));
+  if (s->ocache) {
+    kvcache_stats cs;
+    kvcache_stats_get(s->ocache, &cs);
+    out->ocache_hits = cs.hits;
+    out->ocache_misses = cs.misses;
+    out->ocache_bytes = cs.bytes;
+    out->ocache_entries = cs.entries;
+  }
+  if (!s->db)
+    return;
+  out->keys = store_estimate_keys(s);
+  out->live_sst_bytes = store__prop_sum(s, "rocksdb.live-sst-files-size");
+  out->memtable_bytes = store__prop_sum(s, "rocksdb.cur-size-all-mem-tables");
+  out->pending_compaction_bytes =
+      store__prop_sum(s, "rocksdb.estimate-pending-compaction-bytes");
+  out->block_cache_bytes = s->cache ? rocksdb_cache_get_usage(s->cache) : 0;
+  uint64_t stopped = 0;
+  for (int i = 0; i < STORE_CF_COUNT; i++) {
+    char *cf = rocksdb_property_value_cf(s->db, s->cf[i], "rocksdb.cfstats");
+    out->write_stalls += store__stall_count(cf);
+    rocksdb_free(cf);
+  }
+  char *db = rocksdb_property_value(s->db, "rocksdb.dbstats");
+  out->write_stall_seconds = store__stall_seconds(db);
+  rocksdb_free(db);
+  if (rocksdb_property_int(s->db, "rocksdb.is-write-stopped", &stopped) == 0)
+    out->write_stopped = stopped != 0;
+}
+
 int store_meta_get(store *s, const char *name, uint8_t **val, size_t *vlen) {
   if (!s->db)
     return store__fenced(s) ? store__fenced(s) : KV_ESTORAGE;

@@ -61,6 +61,21 @@ void store_close(store *s);
 /* RocksDB's estimate of the objects stored (tombstones and keys being
  * compacted away included): cheap, and only an estimate. */
 uint64_t store_estimate_keys(store *s);
+
+/* What /metrics shows of the storage engine; every field is RocksDB's own
+ * figure (properties and its stats dump), read on the loop thread. */
+typedef struct store_metrics {
+  uint64_t keys;                     /* store_estimate_keys */
+  uint64_t live_sst_bytes;           /* all column families */
+  uint64_t memtable_bytes;           /* active and immutable memtables */
+  uint64_t pending_compaction_bytes; /* RocksDB's estimate */
+  uint64_t block_cache_bytes;
+  uint64_t write_stalls;       /* stall events since open (cfstats) */
+  double write_stall_seconds;  /* time writes were stalled (dbstats) */
+  bool write_stopped;          /* writes are stopped right now */
+  uint64_t ocache_hits, ocache_misses, ocache_bytes, ocache_entries;
+} store_metrics;
+void store_metrics_get(store *s, store_metrics *out);
 int store_get(store *s, uint32_t part, const void *key, size_t klen,
               uint8_t **val, size_t *vlen);
 /* Like store_get, without a copy: *val is lent, valid until the next call

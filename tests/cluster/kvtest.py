@@ -77,6 +77,7 @@ class Cluster:
         self.peer_ports = ports[size:]
         self.procs = {}
         self.logs = {}
+        self.helpers = []
         atexit.register(self.close)
 
     # ---- addresses ----
@@ -108,6 +109,17 @@ class Cluster:
     def start_all(self, extra=()):
         for i in range(1, self.size + 1):
             self.start(i, extra)
+
+    def spawn(self, name, args):
+        """Starts a helper program (not a node: a load generator, a
+        Prometheus server) with its output in NAME.log in the temporary
+        directory. Like the nodes it dies with the test, and close() kills
+        it if it still runs. Returns the Popen."""
+        log = open(os.path.join(self.tmp, f"{name}.log"), "ab")
+        p = subprocess.Popen(list(args), stdout=log, stderr=log,
+                             preexec_fn=_die_with_parent)
+        self.helpers.append((p, log))
+        return p
 
     def alive(self, i):
         p = self.procs.get(i)
@@ -157,6 +169,15 @@ class Cluster:
                 except Exception:
                     pass
         self.procs.clear()
+        for p, log in self.helpers:
+            if p.poll() is None:
+                try:
+                    p.kill()
+                    p.wait(timeout=10)
+                except Exception:
+                    pass
+            log.close()
+        self.helpers.clear()
         for log in self.logs.values():
             log.close()
         self.logs.clear()

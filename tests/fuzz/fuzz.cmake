@@ -104,6 +104,17 @@ if(TARGET kvproto)
   if(EXISTS ${PROJECT_SOURCE_DIR}/proto/resp.c)
     kv_fuzz_target(fuzz_resp kvproto)
   endif()
+  # http_req.c belongs to no library (kvorumd compiles it directly): the
+  # target compiles it itself, with the target's instrumentation.
+  if(EXISTS ${PROJECT_SOURCE_DIR}/proto/wire.c
+     AND EXISTS ${PROJECT_SOURCE_DIR}/node/http_req.c)
+    kv_fuzz_target(fuzz_http kvproto)
+    target_sources(fuzz_http PRIVATE ${PROJECT_SOURCE_DIR}/node/http_req.c)
+    target_include_directories(fuzz_http PRIVATE ${PROJECT_SOURCE_DIR}/node)
+  endif()
+endif()
+if(TARGET kvauth)
+  kv_fuzz_target(fuzz_auth kvauth)
 endif()
 if(TARGET kvobj)
   kv_fuzz_target(fuzz_obj kvobj)

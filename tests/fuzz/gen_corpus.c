@@ -1,7 +1,9 @@
 /*
  * gen_corpus.c: writes the seed corpus of the fuzz targets
  * (tests/fuzz/corpus/<target>/) with the real encoders, so the seeds are
- * valid messages that the fuzzer then mutates. Deterministic: fixed
+ * valid messages that the fuzzer then mutates (fuzz_http's request
+ * targets and fuzz_auth's auth files, which have no encoder, are written
+ * as text). Deterministic: fixed
  * timestamps, seeds and names, so regenerating gives the same files unless
  * an encoding changed.
  *
@@ -185,6 +187,92 @@ static void gen_mp(void) {
     msgpack_pack_ext_body(&pk, "abcde", 5);
   });
 #undef GEN_MP
+}
+
+/* ---- fuzz_http: HTTP request targets (path and query) ---- */
+
+static void gen_http(void) {
+  static const struct {
+    const char *name;
+    const char *target;
+  } seeds[] = {
+      {"metrics", "/metrics"},
+      {"health", "/health"},
+      {"ready", "/ready"},
+      {"admin-status", "/admin/status"},
+      {"admin-ring", "/admin/ring"},
+      {"admin-stats", "/admin/stats"},
+      {"admin-transfers", "/admin/transfers?timeout=5"},
+      {"admin-unknown", "/admin/join?node=n3"},
+      {"unknown-path", "/metricsx"},
+      {"kv-no-key", "/kv/"},
+      {"kv-plain", "/kv/cart:42"},
+      {"kv-escaped", "/kv/cart%3Aalice%2Fitems"},
+      {"kv-nul-plus", "/kv/a%00b+c%2B"},
+      {"kv-bad-escape", "/kv/%zz"},
+      {"kv-cut-escape", "/kv/abc%4"},
+      {"kv-get-opts", "/kv/k?r=quorum&pr=1&timeout=1500"},
+      {"kv-put-opts", "/kv/k?w=2&dw=one&pw=LOCAL_QUORUM&timeout=250"},
+      {"kv-level-names", "/kv/k?r=each_quorum&w=all&dw=local_one&pw=default"},
+      {"kv-escaped-query", "/kv/k?%72=%71uorum&timeout=%31%30"},
+      {"kv-empty-params", "/kv/k?&&r=1&"},
+      {"kv-unknown-param", "/kv/k?foo=1"},
+      {"kv-timeout-zero", "/kv/k?timeout=0"},
+      {"kv-timeout-over", "/kv/k?timeout=4294967296"},
+      {"kv-nul-param", "/kv/k?r=%00"},
+      {"kv-long-name", "/kv/k?averyveryverylongname=1"},
+  };
+  for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
+    put("fuzz_http", seeds[i].name, seeds[i].target,
+        strlen(seeds[i].target));
+  /* Raw NUL bytes, in the key and in the query. */
+  static const char raw_nul[] = "/kv/a\0b?r=1\0";
+  put("fuzz_http", "kv-raw-nul", raw_nul, sizeof(raw_nul) - 1);
+}
+
+/* ---- fuzz_auth: auth files (node/auth.h) ---- */
+
+static void gen_auth(void) {
+/* Well-formed hash fields with fixed salts and keys (parsing checks their
+ * form, not the password) and the lowest cost, 1000 iterations. */
+#define GEN_H1 "pbkdf2-sha256$1000$c2FsdHNhbHRzYWx0c2FsdA==$" \
+               "a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U="
+#define GEN_H2 "pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw$" \
+               "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8"
+  static const struct {
+    const char *name;
+    const char *text;
+  } seeds[] = {
+      {"good", "# kvorum users\n\nalice read " GEN_H1 "\nbob write " GEN_H2
+               "\nops@example.org admin " GEN_H1 "\n"},
+      {"spacing", "  # indented\n\tcarol\t write  " GEN_H2 " \t\n\n"},
+      {"crlf", "alice read " GEN_H1 "\r\nbob admin " GEN_H2 "\r\n"},
+      {"no-final-newline", "# x\nd.e_f-1 read " GEN_H2},
+      {"empty", ""},
+      {"comments-only", "# nobody yet\n#\n\n"},
+      {"duplicate", "alice read " GEN_H1 "\nalice admin " GEN_H2 "\n"},
+      {"bad-role", "alice root " GEN_H1 "\n"},
+      {"swapped", "alice " GEN_H1 " read\n"},
+      {"plain-password", "alice read hunter2\n"},
+      {"scrypt", "alice read scrypt$16384$8$1$c2FsdA==$a2V5\n"},
+      {"iterations-low", "alice read pbkdf2-sha256$999$AAECAwQFBgcICQoLDA0ODw$"
+                         "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8\n"},
+      {"iterations-zero-lead",
+       "alice read pbkdf2-sha256$01000$AAECAwQFBgcICQoLDA0ODw$"
+       "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8\n"},
+      {"salt-short", "alice read pbkdf2-sha256$1000$AAECAw$"
+                     "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8\n"},
+      {"key-bad", "alice read pbkdf2-sha256$1000$AAECAwQFBgcICQoLDA0ODw$*\n"},
+      {"five-parts", "alice read " GEN_H1 "$x\n"},
+      {"four-fields", "alice read " GEN_H1 " # comment\n"},
+      {"bad-user", "al/ice read " GEN_H1 "\n"},
+  };
+  for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
+    put("fuzz_auth", seeds[i].name, seeds[i].text, strlen(seeds[i].text));
+  static const char nul[] = "alice read " GEN_H1 "\nbo\0b read " GEN_H2 "\n";
+  put("fuzz_auth", "nul-byte", nul, sizeof(nul) - 1);
+#undef GEN_H1
+#undef GEN_H2
 }
 
 /* ---- fuzz_obj: stored objects and contexts ---- */
@@ -781,6 +869,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   gen_mp();
+  gen_http();
+  gen_auth();
 #ifdef GEN_KVOBJ
   gen_obj();
 #endif

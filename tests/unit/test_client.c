@@ -80,20 +80,20 @@ static void test_b64(void) {
 }
 
 static void test_utf8(void) {
-  CHECK(kv__utf8_valid("hello", 5));
-  CHECK(kv__utf8_valid("\xc3\xa9t\xc3\xa9", 6));
-  CHECK(kv__utf8_valid("\xf0\x9f\x98\x80", 4));
-  CHECK(!kv__utf8_valid("\xff", 1));
-  CHECK(!kv__utf8_valid("\xc3", 1));
-  CHECK(!kv__utf8_valid("\xc0\xaf", 2));         /* overlong */
-  CHECK(!kv__utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
-  CHECK(!kv__utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+  CHECK(kv_utf8_valid("hello", 5));
+  CHECK(kv_utf8_valid("\xc3\xa9t\xc3\xa9", 6));
+  CHECK(kv_utf8_valid("\xf0\x9f\x98\x80", 4));
+  CHECK(!kv_utf8_valid("\xff", 1));
+  CHECK(!kv_utf8_valid("\xc3", 1));
+  CHECK(!kv_utf8_valid("\xc0\xaf", 2));         /* overlong */
+  CHECK(!kv_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+  CHECK(!kv_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 }
 
 static int json_of(kvbuf *pk_buf, char **out) {
   kvbuf j;
   kvbuf_init(&j);
-  int rc = kv__json_from_msgpack(&j, pk_buf->data, pk_buf->len);
+  int rc = kv_json_from_msgpack(&j, pk_buf->data, pk_buf->len);
   size_t len;
   *out = rc ? NULL : (char *)kvbuf_steal(&j, &len);
   kvbuf_free(&j);

@@ -190,6 +190,13 @@ static void test_put_timeout_counts(void) {
     CHECK(c.r[0].at_ms >= t0 + 300 && c.r[0].at_ms < t0 + 400);
   }
   CHECK(!c.closed);
+  /* /metrics counts it as a put that timed out, after about 300 ms. */
+  const node_stats *st = node_stats_get(sim_node_core(s, p[0]));
+  CHECK(st->requests[NODE_OP_PUT][NODE_RES_TIMEOUT] == 1);
+  CHECK(st->requests[NODE_OP_PUT][NODE_RES_OK] == 0);
+  CHECK(st->latency[NODE_OP_PUT].count == 1);
+  CHECK(st->latency[NODE_OP_PUT].sum >= 300000 &&
+        st->latency[NODE_OP_PUT].sum < 400000);
   sim_free(s);
 }
 
@@ -378,6 +385,21 @@ static void test_pw_pr_unavailable(void) {
   CHECK(c.n == 3);
   if (c.n >= 3)
     CHECK(c.r[2].type == WIRE_PUT_OK);
+  tc_get(&c, 4, "k", NULL);
+  tc_get(&c, 5, "nokey", NULL);
+  sim_run_for(s, 100);
+  CHECK(c.n == 5);
+  /* /metrics: each answer counted once under its op and result, and a
+   * read of one value in the siblings histogram. */
+  const node_stats *st = node_stats_get(sim_node_core(s, p[0]));
+  CHECK(st->requests[NODE_OP_PUT][NODE_RES_UNAVAILABLE] == 1);
+  CHECK(st->requests[NODE_OP_PUT][NODE_RES_OK] == 1);
+  CHECK(st->requests[NODE_OP_GET][NODE_RES_UNAVAILABLE] == 1);
+  CHECK(st->requests[NODE_OP_GET][NODE_RES_OK] == 1);
+  CHECK(st->requests[NODE_OP_GET][NODE_RES_NOT_FOUND] == 1);
+  CHECK(st->latency[NODE_OP_GET].count == 3);
+  CHECK(st->siblings.count == 1 && st->siblings.sum == 1);
+  CHECK(st->object_bytes.count == 1);
   sim_free(s);
 }
 

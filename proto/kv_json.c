@@ -1,10 +1,11 @@
 /*
- * json.c: base64, UTF-8 validation and the msgpack -> JSON renderer of
- * libkvorum (kvorum_int.h). The renderer reads with the bounded reader of
- * mp.h, so a hostile ADMIN_OK cannot make it read out of bounds or recurse
- * without limit. Depends on: mp.h, kv_err.h.
+ * kv_json.c: UTF-8 validation, JSON strings and the msgpack -> JSON
+ * renderer (kv_json.h), shared by the CLI (admin replies) and the node's
+ * HTTP front end. The renderer reads with the bounded reader of mp.h, so a
+ * hostile ADMIN_OK cannot make it read out of bounds or recurse without
+ * limit. Depends on: mp.h, kv_base64.h, kv_err.h.
  */
-#include "kvorum_int.h"
+#include "kv_json.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv_base64.h"
 #include "kv_err.h"
 
 /* Returns the length of the well-formed UTF-8 sequence at p (1..4), or 0
@@ -47,7 +49,7 @@ static size_t kv__utf8_seq(const uint8_t *p, size_t len) {
   return n;
 }
 
-bool kv__utf8_valid(const void *p, size_t len) {
+bool kv_utf8_valid(const void *p, size_t len) {
   const uint8_t *s = p;
   size_t i = 0;
   while (i < len) {
@@ -59,7 +61,7 @@ bool kv__utf8_valid(const void *p, size_t len) {
   return true;
 }
 
-int kv__json_str(kvbuf *out, const void *p, size_t len) {
+int kv_json_str(kvbuf *out, const void *p, size_t len) {
   const uint8_t *s = p;
   static const char hex[] = "0123456789abcdef";
   kvbuf_append(out, "\"", 1);
@@ -161,7 +163,7 @@ static int kv__json_value(kvbuf *out, mp_reader *r, int depth) {
     kv_slice s;
     if (mp_read_str(r, &s))
       return KV_EPROTO;
-    return kv__json_str(out, s.ptr, s.len);
+    return kv_json_str(out, s.ptr, s.len);
   }
   case MP_BIN: {
     kv_slice s;
@@ -206,7 +208,7 @@ static int kv__json_value(kvbuf *out, mp_reader *r, int depth) {
         kvbuf_init(&key);
         rc = kv__json_value(&key, r, depth + 1);
         if (rc == 0)
-          rc = kv__json_str(out, key.data, key.len);
+          rc = kv_json_str(out, key.data, key.len);
         kvbuf_free(&key);
       }
       if (rc)
@@ -223,7 +225,7 @@ static int kv__json_value(kvbuf *out, mp_reader *r, int depth) {
   }
 }
 
-int kv__json_from_msgpack(kvbuf *out, const void *buf, size_t len) {
+int kv_json_from_msgpack(kvbuf *out, const void *buf, size_t len) {
   mp_reader r;
   mp_reader_init(&r, buf, len);
   int rc = kv__json_value(out, &r, 0);

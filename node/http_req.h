@@ -1,0 +1,56 @@
+/*
+ * http_req.h: what an HTTP request to kvorumd asks for, read from its
+ * target (path and query) alone. The pure part of the HTTP front end
+ * (uv_http.c): no h2o, no I/O, so it is unit-tested and fuzzed
+ * (tests/fuzz/fuzz_http.c) on its own.
+ *
+ * Routes (docs/http.md):
+ *   /metrics  /health  /ready
+ *   /kv/{key}         key percent-encoded; query r, pr, w, dw, pw, timeout
+ *   /admin/{command}  status, ring, stats, transfers
+ *
+ * Depends on: wire.h (wire_opts, KV_KEY_MAX, wire_parse_quorum).
+ */
+#ifndef KV_HTTP_REQ_H
+#define KV_HTTP_REQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+typedef enum http_route {
+  HTTP_R_UNKNOWN, /* no such resource: 404 */
+  HTTP_R_METRICS,
+  HTTP_R_HEALTH,
+  HTTP_R_READY,
+  HTTP_R_KV,
+  HTTP_R_ADMIN,
+} http_route;
+
+#define HTTP_ADMIN_NAME_MAX 16
+
+typedef struct http_target {
+  http_route route;
+  size_t klen;                     /* HTTP_R_KV: the decoded key */
+  char admin[HTTP_ADMIN_NAME_MAX]; /* HTTP_R_ADMIN: the command */
+  wire_opts opts;                  /* from the query; unset levels are
+                                      WIRE_Q_DEFAULT, timeout 0 */
+  uint8_t key[KV_KEY_MAX];
+} http_target;
+
+/* Reads target[0..len) (the path as received, query included) into *out.
+ * Returns 0, or KV_EINVAL (a bad escape, an unknown or malformed query
+ * parameter) or KV_ETOOBIG (a key over KV_KEY_MAX) with a
+ * message for the client in err. A path that names no resource is not an
+ * error: out->route is HTTP_R_UNKNOWN. */
+int http_target_parse(const char *target, size_t len, http_target *out,
+                      char *err, size_t errlen);
+
+/* Decodes %XX escapes of s[0..len) into out (cap bytes; '+' stays '+').
+ * Returns the decoded length, -1 for a malformed escape, -2 when it does
+ * not fit. */
+long http_unescape(const char *s, size_t len, uint8_t *out, size_t cap);
+
+#endif

@@ -1,5 +1,6 @@
 # Thin glue over CMake so the quick start is two commands:
 #   make run    install what is missing, build, start a local cluster
+#               (KV_TLS=1 make run: TLS on every port, certificates in var/certs)
 #   make test   install what is missing, build (plain and ASan/UBSan), test
 JOBS ?= $(shell nproc)
 BUILD ?= build

@@ -35,6 +35,9 @@
 #define BENCH_REGIONS_MAX 8       /* client groups of --regions */
 #define BENCH_REGION_NAME_MAX 64
 #define BENCH_REGION_HOSTS_MAX 2048 /* one group's "host:port,..." */
+#define BENCH_USER_MAX 63        /* bytes of --user (the wire's limit) */
+#define BENCH_PASSWORD_MAX 1024  /* bytes of KVORUM_PASSWORD */
+#define BENCH_PASSWORD_ENV "KVORUM_PASSWORD"
 
 /* Consistency levels, as kvorum.h numbers them (checked in drv_native.c). */
 #define BENCH_LVL_ONE (-1)
@@ -79,6 +82,16 @@ typedef struct bench_opts {
    * to group i % nregions (bench_slot_region). nregions 0: one group. */
   bench_region regions[BENCH_REGIONS_MAX];
   size_t nregions;
+  /* --tls (implied by any --tls-* flag): both drivers speak TLS, verifying
+   * the servers against tls_ca (NULL: the system store); tls_cert/tls_key
+   * a client certificate; tls_server_name the name to check (NULL: the
+   * CA chain only). Strings point into argv. */
+  bool tls;
+  const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
+  /* --user: credentials for every connection (native: HELLO; resp: AUTH
+   * user password first), the password from KVORUM_PASSWORD. */
+  const char *user;
+  const char *password; /* getenv's string; NULL without --user */
 } bench_opts;
 
 /* The --regions group that request slot belongs to (0 without
@@ -88,8 +101,8 @@ static inline size_t bench_slot_region(const bench_opts *o, uint32_t slot) {
 }
 
 /* Parses argv into *o (defaults for what is absent). Returns 0, 1 when
- * --help was asked for (usage printed to out), or KV_EINVAL with a message
- * for a person in err. */
+ * --help or --version was asked for (printed to out), or KV_EINVAL with a
+ * message for a person in err. */
 int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out,
                      char *err, size_t errlen);
 /* Parses a consistency level: a positive number or a level name. */

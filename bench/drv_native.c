@@ -8,7 +8,8 @@
  * client i belongs to group i % nregions: it connects to that group's
  * hosts (rotated likewise) in that group's region, and a request of slot
  * s goes round robin over the clients of group s % nregions, so each
- * group's latency is its own.
+ * group's latency is its own. Every connection, the stats ones included,
+ * speaks TLS and logs in as --tls and --user say.
  * Depends on bench.h and client/kvorum.h (target kvorum_client).
  */
 #include <stdlib.h>
@@ -28,6 +29,7 @@ _Static_assert(BENCH_LVL_ONE == KV_ONE && BENCH_LVL_QUORUM == KV_QUORUM &&
 #define NATIVE_KIND_MAX 40
 
 typedef struct native__drv {
+  kv_connect_opts copts; /* TLS and credentials, for every kv_connect */
   kv_client **cs;
   size_t n, next;
   size_t ngroups;                       /* 1, or --regions' count */
@@ -53,11 +55,24 @@ static void native__close(void *dp) {
   free(d);
 }
 
+/* The TLS settings and credentials of o, the rest of *co zeroed. */
+static void native__secure(const bench_opts *o, kv_connect_opts *co) {
+  memset(co, 0, sizeof *co);
+  co->tls = o->tls;
+  co->tls_ca = o->tls_ca;
+  co->tls_cert = o->tls_cert;
+  co->tls_key = o->tls_key;
+  co->tls_server_name = o->tls_server_name;
+  co->user = o->user;
+  co->password = o->password;
+}
+
 static int native__open(const bench_opts *o, bench_done_fn done, void *arg,
                         void **out, char *err, size_t errlen) {
   native__drv *d = calloc(1, sizeof *d);
   if (!d)
     return KV_ENOMEM;
+  native__secure(o, &d->copts);
   d->done = done;
   d->arg = arg;
   d->opts.r = o->r;
@@ -77,7 +92,8 @@ static int native__open(const bench_opts *o, bench_done_fn done, void *arg,
   d->ngroups = o->nregions ? o->nregions : 1;
   static char hosts[sizeof o->hosts_str];
   for (uint32_t i = 0; i < o->connections; i++) {
-    kv_connect_opts copts = {.region = o->region[0] ? o->region : NULL};
+    kv_connect_opts copts = d->copts;
+    copts.region = o->region[0] ? o->region : NULL;
     size_t len = 0;
     hosts[0] = '\0';
     if (o->nregions) {
@@ -108,7 +124,8 @@ static int native__open(const bench_opts *o, bench_done_fn done, void *arg,
     int rc = kv_connect(hosts, &copts, &d->cs[i], err, errlen);
     if (rc < 0) {
       native__close(d);
-      return rc == KV_ENOMEM ? rc : KV_ECONN;
+      return rc == KV_ENOMEM || rc == KV_EAUTH || rc == KV_EINVAL ? rc
+                                                                  : KV_ECONN;
     }
     d->n++;
   }
@@ -194,9 +211,12 @@ static const char *native__json_next(const char *p, const char *key,
 }
 
 /* CPU microseconds (user + system) of the node at addr, from its stats. */
-static int native__node_cpu(const char *addr, uint64_t *us) {
-  kv_connect_opts co = {.no_route = true, .connect_timeout_ms = 1000,
-                        .timeout_ms = 2000};
+static int native__node_cpu(const native__drv *d, const char *addr,
+                            uint64_t *us) {
+  kv_connect_opts co = d->copts;
+  co.no_route = true;
+  co.connect_timeout_ms = 1000;
+  co.timeout_ms = 2000;
   kv_client *c = NULL;
   char err[256];
   int rc = kv_connect(addr, &co, &c, err, sizeof err);
@@ -231,7 +251,7 @@ static int native__server_cpu_us(void *dp, uint64_t *us) {
   char addr[BENCH_HOST_LEN_MAX];
   for (const char *p = json;
        rc == 0 && (p = native__json_next(p, "listen", addr, sizeof addr));) {
-    rc = native__node_cpu(addr, us);
+    rc = native__node_cpu(d, addr, us);
     members++;
   }
   free(json);

@@ -7,7 +7,17 @@
  * fails its waiting requests and is dialled again RESP_RETRY_MS later, so
  * a server that restarts mid-run gets its load back. Buffers grow to the
  * largest burst and are then reused, so the steady state allocates
- * nothing. Depends on bench.h, resp.h, kv_err.h and POSIX sockets.
+ * nothing.
+ *
+ * With --tls every connection is TLS (client/kvtls.h, the layer libkvorum
+ * uses too): the handshake and, with --user, an AUTH user password whose
+ * answer must be +OK happen while dialling, which waits (bounded) as the
+ * dial does; after that the sockets stay non-blocking, and a TLS read or
+ * write that must wait for the other direction is noted in want. Without
+ * --tls the send and recv calls are the plain ones.
+ *
+ * Depends on bench.h, resp.h, kv_err.h, kvtls.h (OpenSSL) and POSIX
+ * sockets.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +33,7 @@
 
 #include "bench.h"
 #include "kv_err.h"
+#include "kvtls.h"
 #include "resp.h"
 
 #define RESP_CONNECT_TIMEOUT_MS 2000
@@ -33,6 +44,9 @@
  * waiting at most RESP_REDIAL_TIMEOUT_MS (the run goes on meanwhile). */
 #define RESP_RETRY_MS 200
 #define RESP_REDIAL_TIMEOUT_MS 100
+#define RESP_INFO_TIMEOUT_MS 2000
+/* AUTH user password: its bytes at most. */
+#define RESP_AUTH_MAX (64 + BENCH_USER_MAX + BENCH_PASSWORD_MAX)
 
 typedef struct resp__conn {
   int fd;
@@ -44,6 +58,9 @@ typedef struct resp__conn {
   size_t head, count, cap;
   size_t host;       /* index in hosts */
   uint64_t retry_ns; /* closed: when to dial again */
+  kvtls *tls;        /* with --tls, while fd is open */
+  short want; /* TLS: POLLOUT when a read waits to write, POLLIN when a
+                 write waits to read */
 } resp__conn;
 
 typedef struct resp__drv {
@@ -54,6 +71,9 @@ typedef struct resp__drv {
   struct pollfd *pfds;
   bench_done_fn done;
   void *arg;
+  kvtls_ctx *tls;       /* --tls: settings and certificates, else NULL */
+  const char *user;     /* --user, or NULL */
+  const char *password; /* KVORUM_PASSWORD with --user */
 } resp__drv;
 
 /* Connects to "host:port" within timeout_ms; returns a non-blocking
@@ -125,14 +145,183 @@ static int resp__dial(const char *hostport, int timeout_ms, char *err,
   return fd;
 }
 
+/* Closes c's socket and TLS, if open. */
+static void resp__shut(resp__conn *c) {
+  kvtls_free(c->tls);
+  c->tls = NULL;
+  c->want = 0;
+  if (c->fd >= 0)
+    close(c->fd);
+  c->fd = -1;
+}
+
+/* send() on c, through TLS when c has it: the same results, errno EAGAIN
+ * when TLS must wait (for reading too: then want has POLLIN), EPROTO for a
+ * TLS failure. */
+static ssize_t resp__send(resp__conn *c, const void *buf, size_t len) {
+  if (!c->tls)
+    return send(c->fd, buf, len, MSG_NOSIGNAL);
+  char why[KVTLS_ERR_MAX];
+  long n = kvtls_write(c->tls, buf, len, why, sizeof why);
+  c->want = (short)((c->want & ~POLLIN) | (n == KVTLS_WANT_READ ? POLLIN : 0));
+  if (n > 0)
+    return n;
+  errno = n == KVTLS_WANT_READ || n == KVTLS_WANT_WRITE ? EAGAIN : EPROTO;
+  return -1;
+}
+
+/* recv() on c, through TLS when c has it: the same results (0 at EOF),
+ * errno EAGAIN when TLS must wait (for writing too: then want has
+ * POLLOUT), EPROTO for a TLS failure. */
+static ssize_t resp__recv(resp__conn *c, void *buf, size_t len) {
+  if (!c->tls)
+    return recv(c->fd, buf, len, 0);
+  char why[KVTLS_ERR_MAX];
+  long n = kvtls_read(c->tls, buf, len, why, sizeof why);
+  c->want =
+      (short)((c->want & ~POLLOUT) | (n == KVTLS_WANT_WRITE ? POLLOUT : 0));
+  if (n > 0)
+    return n;
+  if (n == KVTLS_EOF)
+    return 0;
+  errno = n == KVTLS_WANT_READ || n == KVTLS_WANT_WRITE ? EAGAIN : EPROTO;
+  return -1;
+}
+
+/* Waits at most timeout_ms for ev (and what TLS waits for) on c; returns
+ * poll()'s result. */
+static int resp__wait(resp__conn *c, short ev, int timeout_ms) {
+  struct pollfd p = {.fd = c->fd, .events = (short)(ev | c->want)};
+  return poll(&p, 1, timeout_ms);
+}
+
+/* Sends cmd[0..len) on c, which has nothing in flight, and reads its one
+ * reply into *rep (pointing into c->in until the next read), each wait at
+ * most timeout_ms. Returns 0, KV_ETIMEDOUT, KV_ECONN or KV_EPROTO. */
+static int resp__call(resp__conn *c, const char *cmd, size_t len,
+                      int timeout_ms, resp_reply *rep) {
+  size_t sent = 0;
+  while (sent < len) {
+    ssize_t n = resp__send(c, cmd + sent, len - sent);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (resp__wait(c, POLLOUT, timeout_ms) <= 0)
+        return KV_ETIMEDOUT;
+      continue;
+    }
+    if (n <= 0)
+      return KV_ECONN;
+    sent += (size_t)n;
+  }
+  c->in_len = 0;
+  for (;;) {
+    long used = resp_parse(c->in, c->in_len, rep);
+    if (used < 0)
+      return KV_EPROTO;
+    if (used > 0) {
+      c->in_len = 0;
+      return 0;
+    }
+    if (c->in_len == c->in_cap)
+      return KV_EPROTO; /* these replies are a few hundred bytes */
+    ssize_t n = resp__recv(c, c->in + c->in_len, c->in_cap - c->in_len);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (resp__wait(c, POLLIN, timeout_ms) <= 0)
+        return KV_ETIMEDOUT;
+      continue;
+    }
+    if (n <= 0)
+      return KV_ECONN;
+    c->in_len += (size_t)n;
+  }
+}
+
+/* Runs c's TLS handshake to its end within timeout_ms. Returns 0 or
+ * KV_ECONN with a message (OpenSSL's reason) in err. */
+static int resp__handshake(resp__conn *c, const char *host, int timeout_ms,
+                           char *err, size_t errlen) {
+  uint64_t end = bench_now_ns() + (uint64_t)timeout_ms * 1000000u;
+  for (;;) {
+    char why[KVTLS_ERR_MAX];
+    int r = kvtls_handshake(c->tls, why, sizeof why);
+    if (r == 0)
+      return 0;
+    if (r != KVTLS_WANT_READ && r != KVTLS_WANT_WRITE) {
+      snprintf(err, errlen, "TLS handshake with %s failed: %s", host, why);
+      return KV_ECONN;
+    }
+    uint64_t now = bench_now_ns();
+    int left = now < end ? (int)((end - now + 999999u) / 1000000u) : 0;
+    struct pollfd p = {.fd = c->fd,
+                       .events = r == KVTLS_WANT_READ ? POLLIN : POLLOUT};
+    if (left == 0 || poll(&p, 1, left) <= 0) {
+      snprintf(err, errlen, "TLS handshake with %s: no answer within %d ms",
+               host, timeout_ms);
+      return KV_ECONN;
+    }
+  }
+}
+
+/* Sends AUTH user password on c and checks the +OK, waiting at most
+ * timeout_ms. Returns 0, or KV_EAUTH with the server's answer in err, or
+ * another KV_E* code with a message. */
+static int resp__auth(resp__drv *d, resp__conn *c, const char *host,
+                      int timeout_ms, char *err, size_t errlen) {
+  const char *argv[3] = {"AUTH", d->user, d->password};
+  size_t lens[3] = {4, strlen(d->user), strlen(d->password)};
+  char cmd[RESP_AUTH_MAX];
+  if (resp_cmd_size(3, lens) > sizeof cmd) {
+    snprintf(err, errlen, "the user or password is too long");
+    return KV_EINVAL;
+  }
+  size_t len = resp_encode_cmd(cmd, 3, argv, lens);
+  resp_reply rep;
+  int rc = resp__call(c, cmd, len, timeout_ms, &rep);
+  explicit_bzero(cmd, sizeof cmd);
+  if (rc) {
+    snprintf(err, errlen, "AUTH on %s: %s", host, kv_strerror(rc));
+    return rc;
+  }
+  if (rep.type == RESP_STATUS && rep.len == 2 && !memcmp(rep.str, "OK", 2))
+    return 0;
+  snprintf(err, errlen, "AUTH as %s on %s failed: %.*s", d->user, host,
+           (int)(rep.str ? (rep.len < 200 ? rep.len : 200) : 0),
+           rep.str ? rep.str : "");
+  return KV_EAUTH;
+}
+
+/* Opens c to its host: dial, then the TLS handshake and AUTH when the
+ * options ask, each wait at most timeout_ms. Returns 0, or a KV_E* code
+ * with a message (c stays closed). */
+static int resp__connect(resp__drv *d, resp__conn *c, int timeout_ms,
+                         char *err, size_t errlen) {
+  const char *host = d->hosts[c->host];
+  c->fd = resp__dial(host, timeout_ms, err, errlen);
+  if (c->fd < 0)
+    return KV_ECONN;
+  c->want = 0;
+  int rc = 0;
+  if (d->tls) {
+    char why[KVTLS_ERR_MAX];
+    c->tls = kvtls_new(d->tls, c->fd, why, sizeof why);
+    rc = c->tls ? resp__handshake(c, host, timeout_ms, err, errlen)
+                : KV_ENOMEM;
+    if (!c->tls)
+      snprintf(err, errlen, "TLS with %s: %s", host, why);
+  }
+  if (rc == 0 && d->user)
+    rc = resp__auth(d, c, host, timeout_ms, err, errlen);
+  if (rc)
+    resp__shut(c);
+  return rc;
+}
+
 static void resp__close(void *dp) {
   resp__drv *d = dp;
   if (!d)
     return;
   for (size_t i = 0; i < d->nconns; i++) {
     resp__conn *c = &d->conns[i];
-    if (c->fd >= 0)
-      close(c->fd);
+    resp__shut(c);
     free(c->out);
     free(c->in);
     free(c->fifo);
@@ -140,6 +329,7 @@ static void resp__close(void *dp) {
   free(d->conns);
   free(d->pfds);
   free(d->hosts);
+  kvtls_ctx_free(d->tls);
   free(d);
 }
 
@@ -150,6 +340,8 @@ static int resp__open(const bench_opts *o, bench_done_fn done, void *arg,
     return KV_ENOMEM;
   d->done = done;
   d->arg = arg;
+  d->user = o->user;
+  d->password = o->password ? o->password : "";
   d->nconns = o->connections;
   d->nhosts = o->nhosts;
   d->hosts = malloc(o->nhosts * sizeof *d->hosts);
@@ -164,6 +356,17 @@ static int resp__open(const bench_opts *o, bench_done_fn done, void *arg,
   }
   for (size_t i = 0; i < d->nconns; i++)
     d->conns[i].fd = -1;
+  if (o->tls) {
+    kvtls_opts t = {.ca_file = o->tls_ca,
+                    .cert_file = o->tls_cert,
+                    .key_file = o->tls_key,
+                    .server_name = o->tls_server_name};
+    d->tls = kvtls_ctx_new(&t, err, errlen);
+    if (!d->tls) {
+      resp__close(d);
+      return KV_EINVAL;
+    }
+  }
   for (size_t i = 0; i < d->nconns; i++) {
     resp__conn *c = &d->conns[i];
     c->cap = o->concurrency;
@@ -176,11 +379,10 @@ static int resp__open(const bench_opts *o, bench_done_fn done, void *arg,
       return KV_ENOMEM;
     }
     c->host = i % o->nhosts;
-    c->fd = resp__dial(o->hosts[c->host], RESP_CONNECT_TIMEOUT_MS, err,
-                       errlen);
-    if (c->fd < 0) {
+    int rc = resp__connect(d, c, RESP_CONNECT_TIMEOUT_MS, err, errlen);
+    if (rc) {
       resp__close(d);
-      return KV_ECONN;
+      return rc;
     }
   }
   *out = d;
@@ -189,9 +391,7 @@ static int resp__open(const bench_opts *o, bench_done_fn done, void *arg,
 
 /* Fails every request waiting on c and closes it. */
 static void resp__fail(resp__drv *d, resp__conn *c, const char *kind) {
-  if (c->fd >= 0)
-    close(c->fd);
-  c->fd = -1;
+  resp__shut(c);
   c->retry_ns = bench_now_ns() + (uint64_t)RESP_RETRY_MS * 1000000u;
   c->out_off = c->out_len = 0;
   c->in_len = 0;
@@ -264,8 +464,7 @@ static int resp__put(void *dp, uint32_t slot, const char *key, size_t klen,
 /* Writes what c has queued; returns 0, or -1 after failing c. */
 static int resp__flush(resp__drv *d, resp__conn *c) {
   while (c->fd >= 0 && c->out_off < c->out_len) {
-    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                     MSG_NOSIGNAL);
+    ssize_t n = resp__send(c, c->out + c->out_off, c->out_len - c->out_off);
     if (n > 0) {
       c->out_off += (size_t)n;
     } else if (n < 0 && errno == EINTR) {
@@ -338,12 +537,12 @@ static int resp__read(resp__drv *d, resp__conn *c) {
       c->in_cap *= 2;
     }
     size_t space = c->in_cap - c->in_len;
-    ssize_t got = recv(c->fd, c->in + c->in_len, space, 0);
+    ssize_t got = resp__recv(c, c->in + c->in_len, space);
     if (got > 0) {
       c->in_len += (size_t)got;
       n += resp__replies(d, c);
-      if ((size_t)got < space)
-        break; /* the socket is drained */
+      if ((size_t)got < space && !c->tls)
+        break; /* the socket is drained (TLS: a record was read) */
     } else if (got < 0 && errno == EINTR) {
       continue;
     } else if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -368,8 +567,7 @@ static uint64_t resp__redial(resp__drv *d) {
       continue;
     if (now >= c->retry_ns) {
       char err[256];
-      c->fd = resp__dial(d->hosts[c->host], RESP_REDIAL_TIMEOUT_MS, err,
-                         sizeof err);
+      resp__connect(d, c, RESP_REDIAL_TIMEOUT_MS, err, sizeof err);
       now = bench_now_ns();
       if (c->fd >= 0)
         continue;
@@ -392,6 +590,7 @@ static int resp__poll(void *dp, int64_t timeout_us) {
     if (timeout_us < 0 || until < timeout_us)
       timeout_us = until;
   }
+  bool pending = false; /* decrypted bytes wait inside TLS */
   for (size_t i = 0; i < d->nconns; i++) {
     resp__conn *c = &d->conns[i];
     if (c->fd >= 0 && c->out_len > c->out_off)
@@ -399,12 +598,15 @@ static int resp__poll(void *dp, int64_t timeout_us) {
     if (c->fd < 0)
       continue;
     d->pfds[m].fd = c->fd;
-    d->pfds[m].events = POLLIN;
+    d->pfds[m].events = (short)(POLLIN | c->want);
     if (c->out_len > c->out_off)
       d->pfds[m].events |= POLLOUT;
     d->pfds[m].revents = 0;
+    pending = pending || (c->tls && kvtls_pending(c->tls));
     m++;
   }
+  if (pending)
+    timeout_us = 0;
   struct timespec ts = {.tv_sec = timeout_us / 1000000,
                         .tv_nsec = (long)(timeout_us % 1000000) * 1000};
   /* With every connection closed this only waits for the next dial. */
@@ -417,6 +619,15 @@ static int resp__poll(void *dp, int64_t timeout_us) {
     if (c->fd < 0 || c->fd != d->pfds[j].fd)
       continue;
     short ev = d->pfds[j++].revents;
+    if (c->tls) {
+      /* A TLS read may wait to write and a write to read: try both. */
+      if (ev || kvtls_pending(c->tls)) {
+        resp__flush(d, c);
+        if (c->fd >= 0)
+          n += resp__read(d, c);
+      }
+      continue;
+    }
     if (ev & POLLOUT)
       resp__flush(d, c);
     if (c->fd >= 0 && (ev & (POLLIN | POLLERR | POLLHUP)))
@@ -424,8 +635,6 @@ static int resp__poll(void *dp, int64_t timeout_us) {
   }
   return n;
 }
-
-#define RESP_INFO_TIMEOUT_MS 2000
 
 /* The seconds after "name:" in an INFO text, added to *sum as
  * microseconds; false when the field is missing. */
@@ -456,48 +665,18 @@ static int resp__info_cpu(resp__conn *c, uint64_t *us) {
   static const char cmd[] = "*2\r\n$4\r\nINFO\r\n$3\r\ncpu\r\n";
   if (c->fd < 0 || c->count || c->out_len > c->out_off)
     return KV_ECONN;
-  size_t sent = 0;
-  while (sent < sizeof cmd - 1) {
-    ssize_t n = send(c->fd, cmd + sent, sizeof cmd - 1 - sent, MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-      if (poll(&p, 1, RESP_INFO_TIMEOUT_MS) <= 0)
-        return KV_ETIMEDOUT;
-      continue;
-    }
-    if (n <= 0)
-      return KV_ECONN;
-    sent += (size_t)n;
-  }
-  c->in_len = 0;
-  for (;;) {
-    resp_reply rep;
-    long used = resp_parse(c->in, c->in_len, &rep);
-    if (used < 0)
-      return KV_EPROTO;
-    if (used > 0) {
-      c->in_len = 0;
-      if (rep.type != RESP_BULK || !rep.str)
-        return KV_EPROTO;
-      uint64_t sum = 0;
-      if (!resp__info_field(rep.str, rep.len, "used_cpu_user", &sum) ||
-          !resp__info_field(rep.str, rep.len, "used_cpu_sys", &sum))
-        return KV_EPROTO;
-      *us += sum;
-      return 0;
-    }
-    if (c->in_len == c->in_cap)
-      return KV_EPROTO; /* INFO cpu is a few hundred bytes */
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    if (poll(&p, 1, RESP_INFO_TIMEOUT_MS) <= 0)
-      return KV_ETIMEDOUT;
-    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-      continue;
-    if (n <= 0)
-      return KV_ECONN;
-    c->in_len += (size_t)n;
-  }
+  resp_reply rep;
+  int rc = resp__call(c, cmd, sizeof cmd - 1, RESP_INFO_TIMEOUT_MS, &rep);
+  if (rc)
+    return rc;
+  if (rep.type != RESP_BULK || !rep.str)
+    return KV_EPROTO;
+  uint64_t sum = 0;
+  if (!resp__info_field(rep.str, rep.len, "used_cpu_user", &sum) ||
+      !resp__info_field(rep.str, rep.len, "used_cpu_sys", &sum))
+    return KV_EPROTO;
+  *us += sum;
+  return 0;
 }
 
 /* Connection i talks to host i % nhosts, so the first connections cover

@@ -37,40 +37,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-tput_of() { /usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_ops_s"]))' "$1"; }
+. "$(dirname "$0")/lib.sh"
 
-# start_cluster NAME HTTP(0|1): sets HOSTS (native) and HHOSTS (HTTP).
-start_cluster() {
-  local name=$1 http=$2 seeds="" i cps=() pps=() hps=()
-  HOSTS=""
-  HHOSTS=""
-  for i in 1 2 3; do cps+=("$(port)"); pps+=("$(port)"); hps+=("$(port)"); done
-  for i in 0 1 2; do seeds="$seeds${seeds:+,}127.0.0.1:${pps[$i]}"; done
-  for i in 0 1 2; do
-    local extra=()
-    [ "$http" = 1 ] && extra=(--http "127.0.0.1:${hps[$i]}")
-    "$KVD" --id "$name$i" --listen "127.0.0.1:${cps[$i]}" --peer "127.0.0.1:${pps[$i]}" \
-      "${extra[@]}" --data "$TMP/$name$i" --seeds "$seeds" --log-level warn \
-      >/dev/null 2>>"$TMP/nodes.log" &
-    pids+=($!)
-    HOSTS="$HOSTS${HOSTS:+,}127.0.0.1:${cps[$i]}"
-    HHOSTS="$HHOSTS${HHOSTS:+ }127.0.0.1:${hps[$i]}"
-  done
-  for _ in $(seq 1 200); do
-    n=$("$CLI" --host "127.0.0.1:${cps[0]}" status --json 2>/dev/null | grep -o '"state": *"up"' | wc -l)
-    [ "$n" -ge 3 ] && return 0
-    sleep 0.1
-  done
-  echo "http_overhead: cluster $name did not come up" >&2
-  exit 1
-}
+no_http() { :; }
+with_http() { NODE_EXTRA=(--http "127.0.0.1:${PORTS[$1]}"); }
 
-start_cluster a 0
+start_cluster a no_http
 A_HOSTS=$HOSTS
-start_cluster b 1
+start_cluster b with_http
 B_HOSTS=$HOSTS
-B_HTTP=$HHOSTS
+B_HTTP="127.0.0.1:${PORTS[0]} 127.0.0.1:${PORTS[1]} 127.0.0.1:${PORTS[2]}"
 
 # A scraper like Prometheus: one kept-alive connection per node, every
 # node's /metrics once a second, until killed. With "cpu N" instead: N

@@ -60,6 +60,19 @@ static const char bench__usage[] =
     "  --report FILE.html                a self-contained HTML report\n"
     "  --seed N                          random seed (default: from the "
     "clock)\n"
+    "  --tls                             speak TLS (both protocols); "
+    "servers must verify\n"
+    "  --tls-ca FILE                     PEM CA to verify servers with "
+    "(default: system store)\n"
+    "  --tls-cert FILE --tls-key FILE    a client certificate and its key\n"
+    "  --tls-server-name NAME            check this name in the servers' "
+    "certificates\n"
+    "  --user USER                       authenticate as USER (native: "
+    "HELLO, resp: AUTH);\n"
+    "                                    the password comes from "
+    BENCH_PASSWORD_ENV "\n"
+    "  --version                         print kvorum-bench's version and "
+    "exit\n"
     "  --help                            this text\n"
     "Exit status: 0 ok, 1 run failed or had errors-only, 2 bad flags.\n";
 
@@ -212,7 +225,7 @@ static const char *const bench__valued[] = {
     "hosts", "workload", "distribution", "keys", "value-size",
     "concurrency", "connections", "duration", "ops", "warmup", "rate", "r",
     "w", "dw", "protocol", "json", "report", "seed", "region", "regions",
-    NULL};
+    "tls-ca", "tls-cert", "tls-key", "tls-server-name", "user", NULL};
 
 static bool bench__region_name_ok(const char *s, size_t len) {
   if (len == 0 || len >= BENCH_REGION_NAME_MAX)
@@ -305,15 +318,23 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out,
       fputs(bench__usage, out);
       return 1;
     }
-    if (!strcmp(name, "load") || !strcmp(name, "quiet")) {
+    if (!strcmp(name, "version")) {
+      fprintf(out, "kvorum-bench %s\n", KVORUM_VERSION);
+      return 1;
+    }
+    if (!strcmp(name, "load") || !strcmp(name, "quiet") ||
+        !strcmp(name, "tls")) {
       if (eq)
         return bench__fail(err, errlen, "--%s takes no value", name);
-      if (name[0] == 'l')
-        o->load = true;
-      else
-        o->quiet = true;
+      bool *flag = name[0] == 'l' ? &o->load : name[0] == 'q' ? &o->quiet
+                                                              : &o->tls;
+      *flag = true;
       continue;
     }
+    if (!strcmp(name, "password"))
+      return bench__fail(err, errlen,
+                         "--password: not a flag (it would show in ps); put "
+                         "the password in " BENCH_PASSWORD_ENV);
     bool known = false;
     for (size_t k = 0; bench__valued[k]; k++)
       known = known || !strcmp(name, bench__valued[k]);
@@ -341,6 +362,26 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out,
     if (!strcmp(name, "regions")) {
       if (bench__regions(o, val, err, errlen) < 0)
         return KV_EINVAL;
+      continue;
+    }
+    if (!strncmp(name, "tls-", 4)) {
+      const char **dst = !strcmp(name, "tls-ca")     ? &o->tls_ca
+                          : !strcmp(name, "tls-cert") ? &o->tls_cert
+                          : !strcmp(name, "tls-key")  ? &o->tls_key
+                                                      : &o->tls_server_name;
+      if (!*val)
+        return bench__fail(err, errlen, "--%s: empty value", name);
+      *dst = val;
+      o->tls = true;
+      continue;
+    }
+    if (!strcmp(name, "user")) {
+      size_t ul = strlen(val);
+      if (ul == 0 || ul > BENCH_USER_MAX)
+        return bench__fail(err, errlen,
+                           "--user: expected 1 to %d bytes, got '%s'",
+                           BENCH_USER_MAX, val);
+      o->user = val;
       continue;
     }
     if (!strcmp(name, "hosts")) {
@@ -449,6 +490,20 @@ int bench_opts_parse(int argc, char **argv, bench_opts *o, FILE *out,
   if (have_duration && have_ops)
     return bench__fail(err, errlen,
                        "--duration and --ops exclude each other: give one");
+  if (o->tls_key && !o->tls_cert)
+    return bench__fail(err, errlen, "--tls-key needs --tls-cert");
+  if (o->user) {
+    o->password = getenv(BENCH_PASSWORD_ENV);
+    if (!o->password)
+      return bench__fail(err, errlen,
+                         "--user %s: set the password in " BENCH_PASSWORD_ENV
+                         " (never a flag: it would show in ps)",
+                         o->user);
+    if (strlen(o->password) > BENCH_PASSWORD_MAX)
+      return bench__fail(err, errlen,
+                         BENCH_PASSWORD_ENV " is over %d bytes",
+                         BENCH_PASSWORD_MAX);
+  }
   if (have_ops)
     o->duration_s = 0;
   if (o->region[0] && o->proto != BENCH_NATIVE)

@@ -188,3 +188,22 @@ size_t resp_encode_set(char *dst, const void *key, size_t klen,
   o += resp__bulk(dst + o, val, vlen);
   return o;
 }
+
+size_t resp_cmd_size(size_t argc, const size_t *lens) {
+  size_t n = 1 + resp__digits(argc) + 2;
+  for (size_t i = 0; i < argc; i++)
+    n += resp__bulk_size(lens[i]);
+  return n;
+}
+
+size_t resp_encode_cmd(char *dst, size_t argc, const char *const *argv,
+                       const size_t *lens) {
+  size_t o = 0;
+  dst[o++] = '*';
+  o += resp__put_uint(dst + o, argc);
+  dst[o++] = '\r';
+  dst[o++] = '\n';
+  for (size_t i = 0; i < argc; i++)
+    o += resp__bulk(dst + o, argv[i], lens[i]);
+  return o;
+}

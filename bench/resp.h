@@ -1,6 +1,7 @@
 /*
  * resp.h: a small encoder and bounds-checked incremental parser for the
- * Redis serialization protocol (RESP2), enough to drive GET and SET.
+ * Redis serialization protocol (RESP2), enough to drive GET and SET (and
+ * AUTH, INFO).
  *
  * The parser never reads past the bytes it is given, never allocates, and
  * tells "need more bytes" apart from "this is not RESP". Depends on libc
@@ -47,5 +48,10 @@ size_t resp_set_size(size_t klen, size_t vlen);
 size_t resp_encode_get(char *dst, const void *key, size_t klen);
 size_t resp_encode_set(char *dst, const void *key, size_t klen,
                        const void *val, size_t vlen);
+/* The same for any command of argc arguments (argv[i] of lens[i] bytes;
+ * the command's name is argv[0]), e.g. AUTH user password. */
+size_t resp_cmd_size(size_t argc, const size_t *lens);
+size_t resp_encode_cmd(char *dst, size_t argc, const char *const *argv,
+                       const size_t *lens);
 
 #endif

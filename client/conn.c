@@ -7,28 +7,41 @@
  * ring sends a key there (route.c). Every connection is a non-blocking
  * socket driven by poll() in kv_poll (poll.c). A connection's life:
  *
- *     DOWN --open()--> CONNECTING --writable--> OPEN --HELLO_OK--> READY
- *       ^                  |                      |                  |
- *       +------ failure (refused, reset, EOF, timeout, bad frame) ---+
+ *     DOWN --open()--> CONNECTING ---writable---> OPEN --HELLO_OK--> READY
+ *       ^                       \                   ^
+ *       |                 TLS on +----> TLS -------+ handshake done
+ *       |
+ *       +----- failure, from any state: refused, reset, EOF, timeout,
+ *              bad frame, TLS error, ERROR (EAUTH, EVERSION) for HELLO
  *
- * HELLO is queued first on every (re)opened connection and requests are
- * pipelined behind it, so nothing waits a round trip. A connection that
- * fails before a single byte was written hands its queued requests to
- * conns[0] (the frames are self-contained; ids are unique per client);
- * otherwise its requests fail with KV_ECONN (never connected) or
- * KV_ECLOSED (connection lost with the request possibly delivered).
+ * CONNECTING: kv__conn_open (when TLS is on, also for a connect done at
+ * once); -> TLS or OPEN: kv__conn_connected; TLS -> OPEN:
+ * kv__conn_handshake; -> READY: kv__dispatch of HELLO_OK; -> DOWN:
+ * kv__conn_fail. Invariants: fd >= 0 exactly when not DOWN; tls is set
+ * only in TLS, OPEN and READY, and only when the client speaks TLS.
+ *
+ * HELLO (with the client's credentials, if any) is queued first on every
+ * (re)opened connection and requests are pipelined behind it, so nothing
+ * waits a round trip; over TLS they wait in the buffer for the handshake.
+ * A connection that fails before a single byte was written hands its
+ * queued requests to conns[0] (the frames are self-contained; ids are
+ * unique per client); otherwise its requests fail with KV_ECONN (never
+ * connected) or KV_ECLOSED (connection lost with the request possibly
+ * delivered).
  *
  * Output is appended to a per-connection buffer and written with one
- * write() per connection per kv_poll round.
+ * write() per connection per kv_poll round (over TLS, one SSL_write per
+ * record, at most KV__TLS_WRITES_PER_ROUND).
  *
  * Depends on: kvorum_int.h (req.c for the requests on a connection),
- * kvproto (wire.h, kv_err.h), POSIX sockets.
+ * kvtls.h (TLS), kvproto (wire.h, kv_err.h), POSIX sockets.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,12 +57,16 @@
 #define KV__RETRY_MS 1000 /* a failed node is skipped this long */
 #define KV__READ_CHUNK (64u * 1024u)
 #define KV__READS_PER_ROUND 16 /* reads per connection per poll */
+#define KV__TLS_WRITES_PER_ROUND 16 /* TLS records written per poll */
 
 static const wire_limits kv__limits = {WIRE_FRAME_MAX, WIRE_FRAME_MAX};
 
 /* ---- connections ---- */
 
 void kv__conn_close_fd(kv__conn *k) {
+  kvtls_free(k->tls);
+  k->tls = NULL;
+  k->tls_want = 0;
   if (k->fd >= 0)
     close(k->fd);
   k->fd = -1;
@@ -75,8 +92,9 @@ static int kv__split_addr(const char *addr, char *host, size_t hcap,
   return 0;
 }
 
-/* Queues a HELLO as the first frame of k's output. Returns 0 or the
- * error of kv__req_new or wire_encode. */
+/* Queues a HELLO, with the client's credentials when it has them, as the
+ * first frame of k's output. Returns 0 or the error of kv__req_new or
+ * wire_encode. */
 static int kv__req_encode_hello(kv_client *c, kv__conn *k, uint64_t now) {
   int rc = 0;
   kv__req *q = kv__req_new(c, KV__K_HELLO, k, c->connect_timeout_ms, now, &rc);
@@ -89,6 +107,12 @@ static int kv__req_encode_hello(kv_client *c, kv__conn *k, uint64_t now) {
   m.version = WIRE_PROTOCOL_VERSION;
   m.text.ptr = (const uint8_t *)KV__AGENT;
   m.text.len = strlen(KV__AGENT);
+  if (c->user) {
+    m.user.ptr = (const uint8_t *)c->user;
+    m.user.len = strlen(c->user);
+    m.secret.ptr = c->secret ? c->secret : (const uint8_t *)"";
+    m.secret.len = c->secret_len;
+  }
   rc = wire_encode(&k->out, &m);
   if (rc) {
     kv__req_unlink(c, q);
@@ -146,7 +170,9 @@ int kv__conn_open(kv_client *c, kv__conn *k, uint64_t now) {
     return KV_ECONN;
   }
   k->fd = fd;
-  k->state = inprogress ? KV__CONNECTING : KV__OPEN;
+  /* With TLS a connect done at once still goes through CONNECTING: the
+   * handshake starts in kv_poll, once HELLO is queued. */
+  k->state = inprogress || c->tls ? KV__CONNECTING : KV__OPEN;
   k->wrote = false;
   k->out.len = 0;
   k->in_len = 0;
@@ -251,10 +277,43 @@ void kv__conn_fail(kv_client *c, kv__conn *k, int code, const char *fmt, ...) {
   }
 }
 
+/* Records that n bytes of k's output reached the peer. */
+static void kv__conn_sent(kv__conn *k, size_t n) {
+  k->wrote = true;
+  k->hello_len = 0;
+  kvbuf_consume(&k->out, n);
+}
+
+/* Writes k's pending output over TLS, a record at a time, until the socket
+ * is full or KV__TLS_WRITES_PER_ROUND records went. */
+static void kv__conn_flush_tls(kv_client *c, kv__conn *k) {
+  k->tls_want &= ~POLLIN;
+  for (int i = 0; i < KV__TLS_WRITES_PER_ROUND && k->out.len; i++) {
+    char why[KVTLS_ERR_MAX];
+    long n = kvtls_write(k->tls, k->out.data, k->out.len, why, sizeof(why));
+    if (n == KVTLS_WANT_WRITE)
+      return; /* POLLOUT is asked while output is pending */
+    if (n == KVTLS_WANT_READ) {
+      k->tls_want |= POLLIN;
+      return;
+    }
+    if (n < 0) {
+      kv__conn_fail(c, k, KV_ECLOSED, "connection to %s failed: %s",
+                    k->addr, why);
+      return;
+    }
+    kv__conn_sent(k, (size_t)n);
+  }
+}
+
 /* Writes k's pending output with one write(). */
 void kv__conn_flush(kv_client *c, kv__conn *k) {
   if (k->out.len == 0 || (k->state != KV__OPEN && k->state != KV__READY))
     return;
+  if (k->tls) {
+    kv__conn_flush_tls(c, k);
+    return;
+  }
   ssize_t n;
   do
     n = send(k->fd, k->out.data, k->out.len, MSG_NOSIGNAL);
@@ -266,11 +325,8 @@ void kv__conn_flush(kv_client *c, kv__conn *k) {
                   strerror(errno));
     return;
   }
-  if (n > 0) {
-    k->wrote = true;
-    k->hello_len = 0;
-    kvbuf_consume(&k->out, (size_t)n);
-  }
+  if (n > 0)
+    kv__conn_sent(k, (size_t)n);
 }
 
 /* ---- replies ---- */
@@ -291,8 +347,22 @@ static void kv__dispatch(kv_client *c, kv__conn *k, const wire_msg *m) {
     if (q->kind == KV__K_HELLO) {
       kv__req_unlink(c, q);
       kv__req_recycle(c, q);
-      kv__conn_fail(c, k, code, "%s refused the connection: %s", k->addr,
-                    text);
+      /* The caller names the code ("authentication failed: ..."): keep
+       * the node's own words after it only once. */
+      const char *why = text;
+      size_t wl = strlen(kv_strerror(code));
+      if (strncmp(why, kv_strerror(code), wl) == 0 && why[wl] == ':')
+        why += wl + (why[wl + 1] == ' ' ? 2 : 1);
+      if (code == KV_EAUTH && c->user)
+        kv__conn_fail(c, k, code, "%s refused the credentials of user %s: %s",
+                      k->addr, c->user, why);
+      else if (code == KV_EAUTH)
+        kv__conn_fail(c, k, code,
+                      "%s refused the connection without credentials: %s",
+                      k->addr, why);
+      else
+        kv__conn_fail(c, k, code, "%s refused the connection: %s", k->addr,
+                      why);
       return;
     }
     kv__req_unlink(c, q);
@@ -302,7 +372,8 @@ static void kv__dispatch(kv_client *c, kv__conn *k, const wire_msg *m) {
   static const uint32_t expect[] = {
       [KV__K_GET] = WIRE_GET_OK,     [KV__K_PUT] = WIRE_PUT_OK,
       [KV__K_DEL] = WIRE_DEL_OK,     [KV__K_ADMIN] = WIRE_ADMIN_OK,
-      [KV__K_HELLO] = WIRE_HELLO_OK, [KV__K_RING] = WIRE_ADMIN_OK};
+      [KV__K_HELLO] = WIRE_HELLO_OK, [KV__K_RING] = WIRE_ADMIN_OK,
+      [KV__K_UPDATE] = WIRE_PUT_OK};
   kv__req_unlink(c, q);
   if (m->type != expect[q->kind]) {
     if (q->kind == KV__K_HELLO) {
@@ -350,8 +421,11 @@ static size_t kv__conn_frames(kv_client *c, kv__conn *k) {
       break;
     }
     if (rc) {
-      kv__conn_fail(c, k, KV_EPROTO, "%s sent a frame over %u bytes", k->addr,
-                    (unsigned)WIRE_FRAME_MAX);
+      kv__conn_fail(c, k, KV_EPROTO, "%s sent a frame over %u bytes%s",
+                    k->addr, (unsigned)WIRE_FRAME_MAX,
+                    k->state == KV__OPEN && !k->tls
+                        ? " in answer to hello (does it want TLS?)"
+                        : "");
       return 0;
     }
     const uint8_t *body = k->in + off + WIRE_HEADER_BYTES;
@@ -381,6 +455,40 @@ static size_t kv__conn_frames(kv_client *c, kv__conn *k) {
   return need;
 }
 
+/* The message of a connection k's peer closed. */
+static void kv__conn_eof(kv_client *c, kv__conn *k) {
+  if (k->state == KV__OPEN && !k->tls)
+    kv__conn_fail(c, k, KV_ECLOSED,
+                  "%s closed the connection before answering hello (does it "
+                  "want TLS?)",
+                  k->addr);
+  else
+    kv__conn_fail(c, k, KV_ECLOSED, "%s closed the connection", k->addr);
+}
+
+/* Reads up to room bytes of k over TLS into buf. Returns the count, 0 when
+ * it must wait (tls_want says for what), or -1 when k went down. */
+static long kv__conn_recv_tls(kv_client *c, kv__conn *k, uint8_t *buf,
+                              size_t room) {
+  char why[KVTLS_ERR_MAX];
+  long n = kvtls_read(k->tls, buf, room, why, sizeof(why));
+  k->tls_want &= ~POLLOUT;
+  if (n > 0)
+    return n;
+  if (n == KVTLS_WANT_READ)
+    return 0;
+  if (n == KVTLS_WANT_WRITE) {
+    k->tls_want |= POLLOUT;
+    return 0;
+  }
+  if (n == KVTLS_EOF)
+    kv__conn_eof(c, k);
+  else
+    kv__conn_fail(c, k, KV_ECLOSED, "connection to %s failed: %s", k->addr,
+                  why);
+  return -1;
+}
+
 /* Reads what k has and handles the frames in it. */
 void kv__conn_read(kv_client *c, kv__conn *k) {
   size_t need = KV__READ_CHUNK;
@@ -399,6 +507,17 @@ void kv__conn_read(kv_client *c, kv__conn *k) {
       k->in_cap = want;
     }
     size_t room = k->in_cap - k->in_len;
+    if (k->tls) {
+      /* A TLS read gives one record: go on until it must wait. */
+      long t = kv__conn_recv_tls(c, k, k->in + k->in_len, room);
+      if (t <= 0)
+        return;
+      k->in_len += (size_t)t;
+      need = kv__conn_frames(c, k);
+      if (need == 0)
+        return;
+      continue;
+    }
     ssize_t n = read(k->fd, k->in + k->in_len, room);
     if (n < 0) {
       if (errno == EINTR)
@@ -410,7 +529,7 @@ void kv__conn_read(kv_client *c, kv__conn *k) {
       return;
     }
     if (n == 0) {
-      kv__conn_fail(c, k, KV_ECLOSED, "%s closed the connection", k->addr);
+      kv__conn_eof(c, k);
       return;
     }
     k->in_len += (size_t)n;
@@ -431,5 +550,75 @@ void kv__conn_connected(kv_client *c, kv__conn *k) {
                   strerror(err));
     return;
   }
+  if (!c->tls) {
+    k->state = KV__OPEN;
+    return;
+  }
+  char why[KVTLS_ERR_MAX];
+  k->tls = kvtls_new(c->tls, k->fd, why, sizeof(why));
+  if (!k->tls) {
+    kv__conn_fail(c, k, KV_ENOMEM, "TLS with %s: %s", k->addr, why);
+    return;
+  }
+  k->state = KV__TLS;
+  kv__conn_handshake(c, k);
+}
+
+/* Advances k's TLS handshake: k stays TLS, becomes OPEN or goes down. */
+void kv__conn_handshake(kv_client *c, kv__conn *k) {
+  char why[KVTLS_ERR_MAX];
+  int r = kvtls_handshake(k->tls, why, sizeof(why));
+  if (r == KVTLS_WANT_READ || r == KVTLS_WANT_WRITE) {
+    k->tls_want = r == KVTLS_WANT_READ ? POLLIN : POLLOUT;
+    return;
+  }
+  if (r < 0) {
+    kv__conn_fail(c, k, KV_ECONN, "TLS handshake with %s failed: %s",
+                  k->addr, why);
+    return;
+  }
+  k->tls_want = 0;
   k->state = KV__OPEN;
+  kv__conn_flush(c, k);
+}
+
+/* The poll() events k waits for. */
+short kv__conn_events(const kv__conn *k) {
+  if (k->fd < 0)
+    return 0;
+  if (k->state == KV__CONNECTING)
+    return POLLIN | POLLOUT;
+  if (k->state == KV__TLS)
+    return (short)(k->tls_want ? k->tls_want : POLLIN);
+  return (short)(POLLIN | (k->out.len || (k->tls_want & POLLOUT) ? POLLOUT
+                                                                  : 0));
+}
+
+/* Runs what the events ev of k's socket allow. */
+void kv__conn_io(kv_client *c, kv__conn *k, short ev) {
+  if (k->state == KV__CONNECTING) {
+    if (ev & (POLLOUT | POLLERR | POLLHUP)) {
+      kv__conn_connected(c, k);
+      if (k->state == KV__OPEN)
+        kv__conn_flush(c, k);
+    }
+    return;
+  }
+  if (k->state == KV__TLS) {
+    kv__conn_handshake(c, k);
+    return;
+  }
+  if (k->tls) {
+    /* TLS reads may wait for the socket to be writable and writes for it
+     * to be readable: on any event, try both. */
+    if (k->out.len)
+      kv__conn_flush(c, k);
+    if (k->fd >= 0)
+      kv__conn_read(c, k);
+    return;
+  }
+  if ((ev & POLLOUT) && k->out.len)
+    kv__conn_flush(c, k);
+  if (k->fd >= 0 && (ev & (POLLIN | POLLERR | POLLHUP)))
+    kv__conn_read(c, k);
 }

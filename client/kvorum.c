@@ -6,10 +6,14 @@
  *
  * The library's other files, whose internals kvorum_int.h declares:
  * conn.c (connections), route.c (the ring copy and routing), req.c
- * (the request table and completion), poll.c (the I/O loop and timeouts)
- * and json.c (base64 and JSON rendering for kv_admin).
+ * (the request table and completion) and poll.c (the I/O loop and
+ * timeouts); kvtls.c is the TLS layer under conn.c, and proto/kv_json.c
+ * renders kv_admin's JSON.
  *
- * Depends on: kvorum_int.h, kvproto (wire.h, mp.h, kv_err.h).
+ * kv_update sends an operation on a data type (storage/crdt.h builds it)
+ * as a put flagged WIRE_OPT_TYPED; its PUT_OK brings the new state.
+ *
+ * Depends on: kvorum_int.h, kvtls.h, kvproto (wire.h, mp.h, kv_err.h).
  */
 #include "kvorum.h"
 
@@ -83,7 +87,7 @@ void kv_result_free(kv_result *res) { free(res); }
 
 /* Copies res into one malloc'd block (struct, siblings, bytes). */
 static kv_result *kv__result_dup(const kv_result *res) {
-  size_t bytes = res->context_len;
+  size_t bytes = res->context_len + res->state_len;
   for (size_t i = 0; i < res->nsiblings; i++)
     bytes += res->siblings[i].len;
   size_t head = sizeof(kv_result) + res->nsiblings * sizeof(kv_sibling);
@@ -108,6 +112,14 @@ static kv_result *kv__result_dup(const kv_result *res) {
   d->context_len = res->context_len;
   if (res->context_len)
     memcpy(p, res->context, res->context_len);
+  p += res->context_len;
+  d->state = res->state_len ? p : NULL;
+  d->state_len = res->state_len;
+  if (res->state_len)
+    memcpy(p, res->state, res->state_len);
+  d->added = res->added;
+  d->removed = res->removed;
+  d->value = res->value;
   return d;
 }
 
@@ -124,6 +136,7 @@ static void kv__opts_to_wire(kv_client *c, const kv_options *o,
     w->pr = o->pr;
     w->pw = o->pw;
     w->timeout_ms = o->timeout_ms;
+    w->ttl_ms = o->ttl_ms;
     if (o->no_sloppy)
       w->flags = WIRE_OPT_NO_SLOPPY;
     if (o->local)
@@ -195,6 +208,55 @@ static kv_client *kv__client_new(const kv_connect_opts *opts) {
   return c;
 }
 
+/* Takes the TLS settings and credentials of opts into c. Returns 0, or
+ * KV_EINVAL/KV_ENOMEM with c->errmsg set. */
+static int kv__client_secure(kv_client *c, const kv_connect_opts *opts) {
+  if (!opts)
+    return 0;
+  if (opts->tls || opts->tls_ca || opts->tls_cert || opts->tls_key ||
+      opts->tls_server_name) {
+    kvtls_opts t = {.ca_file = opts->tls_ca,
+                    .cert_file = opts->tls_cert,
+                    .key_file = opts->tls_key,
+                    .server_name = opts->tls_server_name};
+    char why[KVTLS_ERR_MAX];
+    c->tls = kvtls_ctx_new(&t, why, sizeof(why));
+    if (!c->tls) {
+      kv__seterr(c, "TLS: %s", why);
+      return KV_EINVAL;
+    }
+  }
+  if (!opts->user) {
+    if (opts->password) {
+      kv__seterr(c, "a password needs a user");
+      return KV_EINVAL;
+    }
+    return 0;
+  }
+  size_t ulen = strlen(opts->user);
+  size_t plen = opts->password_len || !opts->password
+                    ? opts->password_len
+                    : strlen(opts->password);
+  if (ulen == 0 || ulen >= WIRE_NAME_MAX) {
+    kv__seterr(c, "a user name is 1 to %d bytes", WIRE_NAME_MAX - 1);
+    return KV_EINVAL;
+  }
+  if (plen > WIRE_SECRET_MAX) {
+    kv__seterr(c, "a password is at most %u bytes", (unsigned)WIRE_SECRET_MAX);
+    return KV_EINVAL;
+  }
+  c->user = strdup(opts->user);
+  c->secret = malloc(plen ? plen : 1);
+  if (!c->user || !c->secret) {
+    kv__seterr(c, "out of memory");
+    return KV_ENOMEM;
+  }
+  if (plen)
+    memcpy(c->secret, opts->password, plen);
+  c->secret_len = plen;
+  return 0;
+}
+
 /* Polls c until conns[0] is READY or DOWN. */
 static void kv__wait_home(kv_client *c) {
   kv__conn *home = c->conns[0];
@@ -221,7 +283,14 @@ int kv_connect(const char *hosts, const kv_connect_opts *opts,
       snprintf(err, errlen, "out of memory");
     return KV_ENOMEM;
   }
-  int rc = KV_ECONN;
+  int rc = kv__client_secure(c, opts);
+  if (rc) {
+    if (err && errlen)
+      snprintf(err, errlen, "%s", c->errmsg);
+    kv_close(c);
+    return rc;
+  }
+  rc = KV_ECONN;
   const char *p = hosts;
   size_t tried = 0;
   while (*p && tried < KV__HOSTS_MAX) {
@@ -248,7 +317,13 @@ int kv_connect(const char *hosts, const kv_connect_opts *opts,
         kv__wait_home(c);
         if (c->conns[0]->state == KV__READY)
           break;
-        rc = c->conns[0]->fail_code == KV_EVERSION ? KV_EVERSION : KV_ECONN;
+        /* The node's answer to HELLO says why; anything else is ECONN. */
+        int why = c->conns[0]->fail_code;
+        rc = why == KV_EVERSION || why == KV_EAUTH || why == KV_EPERM
+                 ? why
+                 : KV_ECONN;
+        if (rc == KV_EAUTH || rc == KV_EPERM)
+          break; /* refused credentials: do not try them on more nodes */
       }
     }
     if (!comma)
@@ -303,6 +378,11 @@ void kv_close(kv_client *c) {
   free(c->slots);
   free(c->sibs);
   kv__ring_free(c->ring);
+  kvtls_ctx_free(c->tls);
+  free(c->user);
+  if (c->secret)
+    explicit_bzero(c->secret, c->secret_len);
+  free(c->secret);
   free(c);
 }
 
@@ -349,8 +429,9 @@ static int kv__submit(kv_client *c, int kind, const void *key, size_t klen,
   q->arg = arg;
   wire_msg m;
   memset(&m, 0, sizeof(m));
-  m.type = kind == KV__K_GET ? WIRE_GET : kind == KV__K_PUT ? WIRE_PUT
-                                                            : WIRE_DEL;
+  m.type = kind == KV__K_GET                            ? WIRE_GET
+           : kind == KV__K_PUT || kind == KV__K_UPDATE ? WIRE_PUT
+                                                       : WIRE_DEL;
   m.req_id = q->id;
   m.key.ptr = key ? key : (const void *)"";
   m.key.len = klen;
@@ -359,6 +440,8 @@ static int kv__submit(kv_client *c, int kind, const void *key, size_t klen,
   m.context.ptr = ctx;
   m.context.len = ctx ? ctx_len : 0;
   kv__opts_to_wire(c, o, &m.opts);
+  if (kind == KV__K_UPDATE)
+    m.opts.flags |= WIRE_OPT_TYPED;
   size_t before = k->out.len;
   rc = wire_encode(&k->out, &m);
   if (rc || k->out.oom) {
@@ -387,6 +470,18 @@ int kv_put_async(kv_client *c, const void *key, size_t klen, const void *val,
 int kv_del_async(kv_client *c, const void *key, size_t klen, const void *ctx,
                  size_t ctx_len, const kv_options *o, kv_cb cb, void *arg) {
   return kv__submit(c, KV__K_DEL, key, klen, NULL, 0, ctx, ctx_len, o, cb,
+                    arg);
+}
+
+int kv_update_async(kv_client *c, const void *key, size_t klen,
+                    const void *op, size_t oplen, const kv_options *o,
+                    kv_cb cb, void *arg) {
+  if (!op || !oplen) {
+    if (c)
+      kv__seterr(c, "an update needs an operation (crdt.h's builders)");
+    return KV_EINVAL;
+  }
+  return kv__submit(c, KV__K_UPDATE, key, klen, op, oplen, NULL, 0, o, cb,
                     arg);
 }
 
@@ -432,12 +527,16 @@ static int kv__block(kv_client *c, kv__wait *w) {
   return w->status;
 }
 
-int kv_get(kv_client *c, const void *key, size_t klen, const kv_options *o,
-           kv_result **out) {
+/* A blocking request of kind: submits it and polls until it ends. */
+static int kv__blocking(kv_client *c, int kind, const void *key, size_t klen,
+                        const void *val, size_t vlen, const void *ctx,
+                        size_t ctx_len, const kv_options *o,
+                        kv_result **out) {
   if (out)
     *out = NULL;
   kv__wait w = {.c = c, .want = out != NULL};
-  int rc = kv_get_async(c, key, klen, o, kv__block_cb, &w);
+  int rc = kv__submit(c, kind, key, klen, val, vlen, ctx, ctx_len, o,
+                      kv__block_cb, &w);
   if (rc)
     return rc;
   rc = kv__block(c, &w);
@@ -446,40 +545,35 @@ int kv_get(kv_client *c, const void *key, size_t klen, const kv_options *o,
   else
     kv_result_free(w.res);
   return rc;
+}
+
+int kv_get(kv_client *c, const void *key, size_t klen, const kv_options *o,
+           kv_result **out) {
+  return kv__blocking(c, KV__K_GET, key, klen, NULL, 0, NULL, 0, o, out);
 }
 
 int kv_put(kv_client *c, const void *key, size_t klen, const void *val,
            size_t vlen, const void *ctx, size_t ctx_len, const kv_options *o,
            kv_result **out) {
-  if (out)
-    *out = NULL;
-  kv__wait w = {.c = c, .want = out != NULL};
-  int rc = kv_put_async(c, key, klen, val, vlen, ctx, ctx_len, o,
-                        kv__block_cb, &w);
-  if (rc)
-    return rc;
-  rc = kv__block(c, &w);
-  if (out)
-    *out = w.res;
-  else
-    kv_result_free(w.res);
-  return rc;
+  return kv__blocking(c, KV__K_PUT, key, klen, val, vlen, ctx, ctx_len, o,
+                      out);
 }
 
 int kv_del(kv_client *c, const void *key, size_t klen, const void *ctx,
            size_t ctx_len, const kv_options *o, kv_result **out) {
+  return kv__blocking(c, KV__K_DEL, key, klen, NULL, 0, ctx, ctx_len, o, out);
+}
+
+int kv_update(kv_client *c, const void *key, size_t klen, const void *op,
+              size_t oplen, const kv_options *o, kv_result **out) {
   if (out)
     *out = NULL;
-  kv__wait w = {.c = c, .want = out != NULL};
-  int rc = kv_del_async(c, key, klen, ctx, ctx_len, o, kv__block_cb, &w);
-  if (rc)
-    return rc;
-  rc = kv__block(c, &w);
-  if (out)
-    *out = w.res;
-  else
-    kv_result_free(w.res);
-  return rc;
+  if (!op || !oplen) {
+    if (c)
+      kv__seterr(c, "an update needs an operation (crdt.h's builders)");
+    return KV_EINVAL;
+  }
+  return kv__blocking(c, KV__K_UPDATE, key, klen, op, oplen, NULL, 0, o, out);
 }
 
 int kv__admin_msgpack(kv_client *c, const char *cmd, const char *const *args,

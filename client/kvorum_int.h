@@ -6,7 +6,7 @@
  *  - the library's own state and the functions its files call in each
  *    other: the kv_client (kvorum.c), its connections (conn.c), requests
  *    (req.c), ring copy and routing (route.c), and timeouts (poll.c).
- * Depends on: kvorum.h, mp.h and wire.h (kvproto).
+ * Depends on: kvorum.h, kvtls.h, mp.h and wire.h (kvproto).
  */
 #ifndef KVORUM_INT_H
 #define KVORUM_INT_H
@@ -18,6 +18,7 @@
 #include "kv_base64.h"
 #include "kv_json.h"
 #include "kvorum.h"
+#include "kvtls.h"
 #include "mp.h"
 #include "wire.h"
 
@@ -34,8 +35,9 @@ int kv__admin_msgpack(struct kv_client *c, const char *cmd,
 #define KV__ADDR_MAX 256 /* "host:port" */
 #define KV__ERRMSG_MAX (WIRE_ERRMSG_MAX + 256)
 
-/* A connection's state; its life is drawn in conn.c. */
-enum kv__state { KV__DOWN, KV__CONNECTING, KV__OPEN, KV__READY };
+/* A connection's state; its life is drawn in conn.c. KV__TLS: the TCP
+ * connection is up and the TLS handshake under way. */
+enum kv__state { KV__DOWN, KV__CONNECTING, KV__TLS, KV__OPEN, KV__READY };
 
 enum kv__kind {
   KV__K_GET,
@@ -43,7 +45,8 @@ enum kv__kind {
   KV__K_DEL,
   KV__K_ADMIN,
   KV__K_HELLO,
-  KV__K_RING
+  KV__K_RING,
+  KV__K_UPDATE /* a put with WIRE_OPT_TYPED: an operation on a data type */
 };
 
 typedef struct kv__conn {
@@ -58,6 +61,10 @@ typedef struct kv__conn {
   size_t in_len, in_cap;
   uint64_t retry_ms;      /* DOWN: not reopened for routing before this */
   int fail_code;          /* why it last went down (KV_E*) */
+  kvtls *tls;             /* the TLS layer, while fd is open with TLS on */
+  int tls_want;           /* KV__TLS: the POLLIN/POLLOUT the handshake waits
+                             for; OPEN/READY: POLLOUT when a read must wait
+                             to write, POLLIN when a write must wait to read */
 } kv__conn;
 
 typedef struct kv__req {
@@ -105,6 +112,10 @@ struct kv_client {
   bool route;
   bool ring_broken; /* the node cannot serve "ring": never route */
   char region[WIRE_NAME_MAX];
+  kvtls_ctx *tls;     /* NULL: plain TCP */
+  char *user;         /* NULL: HELLO without credentials */
+  uint8_t *secret;    /* the password, wiped and freed by kv_close */
+  size_t secret_len;
   uint32_t connect_timeout_ms;
   uint32_t timeout_ms;
   kv__req **slots;
@@ -193,8 +204,24 @@ void kv__conn_flush(kv_client *c, kv__conn *k);
 /* Reads what k has and handles the frames in it. */
 void kv__conn_read(kv_client *c, kv__conn *k);
 
-/* Completes a non-blocking connect: k becomes OPEN or goes down. */
+/* Completes a non-blocking connect: k becomes OPEN (TLS when the client
+ * speaks TLS) or goes down. */
 void kv__conn_connected(kv_client *c, kv__conn *k);
+
+/* Advances k's TLS handshake: k stays TLS, becomes OPEN or goes down. */
+void kv__conn_handshake(kv_client *c, kv__conn *k);
+
+/* The poll() events k waits for (0: none, the socket is closed). */
+short kv__conn_events(const kv__conn *k);
+
+/* Runs what the events ev of k's socket allow: finishing the connect or
+ * the handshake, writing and reading. */
+void kv__conn_io(kv_client *c, kv__conn *k, short ev);
+
+/* True when k holds decrypted bytes poll() cannot see: read it now. */
+static inline bool kv__conn_pending(const kv__conn *k) {
+  return k->tls && kvtls_pending(k->tls);
+}
 
 /* route.c: the ring copy and routing. */
 

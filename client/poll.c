@@ -5,8 +5,9 @@
  * One round, over every client given: fail the requests past their
  * deadline, ask for the ring when a refresh is due, write each
  * connection's queued output, wait in ppoll() for the sockets (no longer
- * than until the earliest deadline), finish connects, write, read and
- * dispatch replies, and expire again.
+ * than until the earliest deadline, and not at all when a TLS connection
+ * holds decrypted bytes already), finish connects and TLS handshakes,
+ * write, read and dispatch replies (conn.c), and expire again.
  *
  * Depends on: kvorum_int.h (conn.c, req.c, route.c), kvproto (kv_err.h),
  * POSIX poll().
@@ -32,7 +33,10 @@ static void kv__expire(kv_client *c, uint64_t now) {
     again = false;
     for (kv__req *q = c->head.next; q != &c->head; q = q->next) {
       if (q->kind == KV__K_HELLO && q->deadline_ms <= now) {
-        kv__conn_fail(c, q->conn, KV_ECONN, "no hello from %s within %u ms",
+        kv__conn_fail(c, q->conn, KV_ECONN,
+                      q->conn->state == KV__TLS
+                          ? "no TLS handshake with %s within %u ms"
+                          : "no hello from %s within %u ms",
                       q->conn->addr, (unsigned)q->timeout_ms);
         again = true;
         break;
@@ -119,24 +123,24 @@ int kv_poll_us(kv_client *const *cs, size_t n, int64_t timeout_us) {
     }
   }
   size_t m = 0;
+  bool pending = false; /* a TLS connection has bytes poll() cannot see */
   for (size_t i = 0; i < n; i++) {
     for (size_t j = 0; j < cs[i]->nconns && m < nfds; j++) {
       kv__conn *k = cs[i]->conns[j];
       if (k->fd < 0)
         continue;
       fds[m].fd = k->fd;
-      fds[m].events = POLLIN;
-      if (k->state == KV__CONNECTING || k->out.len)
-        fds[m].events |= POLLOUT;
+      fds[m].events = kv__conn_events(k);
       fds[m].revents = 0;
+      pending = pending || kv__conn_pending(k);
       map[m] = k;
       cli[m] = i;
       m++;
     }
   }
   int64_t wait_us = timeout_us < 0 ? -1 : timeout_us;
-  if (kv__callbacks(cs, n) != before)
-    wait_us = 0; /* timeouts already ran callbacks: do not wait */
+  if (kv__callbacks(cs, n) != before || pending)
+    wait_us = 0; /* callbacks already ran, or bytes wait: do not wait */
   if (wait_us < 0 && inflight == 0)
     wait_us = 0;
   if (min_deadline != UINT64_MAX && wait_us != 0) {
@@ -155,24 +159,15 @@ int kv_poll_us(kv_client *const *cs, size_t n, int64_t timeout_us) {
     rc = KV_EIO;
   if (m == 0 && wait_us > 0)
     nanosleep(&ts, NULL); /* nothing to watch: honour the wait */
-  for (size_t i = 0; pr > 0 && i < m; i++) {
+  for (size_t i = 0; (pr > 0 || pending) && i < m; i++) {
     kv__conn *k = map[i];
-    kv_client *c = cs[cli[i]];
     short ev = fds[i].revents;
-    if (!ev || k->fd != fds[i].fd)
+    if (k->fd != fds[i].fd)
       continue;
-    if (k->state == KV__CONNECTING) {
-      if (ev & (POLLOUT | POLLERR | POLLHUP)) {
-        kv__conn_connected(c, k);
-        if (k->state == KV__OPEN)
-          kv__conn_flush(c, k);
-      }
-      continue;
-    }
-    if ((ev & POLLOUT) && k->out.len)
-      kv__conn_flush(c, k);
-    if (k->fd >= 0 && (ev & (POLLIN | POLLERR | POLLHUP)))
-      kv__conn_read(c, k);
+    if (kv__conn_pending(k))
+      ev |= POLLIN;
+    if (ev)
+      kv__conn_io(cs[cli[i]], k, ev);
   }
   if (fds != stack_fds) {
     free(fds);

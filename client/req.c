@@ -45,7 +45,8 @@ kv__req *kv__lookup(kv_client *c, uint64_t id) {
 
 static bool kv__is_user(const kv__req *q) {
   return q->kind == KV__K_GET || q->kind == KV__K_PUT ||
-         q->kind == KV__K_DEL || q->kind == KV__K_ADMIN;
+         q->kind == KV__K_DEL || q->kind == KV__K_ADMIN ||
+         q->kind == KV__K_UPDATE;
 }
 
 /* Takes a request from the pool, gives it an id, puts it in the table and
@@ -141,6 +142,7 @@ void kv__complete(kv_client *c, kv__req *q, int status, const char *msg,
         }
         kv_sibling *d = &c->sibs[i];
         d->deleted = (s.flags & WIRE_SIB_DELETED) != 0;
+        d->typed = !d->deleted && (s.flags & WIRE_SIB_TYPED) != 0;
         d->ts_ms = s.ts_ms;
         d->value = d->deleted ? NULL : s.value.ptr;
         d->len = d->deleted ? 0 : s.value.len;
@@ -158,9 +160,17 @@ void kv__complete(kv_client *c, kv__req *q, int status, const char *msg,
     }
   }
   if (status == 0 && m &&
-      (q->kind == KV__K_GET || q->kind == KV__K_PUT || q->kind == KV__K_DEL)) {
+      (q->kind == KV__K_GET || q->kind == KV__K_PUT || q->kind == KV__K_DEL ||
+       q->kind == KV__K_UPDATE)) {
     res.context = (uint8_t *)m->context.ptr;
     res.context_len = m->context.len;
+  }
+  if (status == 0 && m && q->kind == KV__K_UPDATE) {
+    res.state = m->value.len ? m->value.ptr : NULL;
+    res.state_len = m->value.len;
+    res.added = m->result[0];
+    res.removed = m->result[1];
+    res.value = m->result[2];
   }
   if (status && !msg) {
     snprintf(why, sizeof(why), "%s", kv_strerror(status));
@@ -170,6 +180,7 @@ void kv__complete(kv_client *c, kv__req *q, int status, const char *msg,
   case KV__K_GET:
   case KV__K_PUT:
   case KV__K_DEL:
+  case KV__K_UPDATE:
     c->ncallbacks++;
     q->cb(q->arg, status, status ? msg : NULL, status ? NULL : &res);
     break;

@@ -2,8 +2,16 @@
  * gossip.c: membership, phi-accrual failure detection and ring agreement
  * as a sans-IO state machine. See gossip.h for the design and the wire
  * format.
- * Depends on: ring.h (ring state and its encoding), mp.h (msgpack),
- * phi.h (the failure detector), rng.h (splitmix64), kv_err.h.
+ *
+ * The member table is kept sorted by id, with two small arrays beside it
+ * that every sync touches (the low 16 bits of each heartbeat, the time
+ * each alive member's phi reaches the threshold), so that applying a
+ * heartbeat vector of 1000 members or checking their liveness walks a few
+ * kilobytes instead of the whole table.
+ *
+ * Depends on: ring.h (ring state, its encoding and deltas), mp.h
+ * (msgpack), phi.h (the failure detector), rng.h (splitmix64), kv_err.h,
+ * xxHash (ring and member hashes).
  */
 #include "gossip.h"
 
@@ -19,16 +27,35 @@
 
 #define GOSSIP__HEARTBEAT_FIELDS 5
 #define GOSSIP__DIGEST_FIELDS 8
-#define GOSSIP__ENTRY_FIELDS 10
+#define GOSSIP__SYNC_FIELDS 11
+#define GOSSIP__ENTRY_FIELDS 11     /* what this node sends */
+#define GOSSIP__ENTRY_FIELDS_MIN 10 /* what it takes: no software version */
 #define GOSSIP__SEED_SLOTS (GOSSIP_SEEDS_MAX + 1) /* + the gossip_join seed */
+#define GOSSIP__TABLE_MIN 16 /* first capacity of the member table */
 
-enum { GOSSIP__MSG_HEARTBEAT = 1, GOSSIP__MSG_DIGEST = 2 };
+enum {
+  GOSSIP__MSG_HEARTBEAT = 1, /* taken, no longer sent */
+  GOSSIP__MSG_DIGEST = 2,
+  GOSSIP__MSG_SYNC = 3,
+};
+
+/* Flags of a sync (gossip.h). */
+enum {
+  GOSSIP__F_REPLY = 1,     /* answer with a sync of your own */
+  GOSSIP__F_MISMATCH = 2,  /* the tables differed: my recent entries */
+  GOSSIP__F_WANT_RING = 4, /* your ring is better: deltas from mine */
+  GOSSIP__F_WANT_FULL = 8, /* ... or the whole ring: a delta did not fit */
+};
+
+/* The ring part of a sync: none, deltas from a base, the whole ring. */
+enum { GOSSIP__RING_NONE = -1, GOSSIP__RING_FULL = 0, GOSSIP__RING_DELTAS = 1 };
 
 /* One member as this node keeps it. */
 typedef struct gossip__member {
   gossip_member pub;
   uint64_t status_version;
   uint64_t status_incarnation; /* the member's incarnation the status is for */
+  uint64_t hash; /* gossip__entry_hash: its term of members_hash */
   gossip_phi phi;
   /* We have evidence it ran since we learned of it: a message from it, or
    * its heartbeat counter moving. A member known only from another
@@ -50,19 +77,43 @@ typedef struct gossip__entry {
   uint64_t status_version;
   uint64_t status_incarnation;
   gossip_status status;
+  char version[GOSSIP_VERSION_MAX]; /* "" when the sender has none */
 } gossip__entry;
 
-/* A decoded message; entries live in gossip.scratch. */
+/* A decoded message; entries live in gossip.scratch, byte ranges point
+ * into the payload. */
 typedef struct gossip__msg {
   int kind;
   gossip__entry sender;
   uint64_t ring_version;
   char claimant[RING_NAME_MAX];
-  bool want_reply;
+  bool want_reply; /* digest */
   uint32_t nentries;
-  ring *ring; /* owned by the message until adopted */
-  uint64_t ring_hash; /* XXH3 of the ring's encoding; 0 without a ring */
+  ring *ring; /* a whole ring, owned by the message until adopted */
+  /* XXH3 of the sender's ring encoding (0: no ring, or a heartbeat, which
+   * does not say). */
+  uint64_t ring_hash;
+  /* sync only */
+  uint32_t flags;
+  uint64_t members_hash;
+  kv_slice counters; /* ptr NULL when absent */
+  uint64_t base_version, base_hash; /* of the deltas */
+  uint32_t ndeltas;
+  kv_slice deltas[GOSSIP_RING_HISTORY];
 } gossip__msg;
+
+/* One ring change as this node adopted it: the delta and the rings it
+ * joins, by (version, hash of the encoding). */
+typedef struct gossip__delta {
+  uint64_t from_version, from_hash, to_version, to_hash;
+  kvbuf enc;
+} gossip__delta;
+
+/* A member whose entry (apart from its heartbeat) changed lately. */
+typedef struct gossip__recent {
+  char id[RING_NAME_MAX];
+  uint64_t at_ms;
+} gossip__recent;
 
 struct gossip {
   gossip_io io;
@@ -70,24 +121,40 @@ struct gossip {
   size_t nseeds;
   uint32_t q, n, interval_ms, fanout;
   double phi_threshold;
+  double phi_y; /* gossip_phi_y(phi_threshold) */
   uint64_t rng;
+  uint64_t now_ms; /* the last time a caller gave */
 
   ring *ring;
   char claimant[RING_NAME_MAX]; /* who made this ring version; "" unknown */
   kvbuf ring_enc;               /* ring_encode(ring), empty for version 0 */
   uint64_t ring_hash;           /* XXH3 of ring_enc; 0 when it is empty */
   bool ring_report;             /* ring_changed not yet called for ring */
+  gossip__delta hist[GOSSIP_RING_HISTORY]; /* a chain, oldest first */
+  size_t nhist;
 
-  gossip__member *members; /* sorted by id; GOSSIP_MEMBERS_MAX slots */
-  size_t nmembers;
+  /* The table, sorted by id, and beside it per member: the low 16 bits of
+   * its heartbeat, and when its phi reaches the threshold (UINT64_MAX
+   * while it is down). cap slots each, grown up to GOSSIP_MEMBERS_MAX. */
+  gossip__member *members;
+  uint16_t *hb16;
+  uint64_t *suspect_ms;
+  size_t nmembers, cap;
   size_t self;
+  uint64_t members_hash;    /* XOR of every member's hash */
+  uint64_t next_suspect_ms; /* no alive member's deadline is before this */
+  gossip__recent recent[GOSSIP_RECENT_MAX]; /* newest first */
+  size_t nrecent;
 
   uint64_t next_round_ms;
   uint64_t next_check_ms; /* liveness and claimant, every GOSSIP_CHECK_MS */
   uint64_t boot_until_ms; /* no brand-new ring before this */
+  uint32_t full_budget;   /* whole-table digests left this round */
 
-  gossip__entry *scratch; /* GOSSIP_MEMBERS_MAX decoded entries */
+  gossip__entry *scratch; /* decoded entries, scratch_cap slots */
+  size_t scratch_cap;
   kvbuf out;
+  uint8_t *vec; /* 2 * GOSSIP_MEMBERS_MAX bytes: a heartbeat vector */
 };
 
 /* ---- small helpers ---- */
@@ -119,21 +186,121 @@ static gossip__member *gossip__lookup(const gossip *g, const char *id) {
   return found ? &g->members[i] : NULL;
 }
 
+static size_t gossip__index(const gossip *g, const gossip__member *m) {
+  return (size_t)(m - g->members);
+}
+
 static uint32_t gossip__min_std(const gossip *g) {
   return g->interval_ms / GOSSIP_PHI_MIN_STD_DIVISOR;
 }
 
-/* Inserts a member at its sorted place. Returns it, or NULL when full. */
+/* Room for n decoded entries in scratch. Returns 0 or KV_ENOMEM. */
+static int gossip__scratch_reserve(gossip *g, size_t n) {
+  if (n <= g->scratch_cap)
+    return 0;
+  size_t cap = g->scratch_cap ? g->scratch_cap : GOSSIP__TABLE_MIN;
+  while (cap < n)
+    cap *= 2;
+  if (cap > GOSSIP_MEMBERS_MAX)
+    cap = GOSSIP_MEMBERS_MAX;
+  gossip__entry *s = realloc(g->scratch, cap * sizeof(*s));
+  if (!s)
+    return KV_ENOMEM;
+  g->scratch = s;
+  g->scratch_cap = cap;
+  return 0;
+}
+
+/* Room for one more member. Returns 0, KV_EFULL or KV_ENOMEM. */
+static int gossip__table_grow(gossip *g) {
+  if (g->nmembers < g->cap)
+    return 0;
+  if (g->cap >= GOSSIP_MEMBERS_MAX)
+    return KV_EFULL;
+  size_t cap = g->cap ? g->cap * 2 : GOSSIP__TABLE_MIN;
+  if (cap > GOSSIP_MEMBERS_MAX)
+    cap = GOSSIP_MEMBERS_MAX;
+  gossip__member *m = realloc(g->members, cap * sizeof(*m));
+  if (!m)
+    return KV_ENOMEM;
+  g->members = m;
+  uint16_t *hb = realloc(g->hb16, cap * sizeof(*hb));
+  if (!hb)
+    return KV_ENOMEM;
+  g->hb16 = hb;
+  uint64_t *sus = realloc(g->suspect_ms, cap * sizeof(*sus));
+  if (!sus)
+    return KV_ENOMEM;
+  g->suspect_ms = sus;
+  g->cap = cap;
+  return 0;
+}
+
+/* XXH3 of everything in m's entry but the heartbeat, which every round
+ * changes and the heartbeat vector carries. Two nodes whose tables have
+ * the same XOR of these agree on every member's entry (but heartbeats),
+ * and so on the positions in a heartbeat vector. A field added to entries
+ * must be added here too. */
+static uint64_t gossip__entry_hash(const gossip__member *m) {
+  uint8_t buf[5 * RING_NAME_MAX + 2 * GOSSIP_ADDR_MAX + GOSSIP_VERSION_MAX +
+              4 * sizeof(uint64_t)];
+  size_t len = 0;
+  const char *strs[] = {m->pub.id,          m->pub.region,    m->pub.zone,
+                        m->pub.client_addr, m->pub.peer_addr, m->pub.version};
+  for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+    size_t l = strlen(strs[i]) + 1;
+    memcpy(buf + len, strs[i], l);
+    len += l;
+  }
+  uint64_t nums[4] = {m->pub.incarnation, (uint64_t)m->pub.status,
+                      m->status_version, m->status_incarnation};
+  memcpy(buf + len, nums, sizeof(nums));
+  len += sizeof(nums);
+  return XXH3_64bits(buf, len);
+}
+
+/* Notes that member id's entry changed at now_ms (recent[], newest
+ * first), so that syncs carry it for GOSSIP_RECENT_ROUNDS rounds. */
+static void gossip__log(gossip *g, const char *id, uint64_t now_ms) {
+  size_t k = 0;
+  while (k < g->nrecent && strcmp(g->recent[k].id, id) != 0)
+    k++;
+  if (k == g->nrecent) {
+    if (g->nrecent < GOSSIP_RECENT_MAX)
+      g->nrecent++;
+    k = g->nrecent - 1;
+  }
+  memmove(&g->recent[1], &g->recent[0], k * sizeof(g->recent[0]));
+  kv_strcopy(g->recent[0].id, sizeof(g->recent[0].id), id);
+  g->recent[0].at_ms = now_ms;
+}
+
+/* Recomputes member m's hash after its entry may have changed; a change
+ * updates members_hash and goes into recent[]. */
+static void gossip__rehash(gossip *g, gossip__member *m) {
+  uint64_t h = gossip__entry_hash(m);
+  if (h == m->hash)
+    return;
+  g->members_hash ^= m->hash ^ h;
+  m->hash = h;
+  gossip__log(g, m->pub.id, g->now_ms);
+}
+
+/* Inserts a member at its sorted place. Returns it, or NULL when the
+ * table is full (or memory ran out). */
 static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
                                       uint64_t now_ms, bool heard) {
   bool found;
   size_t at = gossip__search(g, e->id, &found);
   if (found)
     return &g->members[at];
-  if (g->nmembers >= GOSSIP_MEMBERS_MAX)
+  if (gossip__table_grow(g))
     return NULL;
-  memmove(&g->members[at + 1], &g->members[at],
-          (g->nmembers - at) * sizeof(g->members[0]));
+  size_t tail = g->nmembers - at;
+  memmove(&g->members[at + 1], &g->members[at], tail * sizeof(*g->members));
+  memmove(&g->hb16[at + 1], &g->hb16[at], tail * sizeof(*g->hb16));
+  memmove(&g->suspect_ms[at + 1], &g->suspect_ms[at],
+          tail * sizeof(*g->suspect_ms));
   g->nmembers++;
   if (g->nmembers > 1 && at <= g->self)
     g->self++;
@@ -144,6 +311,7 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
   memcpy(m->pub.zone, e->zone, sizeof(m->pub.zone));
   memcpy(m->pub.client_addr, e->client_addr, sizeof(m->pub.client_addr));
   memcpy(m->pub.peer_addr, e->peer_addr, sizeof(m->pub.peer_addr));
+  memcpy(m->pub.version, e->version, sizeof(m->pub.version));
   m->pub.incarnation = e->incarnation;
   m->pub.heartbeat = e->heartbeat;
   m->pub.status = e->status;
@@ -153,12 +321,45 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
   m->status_incarnation = e->status_incarnation;
   gossip_phi_init(&m->phi, g->interval_ms, gossip__min_std(g));
   gossip_phi_heartbeat(&m->phi, now_ms);
+  g->hb16[at] = (uint16_t)e->heartbeat;
+  g->suspect_ms[at] = UINT64_MAX;
+  if (heard && at != g->self) {
+    g->suspect_ms[at] = gossip_phi_deadline(&m->phi, g->phi_y);
+    if (g->suspect_ms[at] < g->next_suspect_ms)
+      g->next_suspect_ms = g->suspect_ms[at];
+  }
+  m->hash = gossip__entry_hash(m);
+  g->members_hash ^= m->hash;
+  gossip__log(g, m->pub.id, now_ms);
   return m;
 }
 
 static void gossip__changed(gossip *g, const gossip__member *m) {
   if (g->io.member_changed)
     g->io.member_changed(g->io.ctx, &m->pub);
+}
+
+/* Member i's heartbeat moved at now_ms: a phi arrival. It counts as heard
+ * and, while phi stays under the threshold, alive. Returns whether it just
+ * became alive. */
+static bool gossip__arrival(gossip *g, size_t i, uint64_t now_ms) {
+  gossip__member *m = &g->members[i];
+  gossip_phi_heartbeat(&m->phi, now_ms);
+  uint64_t deadline = gossip_phi_deadline(&m->phi, g->phi_y);
+  if (g->nmembers <= GOSSIP_PHI_EAGER_MAX)
+    m->pub.phi = gossip_phi_value(&m->phi, now_ms);
+  m->heard = true;
+  bool up = false;
+  if (!m->pub.alive && now_ms < deadline) {
+    m->pub.alive = true;
+    up = true;
+  }
+  if (m->pub.alive) {
+    g->suspect_ms[i] = deadline;
+    if (deadline < g->next_suspect_ms)
+      g->next_suspect_ms = deadline;
+  }
+  return up;
 }
 
 /* True when ring (va, ca, ha) beats (vb, cb, hb): a higher version wins;
@@ -178,8 +379,25 @@ static bool gossip__ring_better(uint64_t va, const char *ca, uint64_t ha,
   return strcmp(ca, cb) < 0;
 }
 
-/* Replaces the ring (takes ownership of r) and re-encodes it. */
+static void gossip__hist_clear(gossip *g) {
+  for (size_t i = 0; i < g->nhist; i++)
+    kvbuf_free(&g->hist[i].enc);
+  g->nhist = 0;
+}
+
+/* Replaces the ring (takes ownership of r), re-encodes it, and keeps the
+ * delta from the old ring in the history when it is small (else the
+ * history starts again: peers behind it get the whole ring). */
 static void gossip__set_ring(gossip *g, ring *r, const char *claimant) {
+  gossip__delta d;
+  memset(&d, 0, sizeof(d));
+  kvbuf_init(&d.enc);
+  bool have = g->ring && ring_version(g->ring) > 0 &&
+              ring_node_count(g->ring) > 0 && g->ring_hash &&
+              ring_node_count(r) > 0 &&
+              ring_delta_encode(g->ring, r, &d.enc) == 0;
+  d.from_version = g->ring ? ring_version(g->ring) : 0;
+  d.from_hash = g->ring_hash;
   ring_free(g->ring);
   g->ring = r;
   kv_strcopy(g->claimant, sizeof(g->claimant), claimant);
@@ -191,6 +409,31 @@ static void gossip__set_ring(gossip *g, ring *r, const char *claimant) {
                                                g->ring_enc.len)
                                  : 0;
   g->ring_report = ring_node_count(r) > 0;
+  if (!have || !g->ring_hash || d.enc.len > g->ring_enc.len / 2) {
+    kvbuf_free(&d.enc);
+    gossip__hist_clear(g);
+    return;
+  }
+  d.to_version = ring_version(r);
+  d.to_hash = g->ring_hash;
+  if (g->nhist == GOSSIP_RING_HISTORY) {
+    kvbuf_free(&g->hist[0].enc);
+    memmove(&g->hist[0], &g->hist[1], (g->nhist - 1) * sizeof(g->hist[0]));
+    g->nhist--;
+  }
+  g->hist[g->nhist++] = d;
+}
+
+/* The first history entry of the chain from ring (version, hash) to ours,
+ * or -1 when there is none. */
+static int gossip__chain_from(const gossip *g, uint64_t version,
+                              uint64_t hash) {
+  if (g->nhist == 0 || g->hist[g->nhist - 1].to_hash != g->ring_hash)
+    return -1;
+  for (size_t i = g->nhist; i-- > 0;)
+    if (g->hist[i].from_version == version && g->hist[i].from_hash == hash)
+      return (int)i;
+  return -1;
 }
 
 static void gossip__report_ring(gossip *g) {
@@ -203,7 +446,10 @@ static void gossip__report_ring(gossip *g) {
 
 /* ---- encoding ---- */
 
-static void gossip__pack_member(msgpack_packer *pk, const gossip__member *m) {
+/* Packs m as an entry; heartbeat is the one to send (the saved
+ * membership sends 0). */
+static void gossip__pack_entry(msgpack_packer *pk, const gossip__member *m,
+                               uint64_t heartbeat) {
   msgpack_pack_array(pk, GOSSIP__ENTRY_FIELDS);
   mp_pack_cstr(pk, m->pub.id);
   mp_pack_cstr(pk, m->pub.region);
@@ -211,48 +457,139 @@ static void gossip__pack_member(msgpack_packer *pk, const gossip__member *m) {
   mp_pack_cstr(pk, m->pub.client_addr);
   mp_pack_cstr(pk, m->pub.peer_addr);
   msgpack_pack_uint64(pk, m->pub.incarnation);
-  msgpack_pack_uint64(pk, m->pub.heartbeat);
+  msgpack_pack_uint64(pk, heartbeat);
   msgpack_pack_uint32(pk, (uint32_t)m->pub.status);
   msgpack_pack_uint64(pk, m->status_version);
   msgpack_pack_uint64(pk, m->status_incarnation);
+  mp_pack_cstr(pk, m->pub.version);
 }
 
-/* Builds a heartbeat or digest in g->out and sends it to addr. */
-static void gossip__send(gossip *g, const char *addr, int kind,
-                         bool want_reply) {
-  if (!addr || !*addr || strcmp(addr, gossip__me(g)->pub.peer_addr) == 0)
+static void gossip__pack_member(msgpack_packer *pk, const gossip__member *m) {
+  gossip__pack_entry(pk, m, m->pub.heartbeat);
+}
+
+/* True when addr is worth sending to: set, not ours. */
+static bool gossip__addr_ok(gossip *g, const char *addr) {
+  return addr && *addr && strcmp(addr, gossip__me(g)->pub.peer_addr) != 0;
+}
+
+/* Hands g->out to io->send when it is whole and not too big. */
+static void gossip__emit(gossip *g, const char *addr) {
+  if (!g->out.oom && g->out.len <= GOSSIP_MSG_MAX)
+    g->io.send(g->io.ctx, addr, g->out.data, g->out.len);
+}
+
+/* Sends a digest (the whole table and the ring) to addr, when this
+ * round's budget of whole tables allows. */
+static void gossip__send_digest(gossip *g, const char *addr, bool want_reply) {
+  if (!gossip__addr_ok(g, addr) || g->full_budget == 0)
     return;
   uint64_t version = ring_version(g->ring);
   bool with_ring = g->ring_enc.len > 0;
-  if (kind == GOSSIP__MSG_DIGEST && version > 0 && !with_ring)
+  if (version > 0 && !with_ring)
     return; /* the ring did not encode (OOM): send nothing rather than lie */
+  g->full_budget--;
   g->out.len = 0;
   g->out.oom = 0;
   msgpack_packer pk;
   mp_packer_init(&pk, &g->out);
-  msgpack_pack_array(&pk, kind == GOSSIP__MSG_HEARTBEAT
-                              ? GOSSIP__HEARTBEAT_FIELDS
-                              : GOSSIP__DIGEST_FIELDS);
+  msgpack_pack_array(&pk, GOSSIP__DIGEST_FIELDS);
   msgpack_pack_uint32(&pk, GOSSIP_WIRE_VERSION);
-  msgpack_pack_uint32(&pk, (uint32_t)kind);
+  msgpack_pack_uint32(&pk, GOSSIP__MSG_DIGEST);
   gossip__pack_member(&pk, gossip__me(g));
   msgpack_pack_uint64(&pk, version);
   mp_pack_cstr(&pk, g->claimant);
-  if (kind == GOSSIP__MSG_DIGEST) {
-    if (want_reply)
-      msgpack_pack_true(&pk);
-    else
-      msgpack_pack_false(&pk);
-    msgpack_pack_array(&pk, (uint32_t)g->nmembers);
-    for (size_t i = 0; i < g->nmembers; i++)
-      gossip__pack_member(&pk, &g->members[i]);
-    if (with_ring)
-      mp_pack_bin(&pk, g->ring_enc.data, g->ring_enc.len);
-    else
-      msgpack_pack_nil(&pk);
+  if (want_reply)
+    msgpack_pack_true(&pk);
+  else
+    msgpack_pack_false(&pk);
+  msgpack_pack_array(&pk, (uint32_t)g->nmembers);
+  for (size_t i = 0; i < g->nmembers; i++)
+    gossip__pack_member(&pk, &g->members[i]);
+  if (with_ring)
+    mp_pack_bin(&pk, g->ring_enc.data, g->ring_enc.len);
+  else
+    msgpack_pack_nil(&pk);
+  gossip__emit(g, addr);
+}
+
+/* What a sync carries besides its header. */
+typedef struct gossip__sync_opts {
+  uint32_t flags;
+  bool counters; /* the heartbeat vector */
+  int ring;      /* GOSSIP__RING_*: none, the whole ring, deltas */
+  uint64_t base_version, base_hash; /* deltas from this ring */
+} gossip__sync_opts;
+
+/* Sends a sync to addr: the header, the recently changed entries, and
+ * what o asks for. Deltas fall back to the whole ring when the history
+ * holds no chain from o's base. */
+static void gossip__send_sync(gossip *g, const char *addr,
+                              const gossip__sync_opts *o) {
+  if (!gossip__addr_ok(g, addr))
+    return;
+  int ring_part = o->ring;
+  int chain = -1;
+  if (ring_part == GOSSIP__RING_DELTAS) {
+    chain = gossip__chain_from(g, o->base_version, o->base_hash);
+    if (chain < 0)
+      ring_part = GOSSIP__RING_FULL;
   }
-  if (!g->out.oom && g->out.len <= GOSSIP_MSG_MAX)
-    g->io.send(g->io.ctx, addr, g->out.data, g->out.len);
+  if (ring_part == GOSSIP__RING_FULL && g->ring_enc.len == 0)
+    ring_part = GOSSIP__RING_NONE;
+  g->out.len = 0;
+  g->out.oom = 0;
+  msgpack_packer pk;
+  mp_packer_init(&pk, &g->out);
+  msgpack_pack_array(&pk, GOSSIP__SYNC_FIELDS);
+  msgpack_pack_uint32(&pk, GOSSIP_WIRE_VERSION);
+  msgpack_pack_uint32(&pk, GOSSIP__MSG_SYNC);
+  gossip__pack_member(&pk, gossip__me(g));
+  msgpack_pack_uint64(&pk, ring_version(g->ring));
+  mp_pack_cstr(&pk, g->claimant);
+  msgpack_pack_uint64(&pk, g->ring_hash);
+  msgpack_pack_uint32(&pk, o->flags);
+  msgpack_pack_uint64(&pk, g->members_hash);
+  if (o->counters) {
+    for (size_t i = 0; i < g->nmembers; i++) {
+      g->vec[2 * i] = (uint8_t)(g->hb16[i] >> 8);
+      g->vec[2 * i + 1] = (uint8_t)g->hb16[i];
+    }
+    mp_pack_bin(&pk, g->vec, 2 * g->nmembers);
+  } else {
+    msgpack_pack_nil(&pk);
+  }
+  /* Recent entries: changed within GOSSIP_RECENT_ROUNDS rounds, ours
+   * aside (it is the sender entry). */
+  const gossip__member *rec[GOSSIP_RECENT_MAX];
+  uint32_t nrec = 0;
+  uint64_t window = (uint64_t)GOSSIP_RECENT_ROUNDS * g->interval_ms;
+  for (size_t k = 0; k < g->nrecent; k++) {
+    if (g->recent[k].at_ms + window < g->now_ms)
+      break;
+    const gossip__member *m = gossip__lookup(g, g->recent[k].id);
+    if (m && m != gossip__me(g))
+      rec[nrec++] = m;
+  }
+  msgpack_pack_array(&pk, nrec);
+  for (uint32_t k = 0; k < nrec; k++)
+    gossip__pack_member(&pk, rec[k]);
+  if (ring_part == GOSSIP__RING_FULL) {
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint32(&pk, GOSSIP__RING_FULL);
+    mp_pack_bin(&pk, g->ring_enc.data, g->ring_enc.len);
+  } else if (ring_part == GOSSIP__RING_DELTAS) {
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint32(&pk, GOSSIP__RING_DELTAS);
+    msgpack_pack_uint64(&pk, o->base_version);
+    msgpack_pack_uint64(&pk, o->base_hash);
+    msgpack_pack_array(&pk, (uint32_t)(g->nhist - (size_t)chain));
+    for (size_t i = (size_t)chain; i < g->nhist; i++)
+      mp_pack_bin(&pk, g->hist[i].enc.data, g->hist[i].enc.len);
+  } else {
+    msgpack_pack_nil(&pk);
+  }
+  gossip__emit(g, addr);
 }
 
 /* ---- decoding ---- */
@@ -274,7 +611,7 @@ static int gossip__read_name(mp_reader *r, char *buf, size_t cap) {
 
 static int gossip__read_entry(mp_reader *r, gossip__entry *e) {
   uint32_t n, status;
-  if (mp_read_array(r, &n) || n != GOSSIP__ENTRY_FIELDS)
+  if (mp_read_array(r, &n) || n < GOSSIP__ENTRY_FIELDS_MIN)
     return KV_EPROTO;
   if (gossip__read_name(r, e->id, sizeof(e->id)) ||
       gossip__read_name(r, e->region, sizeof(e->region)) ||
@@ -285,9 +622,75 @@ static int gossip__read_entry(mp_reader *r, gossip__entry *e) {
       mp_read_u32(r, &status) || mp_read_uint(r, &e->status_version) ||
       mp_read_uint(r, &e->status_incarnation))
     return KV_EPROTO;
+  e->version[0] = '\0';
+  if (n > GOSSIP__ENTRY_FIELDS_MIN &&
+      gossip__read_name(r, e->version, sizeof(e->version)))
+    return KV_EPROTO;
+  /* Fields of later versions. */
+  for (uint32_t i = GOSSIP__ENTRY_FIELDS; i < n; i++)
+    if (mp_skip(r))
+      return KV_EPROTO;
   if (!e->id[0] || !e->peer_addr[0] || status > GOSSIP_REMOVED)
     return KV_EPROTO;
   e->status = (gossip_status)status;
+  return 0;
+}
+
+/* Reads an array of entries into scratch. */
+static int gossip__read_entries(gossip *g, mp_reader *r, uint32_t *count) {
+  uint32_t cnt;
+  if (mp_read_array(r, &cnt) || cnt > GOSSIP_MEMBERS_MAX ||
+      gossip__scratch_reserve(g, cnt))
+    return KV_EPROTO;
+  for (uint32_t i = 0; i < cnt; i++)
+    if (gossip__read_entry(r, &g->scratch[i]))
+      return KV_EPROTO;
+  *count = cnt;
+  return 0;
+}
+
+/* Reads a whole ring (bin) of the given version; sets m->ring and
+ * m->ring_hash. */
+static int gossip__read_ring(mp_reader *r, gossip__msg *m) {
+  kv_slice s;
+  if (mp_read_bytes(r, &s))
+    return KV_EPROTO;
+  ring *rg = NULL;
+  if (ring_decode(s.ptr, s.len, &rg) != 0 || !rg)
+    return KV_EPROTO;
+  uint64_t h = XXH3_64bits(s.ptr, s.len);
+  if (ring_version(rg) != m->ring_version || m->ring_version == 0 ||
+      ring_node_count(rg) == 0 ||
+      (m->kind == GOSSIP__MSG_SYNC && h != m->ring_hash)) {
+    ring_free(rg);
+    return KV_EPROTO;
+  }
+  m->ring_hash = h;
+  m->ring = rg;
+  return 0;
+}
+
+/* Reads a sync's ring part: nil, [0, ring], [1, base version, base hash,
+ * [delta...]]. */
+static int gossip__read_ring_part(mp_reader *r, gossip__msg *m) {
+  if (mp_peek(r) == MP_NIL)
+    return mp_read_nil(r);
+  uint32_t n, how, cnt;
+  if (mp_read_array(r, &n) || n < 2 || mp_read_u32(r, &how))
+    return KV_EPROTO;
+  if (how == GOSSIP__RING_FULL) {
+    if (n != 2 || gossip__read_ring(r, m))
+      return KV_EPROTO;
+    return 0;
+  }
+  if (how != GOSSIP__RING_DELTAS || n != 4 ||
+      mp_read_uint(r, &m->base_version) || mp_read_uint(r, &m->base_hash) ||
+      mp_read_array(r, &cnt) || cnt == 0 || cnt > GOSSIP_RING_HISTORY)
+    return KV_EPROTO;
+  for (uint32_t i = 0; i < cnt; i++)
+    if (mp_read_bytes(r, &m->deltas[i]))
+      return KV_EPROTO;
+  m->ndeltas = cnt;
   return 0;
 }
 
@@ -305,43 +708,47 @@ static int gossip__decode(gossip *g, const uint8_t *buf, size_t len,
     return KV_EPROTO;
   if (ver != GOSSIP_WIRE_VERSION)
     return KV_EPROTO;
-  if (!((kind == GOSSIP__MSG_HEARTBEAT && n == GOSSIP__HEARTBEAT_FIELDS) ||
-        (kind == GOSSIP__MSG_DIGEST && n == GOSSIP__DIGEST_FIELDS)))
+  uint32_t fields = kind == GOSSIP__MSG_HEARTBEAT ? GOSSIP__HEARTBEAT_FIELDS
+                    : kind == GOSSIP__MSG_DIGEST  ? GOSSIP__DIGEST_FIELDS
+                    : kind == GOSSIP__MSG_SYNC    ? GOSSIP__SYNC_FIELDS
+                                                  : 0;
+  if (fields == 0 || n < fields)
     return KV_EPROTO;
   m->kind = (int)kind;
   if (gossip__read_entry(&r, &m->sender) ||
       mp_read_uint(&r, &m->ring_version) ||
       gossip__read_name(&r, m->claimant, sizeof(m->claimant)))
     return KV_EPROTO;
+  int rc = 0;
   if (kind == GOSSIP__MSG_DIGEST) {
-    uint32_t cnt;
-    if (mp_read_bool(&r, &m->want_reply) || mp_read_array(&r, &cnt) ||
-        cnt > GOSSIP_MEMBERS_MAX)
+    if (mp_read_bool(&r, &m->want_reply) ||
+        gossip__read_entries(g, &r, &m->nentries))
       return KV_EPROTO;
-    for (uint32_t i = 0; i < cnt; i++)
-      if (gossip__read_entry(&r, &g->scratch[i]))
-        return KV_EPROTO;
-    m->nentries = cnt;
     if (mp_peek(&r) == MP_NIL) {
       if (mp_read_nil(&r) || m->ring_version != 0)
         return KV_EPROTO;
-    } else {
-      kv_slice s;
-      if (mp_read_bytes(&r, &s))
-        return KV_EPROTO;
-      ring *rg = NULL;
-      if (ring_decode(s.ptr, s.len, &rg) != 0 || !rg)
-        return KV_EPROTO;
-      m->ring_hash = XXH3_64bits(s.ptr, s.len);
-      if (ring_version(rg) != m->ring_version || m->ring_version == 0 ||
-          ring_node_count(rg) == 0) {
-        ring_free(rg);
-        return KV_EPROTO;
-      }
-      m->ring = rg;
+    } else if (gossip__read_ring(&r, m)) {
+      return KV_EPROTO;
     }
+  } else if (kind == GOSSIP__MSG_SYNC) {
+    if (mp_read_uint(&r, &m->ring_hash) || mp_read_u32(&r, &m->flags) ||
+        mp_read_uint(&r, &m->members_hash))
+      return KV_EPROTO;
+    if (mp_peek(&r) == MP_NIL) {
+      if (mp_read_nil(&r))
+        return KV_EPROTO;
+    } else if (mp_read_bytes(&r, &m->counters) || m->counters.len % 2 ||
+               m->counters.len / 2 > GOSSIP_MEMBERS_MAX) {
+      return KV_EPROTO;
+    }
+    if (gossip__read_entries(g, &r, &m->nentries) ||
+        gossip__read_ring_part(&r, m))
+      rc = KV_EPROTO;
   }
-  if (r.err || mp_remaining(&r) != 0) {
+  /* Fields of later versions. */
+  for (uint32_t i = fields; i < n && !r.err && !rc; i++)
+    mp_skip(&r);
+  if (rc || r.err || mp_remaining(&r) != 0) {
     ring_free(m->ring);
     m->ring = NULL;
     return KV_EPROTO;
@@ -367,17 +774,28 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
       gossip__changed(g, m);
     return;
   }
-  if (m == gossip__me(g)) {
+  size_t i = gossip__index(g, m);
+  if (i == g->self) {
     /* Our own entry: our heartbeat must stay ahead of any copy out there
      * (a restart with the same incarnation starts counting again). */
     if (e->incarnation == m->pub.incarnation &&
-        e->heartbeat > m->pub.heartbeat)
+        e->heartbeat > m->pub.heartbeat) {
       m->pub.heartbeat = e->heartbeat + 1;
+      g->hb16[i] = (uint16_t)m->pub.heartbeat;
+    }
     if (gossip__status_newer(e->status_version, e->status, m->status_version,
                              m->pub.status)) {
-      if (e->status == GOSSIP_REMOVED && m->pub.status == GOSSIP_JOINING &&
-          e->status_incarnation < m->pub.incarnation) {
-        /* We were removed in an earlier life; this one joins again. */
+      if (e->status == GOSSIP_REMOVED &&
+          e->status_incarnation < m->pub.incarnation &&
+          (m->pub.status == GOSSIP_JOINING ||
+           ring_node_index(g->ring, m->pub.id) < 0)) {
+        /* We were removed in an earlier life; this one joins again (also
+         * when a stale entry of that life made us valid meanwhile: no
+         * ring of ours has us). */
+        if (m->pub.status != GOSSIP_JOINING) {
+          m->pub.status = GOSSIP_JOINING;
+          gossip__changed(g, m);
+        }
         m->status_version = e->status_version + 1;
         m->status_incarnation = m->pub.incarnation;
       } else {
@@ -386,26 +804,27 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
         m->status_incarnation = e->status_incarnation;
         gossip__changed(g, m);
       }
+      gossip__rehash(g, m);
     }
     return;
   }
-  bool changed = false;
+  bool changed = false, entry = false;
   if (e->incarnation > m->pub.incarnation ||
       (e->incarnation == m->pub.incarnation &&
        e->heartbeat > m->pub.heartbeat)) {
+    /* The version belongs to an incarnation: keep what we know when an
+     * entry relayed by a node that does not carry versions has none. */
+    if (e->version[0] || e->incarnation != m->pub.incarnation)
+      memcpy(m->pub.version, e->version, sizeof(m->pub.version));
     m->pub.incarnation = e->incarnation;
     m->pub.heartbeat = e->heartbeat;
+    g->hb16[i] = (uint16_t)e->heartbeat;
     memcpy(m->pub.region, e->region, sizeof(m->pub.region));
     memcpy(m->pub.zone, e->zone, sizeof(m->pub.zone));
     memcpy(m->pub.client_addr, e->client_addr, sizeof(m->pub.client_addr));
     memcpy(m->pub.peer_addr, e->peer_addr, sizeof(m->pub.peer_addr));
-    gossip_phi_heartbeat(&m->phi, now_ms);
-    m->pub.phi = gossip_phi_value(&m->phi, now_ms);
-    m->heard = true;
-    if (!m->pub.alive && m->pub.phi < g->phi_threshold) {
-      m->pub.alive = true;
-      changed = true;
-    }
+    changed = gossip__arrival(g, i, now_ms);
+    entry = true;
   }
   if (gossip__status_newer(e->status_version, e->status, m->status_version,
                            m->pub.status)) {
@@ -413,9 +832,36 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
     m->status_version = e->status_version;
     m->status_incarnation = e->status_incarnation;
     changed = true;
+    entry = true;
   }
+  if (entry)
+    gossip__rehash(g, m);
   if (changed)
     gossip__changed(g, m);
+}
+
+/* Applies a heartbeat vector (2 bytes per member, in table order, the low
+ * 16 bits of each heartbeat) from a node whose table hashes like ours. A
+ * counter ahead of ours by less than 2^15 is a newer heartbeat; our own
+ * jumps past a copy ahead of it, as in gossip__merge. */
+static void gossip__apply_counters(gossip *g, const uint8_t *c,
+                                   uint64_t now_ms) {
+  for (size_t i = 0; i < g->nmembers; i++) {
+    uint16_t v = (uint16_t)((uint16_t)c[2 * i] << 8 | c[2 * i + 1]);
+    uint16_t d = (uint16_t)(v - g->hb16[i]);
+    if (d == 0 || d >= 0x8000)
+      continue;
+    gossip__member *m = &g->members[i];
+    if (i == g->self) {
+      m->pub.heartbeat += (uint64_t)d + 1;
+      g->hb16[i] = (uint16_t)m->pub.heartbeat;
+      continue;
+    }
+    m->pub.heartbeat += d;
+    g->hb16[i] = v;
+    if (gossip__arrival(g, i, now_ms))
+      gossip__changed(g, m);
+  }
 }
 
 /* ---- rounds, liveness, claimant ---- */
@@ -428,42 +874,132 @@ static bool gossip__has_peers(const gossip *g) {
   return false;
 }
 
-/* Sends a digest to every alive member (after a change worth spreading). */
-static void gossip__broadcast(gossip *g) {
+/* Up to want distinct random indices of alive, not removed members other
+ * than ourselves and skip (all of them when there are at most want) into
+ * out. Returns how many. */
+static size_t gossip__pick_alive(gossip *g, size_t want, const char *skip,
+                                 size_t *out) {
+  size_t n = 0, seen = 0;
+  /* Reservoir sampling: one pass, no list of candidates. */
   for (size_t i = 0; i < g->nmembers; i++) {
     const gossip__member *m = &g->members[i];
-    if (i != g->self && m->pub.alive && m->pub.status != GOSSIP_REMOVED)
-      gossip__send(g, m->pub.peer_addr, GOSSIP__MSG_DIGEST, false);
+    if (i == g->self || !m->pub.alive || m->pub.status == GOSSIP_REMOVED ||
+        (skip && strcmp(m->pub.peer_addr, skip) == 0))
+      continue;
+    seen++;
+    if (n < want) {
+      out[n++] = i;
+    } else {
+      size_t j = (size_t)(kv_splitmix64(&g->rng) % seen);
+      if (j < want)
+        out[j] = i;
+    }
+  }
+  return n;
+}
+
+/* Spreads a change worth spreading now (a ring this node adopted or made,
+ * a status it set): a sync with the recent entries (and, when ring_changed,
+ * the delta from the ring before) to every alive member in a small cluster
+ * (GOSSIP_DIRECT_MAX), else to fanout random ones, besides the members in
+ * extra. skip: the peer the change came from. */
+static void gossip__spread(gossip *g, bool ring_changed, const char *skip,
+                           const size_t *extra, size_t nextra) {
+  gossip__sync_opts o = {.ring = GOSSIP__RING_NONE};
+  if (ring_changed) {
+    o.ring = GOSSIP__RING_FULL;
+    if (g->nhist > 0 && g->hist[g->nhist - 1].to_hash == g->ring_hash) {
+      o.ring = GOSSIP__RING_DELTAS;
+      o.base_version = g->hist[g->nhist - 1].from_version;
+      o.base_hash = g->hist[g->nhist - 1].from_hash;
+    }
+  }
+  size_t pick[GOSSIP_DIRECT_MAX + 1];
+  size_t n = gossip__pick_alive(g, GOSSIP_DIRECT_MAX + 1, skip, pick);
+  if (n > GOSSIP_DIRECT_MAX)
+    n = gossip__pick_alive(g, g->fanout, skip, pick);
+  for (size_t k = 0; k < n; k++)
+    gossip__send_sync(g, g->members[pick[k]].pub.peer_addr, &o);
+  for (size_t k = 0; k < nextra; k++) {
+    bool sent = false;
+    for (size_t j = 0; j < n && !sent; j++)
+      sent = pick[j] == extra[k];
+    if (!sent && extra[k] != g->self && g->members[extra[k]].pub.alive)
+      gossip__send_sync(g, g->members[extra[k]].pub.peer_addr, &o);
   }
 }
 
-static void gossip__round(gossip *g, uint64_t now_ms) {
-  gossip__me(g)->pub.heartbeat++;
-  size_t cand[GOSSIP_MEMBERS_MAX];
-  size_t ncand = 0;
-  /* Heartbeats to every member that is not removed, down ones included
-   * (so a partition heals); digests to fanout random alive ones. */
+/* One round: our heartbeat goes up, and we sync. In a small cluster (at
+ * most GOSSIP_DIRECT_MAX other members not removed) every one of them
+ * gets our heartbeat vector, down ones included (so a partition heals):
+ * every node hears every heartbeat within one latency; fanout of them,
+ * alive, answer with theirs, a second path when a message is lost. In a
+ * larger one,
+ * fanout random alive members get it and answer with theirs (push-pull),
+ * and one random down member gets a light probe that asks for an answer.
+ * Without alive members, digests go to the seeds. */
+static void gossip__round(gossip *g) {
+  gossip__member *me = gossip__me(g);
+  me->pub.heartbeat++;
+  g->hb16[g->self] = (uint16_t)me->pub.heartbeat;
+  g->full_budget = GOSSIP_FULL_PER_ROUND;
+  size_t others = 0, down = 0;
   for (size_t i = 0; i < g->nmembers; i++) {
     const gossip__member *m = &g->members[i];
     if (i == g->self || m->pub.status == GOSSIP_REMOVED)
       continue;
-    gossip__send(g, m->pub.peer_addr, GOSSIP__MSG_HEARTBEAT, false);
-    if (m->pub.alive)
-      cand[ncand++] = i;
+    others++;
+    down += !m->pub.alive;
   }
-  for (uint32_t k = 0; k < g->fanout && ncand > 0; k++) {
-    size_t j = (size_t)(kv_splitmix64(&g->rng) % ncand);
-    gossip__send(g, g->members[cand[j]].pub.peer_addr, GOSSIP__MSG_DIGEST,
-                 true);
-    cand[j] = cand[--ncand];
+  if (others <= GOSSIP_DIRECT_MAX) {
+    size_t pick[GOSSIP_FANOUT_MAX];
+    size_t n = gossip__pick_alive(g, g->fanout, NULL, pick);
+    for (size_t i = 0; i < g->nmembers; i++) {
+      const gossip__member *m = &g->members[i];
+      if (i == g->self || m->pub.status == GOSSIP_REMOVED)
+        continue;
+      gossip__sync_opts o = {.counters = true, .ring = GOSSIP__RING_NONE};
+      for (size_t k = 0; k < n; k++)
+        if (pick[k] == i)
+          o.flags = GOSSIP__F_REPLY;
+      gossip__send_sync(g, m->pub.peer_addr, &o);
+    }
+  } else {
+    size_t pick[GOSSIP_FANOUT_MAX];
+    size_t n = gossip__pick_alive(g, g->fanout, NULL, pick);
+    gossip__sync_opts o = {.flags = GOSSIP__F_REPLY,
+                           .counters = true,
+                           .ring = GOSSIP__RING_NONE};
+    for (size_t k = 0; k < n; k++)
+      gossip__send_sync(g, g->members[pick[k]].pub.peer_addr, &o);
+    if (down > 0) {
+      size_t j = (size_t)(kv_splitmix64(&g->rng) % down);
+      for (size_t i = 0; i < g->nmembers; i++) {
+        const gossip__member *m = &g->members[i];
+        if (i == g->self || m->pub.status == GOSSIP_REMOVED || m->pub.alive)
+          continue;
+        if (j-- == 0) {
+          gossip__sync_opts probe = {.flags = GOSSIP__F_REPLY,
+                                     .ring = GOSSIP__RING_NONE};
+          gossip__send_sync(g, m->pub.peer_addr, &probe);
+          break;
+        }
+      }
+    }
   }
   if (!gossip__has_peers(g))
     for (size_t i = 0; i < g->nseeds; i++)
-      gossip__send(g, g->seeds[i], GOSSIP__MSG_DIGEST, true);
-  (void)now_ms;
+      gossip__send_digest(g, g->seeds[i], true);
 }
 
+/* Marks members down whose phi reached the threshold. In a large table
+ * only when the earliest deadline passed; in a small one (at most
+ * GOSSIP_PHI_EAGER_MAX members) every time, refreshing every phi. */
 static void gossip__liveness(gossip *g, uint64_t now_ms) {
+  bool eager = g->nmembers <= GOSSIP_PHI_EAGER_MAX;
+  if (!eager && now_ms < g->next_suspect_ms)
+    return;
+  uint64_t next = UINT64_MAX;
   for (size_t i = 0; i < g->nmembers; i++) {
     gossip__member *m = &g->members[i];
     if (i == g->self) {
@@ -471,13 +1007,21 @@ static void gossip__liveness(gossip *g, uint64_t now_ms) {
       m->pub.phi = 0;
       continue;
     }
-    m->pub.phi = gossip_phi_value(&m->phi, now_ms);
-    bool alive = m->heard && m->pub.phi < g->phi_threshold;
-    if (alive != m->pub.alive) {
-      m->pub.alive = alive;
+    if (eager)
+      m->pub.phi = gossip_phi_value(&m->phi, now_ms);
+    if (!m->pub.alive)
+      continue;
+    if (now_ms >= g->suspect_ms[i]) {
+      m->pub.alive = false;
+      g->suspect_ms[i] = UINT64_MAX;
+      if (!eager)
+        m->pub.phi = gossip_phi_value(&m->phi, now_ms);
       gossip__changed(g, m);
+    } else if (g->suspect_ms[i] < next) {
+      next = g->suspect_ms[i];
     }
   }
+  g->next_suspect_ms = next;
 }
 
 /* The claimant in this node's view, or NULL. */
@@ -513,6 +1057,9 @@ static bool gossip__claim_due(const gossip *g, const gossip__member *m) {
   return false;
 }
 
+/* Most members one claim marks valid or removed and tells at once. */
+#define GOSSIP__CLAIM_TELL_MAX 64
+
 static void gossip__claim(gossip *g, uint64_t now_ms) {
   const gossip__member *c = gossip__claimant(g, now_ms);
   if (c != gossip__me(g))
@@ -538,15 +1085,17 @@ static void gossip__claim(gossip *g, uint64_t now_ms) {
         changes++;
     }
   }
-  bool spread = false;
+  bool spread = false, new_ring = false;
   if (changes > 0) {
     ring_claim(nr);
     ring_set_version(nr, ring_version(g->ring) + 1);
     gossip__set_ring(g, nr, gossip__me(g)->pub.id);
-    spread = true;
+    spread = new_ring = true;
   } else {
     ring_free(nr);
   }
+  size_t tell[GOSSIP__CLAIM_TELL_MAX];
+  size_t ntell = 0;
   for (size_t i = 0; i < g->nmembers; i++) {
     gossip__member *m = &g->members[i];
     bool in = ring_node_index(g->ring, m->pub.id) >= 0;
@@ -559,13 +1108,154 @@ static void gossip__claim(gossip *g, uint64_t now_ms) {
       m->pub.status = to;
       m->status_version++;
       m->status_incarnation = m->pub.incarnation;
+      gossip__rehash(g, m);
       gossip__changed(g, m);
+      if (ntell < GOSSIP__CLAIM_TELL_MAX)
+        tell[ntell++] = i;
       spread = true;
     }
   }
   gossip__report_ring(g);
   if (spread)
-    gossip__broadcast(g);
+    gossip__spread(g, new_ring, NULL, tell, ntell);
+}
+
+/* ---- receiving ---- */
+
+/* Applies a sync's deltas to our ring when they start from it; returns
+ * the ring they make when it is the one the sender says it has, or NULL:
+ * deltas from another ring (*bad false: ask for deltas from ours), or
+ * deltas from ours that do not make the sender's ring (*bad true: ask for
+ * the whole ring). */
+static ring *gossip__apply_deltas(const gossip *g, const gossip__msg *m,
+                                  bool *bad) {
+  *bad = false;
+  if (m->base_version != ring_version(g->ring) ||
+      m->base_hash != g->ring_hash || !g->ring_hash)
+    return NULL;
+  *bad = true;
+  ring *cur = NULL;
+  for (uint32_t i = 0; i < m->ndeltas; i++) {
+    ring *next = NULL;
+    if (ring_delta_apply(cur ? cur : g->ring, m->deltas[i].ptr,
+                         m->deltas[i].len, &next) != 0) {
+      ring_free(cur);
+      return NULL;
+    }
+    ring_free(cur);
+    cur = next;
+  }
+  kvbuf enc;
+  kvbuf_init(&enc);
+  bool ok = cur && ring_version(cur) == m->ring_version &&
+            ring_node_count(cur) > 0 && ring_encode(cur, &enc) == 0 &&
+            XXH3_64bits(enc.data, enc.len) == m->ring_hash;
+  kvbuf_free(&enc);
+  if (!ok) {
+    ring_free(cur);
+    return NULL;
+  }
+  *bad = false;
+  return cur;
+}
+
+/* Adopts rg (owned) when it beats our ring; returns whether it did. The
+ * same ring (we restarted with it) only teaches who made it. */
+static bool gossip__adopt(gossip *g, ring *rg, const gossip__msg *m) {
+  if (!gossip__ring_better(m->ring_version, m->claimant, m->ring_hash,
+                           ring_version(g->ring), g->claimant,
+                           g->ring_hash)) {
+    ring_free(rg);
+    return false;
+  }
+  if (ring_equal(rg, g->ring)) {
+    kv_strcopy(g->claimant, sizeof(g->claimant), m->claimant);
+    ring_free(rg);
+    return false;
+  }
+  gossip__set_ring(g, rg, m->claimant);
+  return true;
+}
+
+/* The old messages: a heartbeat or a digest (whole table and ring). */
+static void gossip__receive_digest(gossip *g, gossip__msg *m) {
+  bool adopted = false;
+  if (m->ring) {
+    adopted = gossip__adopt(g, m->ring, m);
+    m->ring = NULL;
+  }
+  gossip__report_ring(g);
+  if (adopted)
+    gossip__spread(g, true, m->sender.peer_addr, NULL, 0);
+  uint64_t ours = ring_version(g->ring);
+  const char *to = m->sender.peer_addr;
+  bool theirs_better =
+      gossip__ring_better(m->ring_version, m->claimant, m->ring_hash, ours,
+                          g->claimant, g->ring_hash);
+  bool ours_better =
+      gossip__ring_better(ours, g->claimant, g->ring_hash, m->ring_version,
+                          m->claimant, m->ring_hash);
+  if (m->kind == GOSSIP__MSG_HEARTBEAT) {
+    if (theirs_better)
+      gossip__send_digest(g, to, true);
+    else if (ours_better)
+      gossip__send_digest(g, to, false);
+  } else if (m->want_reply || ours_better) {
+    gossip__send_digest(g, to, false);
+  }
+}
+
+/* A sync: the ring part, the heartbeat vector, and the answer (gossip.h
+ * says when one goes back and what it holds). */
+static void gossip__receive_sync(gossip *g, gossip__msg *m, uint64_t now_ms) {
+  bool adopted = false, ring_failed = false;
+  if (m->ring) {
+    adopted = gossip__adopt(g, m->ring, m);
+    m->ring = NULL;
+  } else if (m->ndeltas) {
+    ring *rg = gossip__apply_deltas(g, m, &ring_failed);
+    if (rg)
+      adopted = gossip__adopt(g, rg, m);
+  }
+  gossip__report_ring(g);
+  if (adopted)
+    gossip__spread(g, true, m->sender.peer_addr, NULL, 0);
+
+  bool mismatch = false;
+  if (m->counters.ptr) {
+    if (m->members_hash == g->members_hash &&
+        m->counters.len == 2 * g->nmembers)
+      gossip__apply_counters(g, m->counters.ptr, now_ms);
+    else
+      mismatch = true;
+  }
+
+  const char *to = m->sender.peer_addr;
+  uint64_t ours = ring_version(g->ring);
+  gossip__sync_opts o = {.ring = GOSSIP__RING_NONE};
+  if (gossip__ring_better(m->ring_version, m->claimant, m->ring_hash, ours,
+                          g->claimant, g->ring_hash))
+    o.flags |= GOSSIP__F_WANT_RING | (ring_failed ? GOSSIP__F_WANT_FULL : 0);
+  else if (gossip__ring_better(ours, g->claimant, g->ring_hash,
+                               m->ring_version, m->claimant, m->ring_hash)) {
+    o.ring = m->flags & GOSSIP__F_WANT_FULL ? GOSSIP__RING_FULL
+                                            : GOSSIP__RING_DELTAS;
+    o.base_version = m->ring_version;
+    o.base_hash = m->ring_hash;
+  }
+  o.counters = (m->flags & GOSSIP__F_REPLY) != 0;
+  if (mismatch) {
+    if (m->flags & GOSSIP__F_MISMATCH) {
+      /* Our recent entries did not make the tables agree either: whole
+       * tables, both ways. */
+      gossip__send_digest(g, to, true);
+    } else {
+      o.flags |= GOSSIP__F_MISMATCH;
+      o.counters = true;
+    }
+  }
+  if (o.flags || o.counters || o.ring != GOSSIP__RING_NONE)
+    gossip__send_sync(g, to, &o);
 }
 
 /* ---- public API ---- */
@@ -596,9 +1286,10 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
   kvbuf_init(&g->ring_enc);
   kvbuf_init(&g->out);
   g->io = *io;
-  g->members = calloc(GOSSIP_MEMBERS_MAX, sizeof(*g->members));
-  g->scratch = calloc(GOSSIP_MEMBERS_MAX, sizeof(*g->scratch));
-  if (!g->members || !g->scratch)
+  g->now_ms = now_ms;
+  g->vec = malloc(2 * GOSSIP_MEMBERS_MAX);
+  if (!g->vec || gossip__table_grow(g) ||
+      gossip__scratch_reserve(g, GOSSIP__TABLE_MIN))
     goto fail;
   g->interval_ms =
       cfg->interval_ms ? cfg->interval_ms : GOSSIP_INTERVAL_MS_DEFAULT;
@@ -607,9 +1298,12 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
     g->fanout = GOSSIP_FANOUT_MAX;
   g->phi_threshold = cfg->phi_threshold > 0 ? cfg->phi_threshold
                                             : GOSSIP_PHI_THRESHOLD_DEFAULT;
+  g->phi_y = gossip_phi_y(g->phi_threshold);
+  g->next_suspect_ms = UINT64_MAX;
   g->q = cfg->q ? cfg->q : RING_Q_DEFAULT;
   g->n = cfg->n ? cfg->n : GOSSIP_N_DEFAULT;
   g->rng = cfg->rng_seed;
+  g->full_budget = GOSSIP_FULL_PER_ROUND;
 
   gossip__entry self;
   memset(&self, 0, sizeof(self));
@@ -620,7 +1314,9 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
       !kv_strcopy(self.zone, sizeof(self.zone), cfg->zone) ||
       !kv_strcopy(self.client_addr, sizeof(self.client_addr),
                   cfg->client_addr) ||
-      !kv_strcopy(self.peer_addr, sizeof(self.peer_addr), cfg->peer_addr))
+      !kv_strcopy(self.peer_addr, sizeof(self.peer_addr), cfg->peer_addr) ||
+      !kv_strcopy(self.version, sizeof(self.version),
+                  cfg->version ? cfg->version : ""))
     goto fail;
   self.incarnation = cfg->incarnation;
   self.heartbeat = 1;
@@ -628,7 +1324,9 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
   self.status_incarnation = cfg->incarnation;
   g->self = 0;
   gossip__member *me = gossip__insert(g, &self, now_ms, true);
-  g->self = (size_t)(me - g->members);
+  if (!me)
+    goto fail;
+  g->self = gossip__index(g, me);
 
   bool other_seeds = false;
   for (size_t i = 0; i < cfg->nseeds; i++) {
@@ -677,6 +1375,8 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
       me->status_version = 1;
     }
   }
+  gossip__rehash(g, me);
+  g->nrecent = 0; /* nothing to tell before anyone knows us */
   g->next_round_ms = now_ms;
   g->boot_until_ms = now_ms + (uint64_t)GOSSIP_BOOT_ROUNDS * g->interval_ms;
   return g;
@@ -691,15 +1391,20 @@ void gossip_free(gossip *g) {
   ring_free(g->ring);
   kvbuf_free(&g->ring_enc);
   kvbuf_free(&g->out);
+  gossip__hist_clear(g);
   free(g->members);
+  free(g->hb16);
+  free(g->suspect_ms);
   free(g->scratch);
+  free(g->vec);
   free(g);
 }
 
 void gossip_tick(gossip *g, uint64_t now_ms) {
+  g->now_ms = now_ms;
   gossip__report_ring(g);
   if (now_ms >= g->next_round_ms) {
-    gossip__round(g, now_ms);
+    gossip__round(g);
     g->next_round_ms += g->interval_ms;
     if (g->next_round_ms <= now_ms)
       g->next_round_ms = now_ms + g->interval_ms;
@@ -717,39 +1422,15 @@ int gossip_receive(gossip *g, const uint8_t *payload, size_t len,
   int rc = gossip__decode(g, payload, len, &m);
   if (rc)
     return rc;
+  g->now_ms = now_ms;
   gossip__merge(g, &m.sender, now_ms, true);
   for (uint32_t i = 0; i < m.nentries; i++)
     gossip__merge(g, &g->scratch[i], now_ms, false);
-  uint64_t ours = ring_version(g->ring);
-  if (m.ring && gossip__ring_better(m.ring_version, m.claimant, m.ring_hash,
-                                    ours, g->claimant, g->ring_hash)) {
-    if (ring_equal(m.ring, g->ring)) {
-      /* The same ring (we restarted with it): learn who made it. */
-      kv_strcopy(g->claimant, sizeof(g->claimant), m.claimant);
-    } else {
-      gossip__set_ring(g, m.ring, m.claimant);
-      m.ring = NULL;
-      ours = ring_version(g->ring);
-    }
-  }
+  if (m.kind == GOSSIP__MSG_SYNC)
+    gossip__receive_sync(g, &m, now_ms);
+  else
+    gossip__receive_digest(g, &m);
   ring_free(m.ring);
-  gossip__report_ring(g);
-
-  const char *to = m.sender.peer_addr;
-  bool theirs_better =
-      gossip__ring_better(m.ring_version, m.claimant, m.ring_hash, ours,
-                          g->claimant, g->ring_hash);
-  bool ours_better =
-      gossip__ring_better(ours, g->claimant, g->ring_hash, m.ring_version,
-                          m.claimant, m.ring_hash);
-  if (m.kind == GOSSIP__MSG_HEARTBEAT) {
-    if (theirs_better)
-      gossip__send(g, to, GOSSIP__MSG_DIGEST, true);
-    else if (ours_better)
-      gossip__send(g, to, GOSSIP__MSG_DIGEST, false);
-  } else if (m.want_reply || ours_better) {
-    gossip__send(g, to, GOSSIP__MSG_DIGEST, false);
-  }
   return 0;
 }
 
@@ -799,22 +1480,31 @@ int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms) {
       ring_free(r);
       return KV_ENOMEM;
     }
+  g->now_ms = now_ms;
   gossip__set_ring(g, r, "");
   /* Only ourselves remain, joining. */
-  if (g->self != 0)
+  if (g->self != 0) {
     g->members[0] = *me;
+    g->hb16[0] = g->hb16[g->self];
+  }
   g->self = 0;
   g->nmembers = 1;
+  g->suspect_ms[0] = UINT64_MAX;
+  g->next_suspect_ms = UINT64_MAX;
+  g->nrecent = 0;
   me = gossip__me(g);
+  g->members_hash = me->hash;
   me->pub.status = GOSSIP_JOINING;
   me->status_version++;
   me->status_incarnation = me->pub.incarnation;
+  gossip__rehash(g, me);
   gossip__changed(g, me);
   if (g->nseeds < GOSSIP__SEED_SLOTS)
     g->nseeds++;
   kv_strcopy(g->seeds[g->nseeds - 1], GOSSIP_ADDR_MAX, seed_addr);
   g->boot_until_ms = now_ms + (uint64_t)GOSSIP_BOOT_ROUNDS * g->interval_ms;
-  gossip__send(g, seed_addr, GOSSIP__MSG_DIGEST, true);
+  g->full_budget = GOSSIP_FULL_PER_ROUND;
+  gossip__send_digest(g, seed_addr, true);
   return 0;
 }
 
@@ -827,6 +1517,7 @@ int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms) {
 /* Applies an operator's status change to member id. */
 static int gossip__operator(gossip *g, const char *id, gossip_status to,
                             uint64_t now_ms) {
+  g->now_ms = now_ms;
   gossip__member *m = id ? gossip__lookup(g, id) : NULL;
   int idx = id && !m ? ring_node_index(g->ring, id) : -1;
   if (!m && idx >= 0 && to == GOSSIP_REMOVED) {
@@ -854,8 +1545,10 @@ static int gossip__operator(gossip *g, const char *id, gossip_status to,
   m->pub.status = to;
   m->status_version++;
   m->status_incarnation = m->pub.incarnation;
+  gossip__rehash(g, m);
   gossip__changed(g, m);
-  gossip__broadcast(g);
+  size_t target = gossip__index(g, m);
+  gossip__spread(g, false, NULL, &target, 1);
   return 0;
 }
 
@@ -871,4 +1564,49 @@ int gossip_leave(gossip *g, const char *id, uint64_t now_ms) {
 
 int gossip_remove(gossip *g, const char *id, uint64_t now_ms) {
   return gossip__operator(g, id, GOSSIP_REMOVED, now_ms);
+}
+
+/* ---- membership across restarts ---- */
+
+int gossip_members_encode(const gossip *g, kvbuf *out) {
+  size_t before = out->len;
+  msgpack_packer pk;
+  mp_packer_init(&pk, out);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_uint32(&pk, GOSSIP_WIRE_VERSION);
+  msgpack_pack_array(&pk, (uint32_t)(g->nmembers - 1));
+  for (size_t i = 0; i < g->nmembers; i++)
+    if (i != g->self)
+      gossip__pack_entry(&pk, &g->members[i], 0);
+  if (out->oom) {
+    out->len = before;
+    return KV_ENOMEM;
+  }
+  return 0;
+}
+
+int gossip_members_restore(gossip *g, const uint8_t *buf, size_t len,
+                           uint64_t now_ms) {
+  mp_reader r;
+  uint32_t n, ver, cnt;
+  mp_reader_init(&r, buf, len);
+  if (mp_read_array(&r, &n) || n < 2 || mp_read_u32(&r, &ver) ||
+      ver != GOSSIP_WIRE_VERSION || mp_read_array(&r, &cnt) ||
+      cnt > GOSSIP_MEMBERS_MAX || gossip__scratch_reserve(g, cnt))
+    return KV_EPROTO;
+  for (uint32_t i = 0; i < cnt; i++)
+    if (gossip__read_entry(&r, &g->scratch[i]))
+      return KV_EPROTO;
+  for (uint32_t i = 2; i < n && !r.err; i++)
+    mp_skip(&r);
+  if (r.err || mp_remaining(&r) != 0)
+    return KV_EPROTO;
+  g->now_ms = now_ms;
+  for (uint32_t i = 0; i < cnt; i++) {
+    const gossip__entry *e = &g->scratch[i];
+    if (gossip__lookup(g, e->id))
+      continue; /* this node, or known already */
+    gossip__insert(g, e, now_ms, false);
+  }
+  return 0;
 }

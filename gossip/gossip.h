@@ -5,9 +5,10 @@
  *
  * Each member has an id, an incarnation, a heartbeat version that its owner
  * bumps every round, a status (joining, valid, leaving, removed), a region,
- * a zone, and its client and peer addresses. Every gossip_config.interval_ms
- * a node sends a push-pull digest to a few random peers (and to a seed
- * until it has peers); newer entries win by (incarnation, heartbeat).
+ * a zone, its client and peer addresses and its software version. Every
+ * gossip_config.interval_ms a node syncs with a few peers (and sends a
+ * digest to a seed until it has peers); newer entries win by
+ * (incarnation, heartbeat).
  *
  * Liveness is local: phi-accrual over the arrival times of each member's
  * heartbeat updates; alive when phi < phi_threshold.
@@ -28,18 +29,39 @@
  *
  * Choices made (the details):
  *
- * - Full tables, not digests of versions: a "digest" carries the sender's
- *   whole member table and its encoded ring (up to 256 members of ~400
- *   bytes and a ring of at most RING_Q_MAX owners stay far below
- *   GOSSIP_MSG_MAX). Push-pull: a digest that asks for a reply gets the
- *   receiver's table back. Each round a node sends one to fanout random
- *   alive members, or to its seeds while it knows no alive member.
- * - Heartbeats go direct: each round a node also sends a tiny heartbeat
- *   (its own entry, ring version and claimant) to every member that is not
- *   removed, down ones included, so that every node sees every heartbeat
- *   within one latency (a dead node is seen down in ~4 s) and a partition
- *   heals. A heartbeat whose ring differs from ours triggers a digest:
- *   pulled (want_reply) when theirs is newer, pushed when ours is.
+ * - Scuttlebutt, not whole tables (issue #18, docs/scaling.md): a round's
+ *   message is a "sync": the sender's entry, its ring's (version,
+ *   claimant, hash), a hash of its member table, the heartbeat vector (two
+ *   bytes per member: the low 16 bits of each heartbeat, in table order)
+ *   and the entries that changed there in the last GOSSIP_RECENT_ROUNDS
+ *   rounds (at most GOSSIP_RECENT_MAX). The table hash is the XOR of an
+ *   XXH3 of every member's entry without its heartbeat, so equal hashes
+ *   mean equal tables but heartbeats, and the vector is read by position.
+ *   A receiver merges the entries first; if the hashes then differ it
+ *   answers with its own recent entries (MISMATCH), and if that does not
+ *   make them agree either, the two swap whole tables (digests, at most
+ *   GOSSIP_FULL_PER_ROUND a round). 1000 members: ~2 KB a sync instead of
+ *   ~130 KB of table and ring.
+ * - Small clusters (at most GOSSIP_DIRECT_MAX other members not removed):
+ *   every round a node syncs with every one of them, down ones included,
+ *   so every node sees every heartbeat within one latency (a dead node is
+ *   seen down in ~4 s) and a partition heals. Larger ones: bounded fan-out
+ *   and push-pull: fanout random alive members get a sync that asks for
+ *   theirs back, and one random down member gets a probe (a sync without
+ *   the vector) that asks for an answer, so a partition heals too.
+ * - Heartbeats by vector: a counter ahead of ours by less than 2^15 is a
+ *   newer heartbeat (an arrival for phi); a node more than 2^15 rounds
+ *   behind on a member (nine hours at 1 s) learns it from the member's own
+ *   entry, which every message from it carries.
+ * - Rings by delta: a sync says which ring its sender has; the one behind
+ *   asks (WANT_RING) and gets the chain of ring deltas (ring.h) from its
+ *   ring to the sender's, kept for the last GOSSIP_RING_HISTORY changes,
+ *   or the whole ring when there is no chain (WANT_FULL: a delta did not
+ *   give the ring its hash says). A node that adopts a new ring, or makes
+ *   one as claimant, pushes the delta at once to every alive member of a
+ *   small cluster, else to fanout random ones: a rumour that reaches
+ *   everyone in ~log(N) latencies, with the rounds' syncs for stragglers.
+ *   A join of 1000 nodes and 4096 partitions: a delta of ~100 bytes.
  * - Entries merge field by field: (incarnation, heartbeat) belongs to the
  *   member itself, the higher pair wins and counts as a heartbeat arrival
  *   for phi. The status carries its own status version, bumped by whoever
@@ -55,15 +77,22 @@
  *   (gossip/phi.h), standard deviation at least interval_ms /
  *   GOSSIP_PHI_MIN_STD_DIVISOR, first estimate mean = interval_ms. With
  *   1 s rounds and threshold 8 a member is down after ~3.6 s of silence.
+ *   Each arrival sets the time at which phi will reach the threshold; a
+ *   check compares times (and in tables of more than GOSSIP_PHI_EAGER_MAX
+ *   members runs only once the earliest of them passed), so
+ *   gossip_member.phi is refreshed at every check in small tables and
+ *   when a member goes down in large ones.
  * - Rings are ordered by (version, claimant id, hash): a higher version
  *   wins; on equal versions the smaller claimant id wins, and a known
  *   claimant beats "" (a ring restored from disk); with equal claimants
  *   (both "" after restarts) the smaller XXH3 of the ring's encoding wins,
  *   so two rings that claimants on both sides of a partition made with the
- *   same version converge even after every node restarted. The claimant adds every alive joining
- *   (or valid but missing) member, takes out leaving and removed ones,
- *   claims, bumps the version, marks the added valid and the taken out
- *   removed, and pushes a digest to every alive member.
+ *   same version converge even after every node restarted. The claimant
+ *   adds every alive joining (or valid but missing) member, takes out
+ *   leaving and removed ones, claims, bumps the version, marks the added
+ *   valid and the taken out removed, and spreads the change (above), to
+ *   the members whose status it set too. An operator's leave or remove
+ *   spreads the same way.
  * - Start: a node with no seeds but itself forms a one-node cluster in
  *   gossip_new. A node with seeds waits GOSSIP_BOOT_ROUNDS rounds; then, if
  *   it still has no ring and knows no alive valid member, the smallest
@@ -81,10 +110,44 @@
  *
  * Wire format (msgpack; GOSSIP_WIRE_VERSION):
  *   entry     = [id, region, zone, client_addr, peer_addr, incarnation,
- *                heartbeat, status, status_version, status_incarnation]
+ *                heartbeat, status, status_version, status_incarnation,
+ *                software_version]
  *   heartbeat = [version, 1, sender entry, ring version, claimant]
+ *               (taken from older nodes; no longer sent)
  *   digest    = [version, 2, sender entry, ring version, claimant,
  *                want_reply, [entry...], ring_encode() bin | nil]
+ *   sync      = [version, 3, sender entry, ring version, claimant,
+ *                ring hash, flags, members hash, vector bin | nil,
+ *                [recent entry...], ring part | nil]
+ *     ring hash     XXH3-64 of the sender's ring_encode() (0: no ring)
+ *     flags         1 REPLY: answer with a sync (with your vector);
+ *                   2 MISMATCH: an answer to a sync whose members hash
+ *                     differed from ours (after its entries were merged);
+ *                   4 WANT_RING: your ring beats mine, send deltas from
+ *                     mine (whose version and hash this sync's header
+ *                     holds); 8 WANT_FULL: send the whole ring
+ *     members hash  XOR over the table of XXH3 of each entry without its
+ *                   heartbeat
+ *     vector        2 bytes (big-endian) per member in table order: the
+ *                   low 16 bits of its heartbeat; read only when the
+ *                   members hashes are equal
+ *     ring part     [0, ring_encode() bin] | [1, base ring version, base
+ *                   ring hash, [ring delta bin...]] (ring_delta_encode,
+ *                   oldest first, leading from the base to the header's
+ *                   ring)
+ *   Kind 3 is an addition: kinds 1 and 2 are unchanged, and a digest is
+ *   still what a node with no peers sends to its seeds and what two nodes
+ *   whose tables disagree swap.
+ * Decoders take fields after the listed ones and skip them, so a field
+ * added at the end of an entry or a message reaches nodes that do not
+ * know it yet without upsetting them. software_version (the member's
+ * kvorumd version, "0.1.0") is such a field: entries of nodes that do not
+ * send it decode with an empty version.
+ *
+ * Saved membership (gossip_members_encode, for the node's next start):
+ *   [GOSSIP_WIRE_VERSION, [entry...]]  every member but this node, each
+ *   with heartbeat 0 (the heartbeat changes every round; what is saved is
+ *   who the members are and their status).
  */
 #ifndef KV_GOSSIP_H
 #define KV_GOSSIP_H
@@ -96,7 +159,7 @@
 #include "ring.h"
 
 #define GOSSIP_ADDR_MAX 64    /* "host:port" with NUL */
-#define GOSSIP_MEMBERS_MAX RING_NODES_MAX
+#define GOSSIP_MEMBERS_MAX RING_NODES_MAX /* removed ones included */
 #define GOSSIP_SEEDS_MAX 16
 #define GOSSIP_MSG_MAX (1024u * 1024u) /* largest payload we build or take */
 #define GOSSIP_INTERVAL_MS_DEFAULT 1000
@@ -109,6 +172,14 @@
 #define GOSSIP_N_DEFAULT 3
 #define GOSSIP_REGION_DEFAULT "default"
 #define GOSSIP_WIRE_VERSION 1
+#define GOSSIP_VERSION_MAX 32 /* a member's software version, NUL included */
+/* Scale (docs/scaling.md): */
+#define GOSSIP_DIRECT_MAX 16 /* up to this many others: sync with them all */
+#define GOSSIP_RECENT_MAX 16 /* changed entries a sync carries, at most */
+#define GOSSIP_RECENT_ROUNDS 10  /* ... changed within this many rounds */
+#define GOSSIP_RING_HISTORY 8    /* ring deltas kept for peers behind */
+#define GOSSIP_FULL_PER_ROUND 4  /* digests (whole tables) sent per round */
+#define GOSSIP_PHI_EAGER_MAX 64  /* tables up to this: phi at every check */
 
 typedef enum gossip_status {
   GOSSIP_JOINING,
@@ -131,6 +202,7 @@ typedef struct gossip_member {
   gossip_status status;
   bool alive;  /* local view (phi < threshold); self is always alive */
   double phi;  /* last computed phi */
+  char version[GOSSIP_VERSION_MAX]; /* its software version; "" unknown */
 } gossip_member;
 
 typedef struct gossip_io {
@@ -171,6 +243,7 @@ typedef struct gossip_config {
   uint32_t fanout;           /* default 3 */
   double phi_threshold;      /* default 8.0 */
   uint64_t rng_seed;
+  const char *version; /* this node's software version (NULL: "") */
 } gossip_config;
 
 typedef struct gossip gossip; /* opaque */
@@ -216,5 +289,17 @@ uint64_t gossip_status_version(const gossip *g, const char *id);
 /* The id of the node that made the current ring ("" when not known, as for
  * a ring restored from disk). Owned by g. */
 const char *gossip_claimant(const gossip *g);
+
+/* Membership across restarts. gossip_members_encode appends what this node
+ * knows of the other members (ids, addresses, incarnations, statuses and
+ * their versions, removals included) to out: the node saves it whenever it
+ * changes and hands it to gossip_members_restore at its next start, right
+ * after gossip_new. Restored members are not alive until they are heard
+ * from (like members learned from another node's table), and what gossip
+ * says later wins as usual. encode returns 0 or KV_ENOMEM; restore returns
+ * 0, or KV_EPROTO (nothing restored) for bytes encode did not make. */
+int gossip_members_encode(const gossip *g, kvbuf *out);
+int gossip_members_restore(gossip *g, const uint8_t *buf, size_t len,
+                           uint64_t now_ms);
 
 #endif

@@ -15,15 +15,9 @@ static void phi__refresh(gossip_phi *d) {
     mean = d->interval_ms;
     std = d->interval_ms / 4.0;
   } else {
-    double sum = 0, sq = 0;
-    for (uint32_t i = 0; i < d->count; i++)
-      sum += d->samples_ms[i];
-    mean = sum / d->count;
-    for (uint32_t i = 0; i < d->count; i++) {
-      double x = d->samples_ms[i] - mean;
-      sq += x * x;
-    }
-    std = sqrt(sq / d->count);
+    mean = (double)d->sum_ms / d->count;
+    double var = (double)d->sumsq_ms / d->count - mean * mean;
+    std = var > 0 ? sqrt(var) : 0;
   }
   if (std < d->min_std_ms)
     std = d->min_std_ms;
@@ -39,10 +33,22 @@ void gossip_phi_init(gossip_phi *d, uint32_t interval_ms,
   phi__refresh(d);
 }
 
-void gossip_phi_heartbeat(gossip_phi *d, uint64_t now_ms) {
-  if (d->have_last && now_ms >= d->last_ms) {
+void gossip_phi_evidence(gossip_phi *d, uint64_t now_ms,
+                         uint64_t alive_at_ms) {
+  if (alive_at_ms > now_ms)
+    alive_at_ms = now_ms;
+  if (d->have_last && alive_at_ms <= d->last_ms)
+    return; /* nothing newer */
+  if (d->have_last) {
     uint64_t gap = now_ms - d->last_ms;
     if (gap <= (uint64_t)d->interval_ms * GOSSIP_PHI_GAP_MAX_INTERVALS) {
+      if (d->count == GOSSIP_PHI_WINDOW) { /* the oldest sample goes */
+        uint64_t old = d->samples_ms[d->next];
+        d->sum_ms -= old;
+        d->sumsq_ms -= old * old;
+      }
+      d->sum_ms += gap;
+      d->sumsq_ms += gap * gap;
       d->samples_ms[d->next] = (uint32_t)gap;
       d->next = (d->next + 1) % GOSSIP_PHI_WINDOW;
       if (d->count < GOSSIP_PHI_WINDOW)
@@ -50,9 +56,12 @@ void gossip_phi_heartbeat(gossip_phi *d, uint64_t now_ms) {
       phi__refresh(d);
     }
   }
-  if (!d->have_last || now_ms >= d->last_ms)
-    d->last_ms = now_ms;
+  d->last_ms = alive_at_ms;
   d->have_last = true;
+}
+
+void gossip_phi_heartbeat(gossip_phi *d, uint64_t now_ms) {
+  gossip_phi_evidence(d, now_ms, now_ms);
 }
 
 void gossip_phi_stats(const gossip_phi *d, double *mean_ms, double *std_ms) {
@@ -72,4 +81,30 @@ double gossip_phi_value(const gossip_phi *d, uint64_t now_ms) {
   double a = y * (1.5976 + 0.070566 * y * y);
   double ln_phi = a > 0 ? a + log1p(exp(-a)) : log1p(exp(a));
   return ln_phi / log(10.0);
+}
+
+/* The model's exponent a(y) = y (1.5976 + 0.070566 y^2) grows strictly, and
+ * phi = log10(1 + e^a), so phi reaches p where a = ln(10^p - 1): Newton on
+ * the cubic, from the linear term's root. */
+double gossip_phi_y(double phi) {
+  double target = log(expm1(phi * log(10.0)));
+  double y = target / 1.5976;
+  for (int i = 0; i < 100; i++) {
+    double f = y * (1.5976 + 0.070566 * y * y) - target;
+    double df = 1.5976 + 3 * 0.070566 * y * y;
+    double step = f / df;
+    y -= step;
+    if (fabs(step) < 1e-12 * (1 + fabs(y)))
+      break;
+  }
+  return y;
+}
+
+uint64_t gossip_phi_deadline(const gossip_phi *d, double y) {
+  if (!d->have_last)
+    return UINT64_MAX;
+  double t = d->mean_ms + y * d->std_ms;
+  if (t < 0)
+    t = 0;
+  return d->last_ms + (uint64_t)ceil(t);
 }

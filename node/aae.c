@@ -55,16 +55,17 @@ static const aae_tree *aae__tree(node *n, uint32_t p) {
   return p < n->trees_q && n->trees[p] ? n->trees[p] : &empty;
 }
 
-/* Starts an exchange of partition p with peer. Returns whether it is under
- * way. */
+/* Starts an exchange of partition p with peer: a catch-up or repair one
+ * (queued), or one of the slow round. Returns whether it is under way. */
 static bool aae__exchange(node *n, uint32_t p, const gossip_member *peer,
-                          bool catchup, uint32_t round) {
+                          bool catchup, bool repair, uint32_t round) {
   core_req *r = core__peer_req(n, CORE_REQ_AAE, peer->id, peer->peer_addr);
   if (!r)
     return false;
   r->part = p;
   r->u.aae.phase = AAE_PHASE_LEAVES;
   r->u.aae.catchup = catchup;
+  r->u.aae.repair = repair;
   r->u.aae.round = round;
   const aae_tree *t = aae__tree(n, p);
   wire_pm_aae_branches br = {.part = p};
@@ -85,6 +86,8 @@ static bool aae__exchange(node *n, uint32_t p, const gossip_member *peer,
   n->aae.running = true;
   if (catchup)
     n->stats.catchup_exchanges++;
+  if (repair)
+    n->stats.repair_exchanges++;
   return true;
 }
 
@@ -113,27 +116,35 @@ static void aae__start(node *n) {
     if (!mine || npeers == 0)
       continue;
     const gossip_member *peer = peers[n->io.random(n->io.ctx) % npeers];
-    aae__exchange(n, p, peer, false, 0);
+    aae__exchange(n, p, peer, false, false, 0);
     return;
   }
 }
 
-/* Queues a catch-up exchange of p with peer, unless one is queued. */
-static void aae__enqueue(node *n, uint32_t p, const char *peer,
-                         uint32_t round) {
+/* Queues a catch-up (or repair) exchange of p with peer, unless one is
+ * queued (which then counts as a repair too when this one would).
+ * Returns whether it is queued now. */
+static bool aae__enqueue(node *n, uint32_t p, const char *peer,
+                         uint32_t round, bool repair) {
   aae_state *a = &n->aae;
-  if (!a->queue || a->len == AAE_CATCHUP_MAX)
-    return;
+  if (!a->queue)
+    return false;
   for (uint32_t i = 0; i < a->len; i++) {
-    const aae_catchup *e = &a->queue[(a->head + i) % AAE_CATCHUP_MAX];
-    if (e->part == p && strcmp(e->peer, peer) == 0)
-      return;
+    aae_catchup *e = &a->queue[(a->head + i) % AAE_CATCHUP_MAX];
+    if (e->part == p && strcmp(e->peer, peer) == 0) {
+      e->repair |= repair;
+      return true;
+    }
   }
+  if (a->len == AAE_CATCHUP_MAX)
+    return false;
   aae_catchup *e = &a->queue[(a->head + a->len) % AAE_CATCHUP_MAX];
   e->part = p;
   e->round = round;
+  e->repair = repair;
   kv_strcopy(e->peer, sizeof(e->peer), peer);
   a->len++;
+  return true;
 }
 
 /* Queues every partition this node and peer are both primaries of. */
@@ -145,7 +156,7 @@ static void aae__catchup_with(node *n, const char *peer) {
   uint32_t queued = 0;
   for (uint32_t p = 0; p < q; p++)
     if (core__is_primary_of(rg, p, n->id) && core__is_primary_of(rg, p, peer)) {
-      aae__enqueue(n, p, peer, 0);
+      aae__enqueue(n, p, peer, 0, false);
       queued++;
     }
   if (queued)
@@ -153,14 +164,18 @@ static void aae__catchup_with(node *n, const char *peer) {
               peer, queued);
 }
 
-/* Starts the next queued catch-up exchange, within the byte budget. */
+/* Starts the next queued catch-up exchange, within the byte budget (with
+ * catch-up off, only repair exchanges are queued, at the default rate). */
 static void aae__catchup_next(node *n, uint64_t now) {
   aae_state *a = &n->aae;
   if (now - a->window_ms >= 1000) {
     a->window_ms = now;
     a->window_bytes = n->stats.aae_bytes;
   }
-  if (n->stats.aae_bytes - a->window_bytes >= a->catchup_bytes_per_s)
+  uint64_t budget = a->catchup_bytes_per_s
+                        ? a->catchup_bytes_per_s
+                        : (uint64_t)AAE_CATCHUP_MB_PER_S << 20;
+  if (n->stats.aae_bytes - a->window_bytes >= budget)
     return; /* this second's budget is spent */
   const ring *rg = gossip_ring(n->gossip);
   while (a->len && !a->running) {
@@ -171,8 +186,8 @@ static void aae__catchup_next(node *n, uint64_t now) {
     if (!peer || e.part >= n->trees_q || !core__is_primary_of(rg, e.part, n->id) ||
         !core__is_primary_of(rg, e.part, e.peer))
       continue; /* the ring or the peer changed: nothing to catch up */
-    if (!aae__exchange(n, e.part, peer, true, e.round))
-      aae__enqueue(n, e.part, e.peer, e.round); /* later */
+    if (!aae__exchange(n, e.part, peer, !e.repair, e.repair, e.round))
+      aae__enqueue(n, e.part, e.peer, e.round, e.repair); /* later */
     return;
   }
 }
@@ -183,8 +198,10 @@ static void aae__catchup_next(node *n, uint64_t now) {
 static void aae__finish(node *n, core_req *r, bool differed) {
   n->stats.aae_exchanges++;
   n->aae.running = false;
-  if (r->u.aae.catchup && differed && r->u.aae.round + 1 < AAE_CATCHUP_ROUNDS)
-    aae__enqueue(n, r->part, r->targets[0].id, r->u.aae.round + 1);
+  if ((r->u.aae.catchup || r->u.aae.repair) && differed &&
+      r->u.aae.round + 1 < AAE_CATCHUP_ROUNDS)
+    aae__enqueue(n, r->part, r->targets[0].id, r->u.aae.round + 1,
+                 r->u.aae.repair);
   core__req_free(n, r);
 }
 
@@ -213,6 +230,46 @@ void aae_member_changed(node *n, const gossip_member *m) {
 }
 
 uint32_t aae_catchup_left(const node *n) { return n->aae.len; }
+
+uint32_t aae_repair_left(const node *n) {
+  const aae_state *a = &n->aae;
+  uint32_t left = 0;
+  for (uint32_t i = 0; i < a->len; i++)
+    left += a->queue[(a->head + i) % AAE_CATCHUP_MAX].repair;
+  return left;
+}
+
+uint32_t aae_repair(node *n, uint32_t part, uint32_t *parts) {
+  const ring *rg = gossip_ring(n->gossip);
+  uint32_t q = ring_q(rg), queued = 0;
+  *parts = 0;
+  if (ring_node_count(rg) == 0 || q != n->trees_q)
+    return 0;
+  uint32_t from = part == UINT32_MAX ? 0 : part;
+  uint32_t to = part == UINT32_MAX ? q : part + 1;
+  for (uint32_t p = from; p < to && p < q; p++) {
+    size_t idx[NODE_FANOUT_MAX];
+    size_t np = 0;
+    core__preflist(rg, p, idx, &np);
+    if (!core__is_primary_of(rg, p, n->id))
+      continue;
+    bool any = false;
+    for (size_t i = 0; i < np; i++) {
+      const char *id = ring_node_id(rg, idx[i]);
+      if (strcmp(id, n->id) == 0 || !core__member_up(n, id))
+        continue;
+      if (aae__enqueue(n, p, id, 0, true)) {
+        queued++;
+        any = true;
+      }
+    }
+    *parts += any;
+  }
+  if (queued)
+    core__log(n, NODE_LOG_INFO,
+              "repair: %u exchanges of %u partitions queued", queued, *parts);
+  return queued;
+}
 
 /* B: answers a tree's branches with its leaves of the differing ones. */
 void aae_on_branches(node *n, uint64_t conn, const wire_msg *m,
@@ -471,6 +528,7 @@ static void aae__objs(node *n, core_req *r, const wire_pm_aae_objs *ob) {
         changed) {
       n->stats.aae_keys_repaired++;
       n->stats.catchup_keys_repaired += r->u.aae.catchup;
+      n->stats.repair_keys_repaired += r->u.aae.repair;
     }
     obj_free(o);
   }

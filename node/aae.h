@@ -25,6 +25,10 @@
  * agree. So a node that returns, or returns empty, is caught up in seconds
  * whatever aae_interval_ms is.
  *
+ * Repair (kvorum repair, aae_repair): the same queue, on demand: every
+ * partition this node is a primary of (or one) with each other alive
+ * primary, counted apart from catch-up (repair_* in stats and transfers).
+ *
  * Depends on: core_int.h (the base), tree.h.
  */
 #ifndef KV_NODE_AAE_H
@@ -51,10 +55,11 @@ typedef enum aae_phase {
   AAE_PHASE_OBJS = 2,   /* the objects of the segments that differ */
 } aae_phase;
 
-/* A queued catch-up exchange: partition part with peer. */
+/* A queued catch-up (or repair) exchange: partition part with peer. */
 typedef struct aae_catchup {
   uint32_t part;
   uint32_t round; /* exchanges of it so far */
+  bool repair;    /* asked for by kvorum repair */
   char peer[RING_NAME_MAX];
 } aae_catchup;
 
@@ -85,8 +90,17 @@ int aae_init(node *n, const node_config *cfg, uint64_t now);
 void aae_free(node *n);
 /* Gossip's news about m: queues a catch-up with it when it came up. */
 void aae_member_changed(node *n, const gossip_member *m);
-/* Catch-up exchanges still queued. */
+/* Catch-up exchanges still queued (repair ones included). */
 uint32_t aae_catchup_left(const node *n);
+/* The part of those that kvorum repair queued. */
+uint32_t aae_repair_left(const node *n);
+/* kvorum repair: queues an exchange of partition part (every partition
+ * when part is UINT32_MAX) with each other alive primary, for each
+ * partition this node is a primary of. Returns the exchanges queued and
+ * sets *parts to the partitions they cover (0 and 0 when this node is no
+ * primary of part, or nobody else is up). The queue holds at most
+ * AAE_CATCHUP_MAX; what does not fit is left out. */
+uint32_t aae_repair(node *n, uint32_t part, uint32_t *parts);
 /* Builds every partition's tree (q of them) from storage. Returns 0 or an
  * error. */
 int aae_build_trees(node *n, uint32_t q);

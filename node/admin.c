@@ -9,6 +9,8 @@
 
 #include "core_int.h"
 
+#define ADMIN_DIR_MAX 1024 /* bytes of a backup directory, NUL included */
+
 /* ---- operator commands ---- */
 
 static const char *admin__member_state(const gossip_member *m) {
@@ -42,7 +44,7 @@ static void admin__status(node *n, msgpack_packer *pk) {
     if (m->status == GOSSIP_REMOVED)
       continue;
     int idx = ring_node_index(rg, m->id);
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 8);
     admin__pack_str(pk, "id", m->id);
     admin__pack_str(pk, "peer", m->peer_addr);
     admin__pack_str(pk, "listen", m->client_addr);
@@ -51,6 +53,8 @@ static void admin__status(node *n, msgpack_packer *pk) {
     admin__pack_str(pk, "state", admin__member_state(m));
     admin__pack_u64(pk, "partitions",
                     idx < 0 ? 0 : ring_owned_count(rg, (size_t)idx));
+    /* "?" for a member whose gossip carries no version (an older one). */
+    admin__pack_str(pk, "version", m->version[0] ? m->version : "?");
   }
 }
 
@@ -104,9 +108,10 @@ static void admin__ring(node *n, msgpack_packer *pk) {
 
 static void admin__stats(node *n, msgpack_packer *pk) {
   const core_stats *s = &n->stats;
-  msgpack_pack_map(pk, n->io.cpu_us ? 35 : 33);
+  msgpack_pack_map(pk, n->io.cpu_us ? 38 : 36);
   admin__pack_str(pk, "node", n->id);
   admin__pack_u64(pk, "incarnation", n->incarnation);
+  admin__pack_str(pk, "version", n->version);
   admin__pack_u64(pk, "gets", s->gets);
   admin__pack_u64(pk, "local_gets", s->local_gets);
   admin__pack_u64(pk, "puts", s->puts);
@@ -131,6 +136,8 @@ static void admin__stats(node *n, msgpack_packer *pk) {
   admin__pack_u64(pk, "catchup_exchanges", s->catchup_exchanges);
   admin__pack_u64(pk, "catchup_keys_sent", s->catchup_keys_sent);
   admin__pack_u64(pk, "catchup_keys_repaired", s->catchup_keys_repaired);
+  admin__pack_u64(pk, "repair_exchanges", s->repair_exchanges);
+  admin__pack_u64(pk, "repair_keys_repaired", s->repair_keys_repaired);
   admin__pack_u64(pk, "aae_exchanges", s->aae_exchanges);
   admin__pack_u64(pk, "aae_bytes", s->aae_bytes);
   admin__pack_u64(pk, "aae_keys_repaired", s->aae_keys_repaired);
@@ -163,6 +170,108 @@ static bool admin__arg(kv_slice args, const char *name, char *out, size_t cap) {
       return false;
   }
   return false;
+}
+
+/* Finds argument name in an ADMIN args map as a whole number, given as a
+ * number or as its decimal text (the CLI sends text). Returns 1 with *out
+ * set, 0 when it is absent, -1 when it is there but no such number. */
+static int admin__arg_u32(kv_slice args, const char *name, uint32_t *out) {
+  mp_reader rd;
+  uint32_t cnt;
+  mp_reader_init(&rd, args.ptr, args.len);
+  if (args.len == 0 || mp_read_map(&rd, &cnt))
+    return 0;
+  for (uint32_t i = 0; i < cnt; i++) {
+    kv_slice k;
+    if (mp_read_bytes(&rd, &k))
+      return 0;
+    if (!mp_slice_eq(k, name)) {
+      if (mp_skip(&rd))
+        return 0;
+      continue;
+    }
+    if (mp_peek(&rd) != MP_STR)
+      return mp_read_u32(&rd, out) == 0 ? 1 : -1;
+    char text[16], *end;
+    if (mp_read_cstr(&rd, text, sizeof(text)) || text[0] < '0' ||
+        text[0] > '9')
+      return -1;
+    unsigned long v = strtoul(text, &end, 10);
+    if (*end || v > UINT32_MAX)
+      return -1;
+    *out = (uint32_t)v;
+    return 1;
+  }
+  return 0;
+}
+
+/* "repair" {"partition": P}: queues anti-entropy exchanges of P (or of
+ * every partition this node is a primary of) with the other alive
+ * primaries now (aae_repair); kvorum transfers shows them run. Answers
+ * {"node", "partitions", "exchanges"}. */
+static void admin__repair(node *n, uint64_t conn, const wire_msg *m) {
+  const ring *rg = gossip_ring(n->gossip);
+  uint32_t q = ring_q(rg), part = UINT32_MAX;
+  int got = admin__arg_u32(m->raw, "partition", &part);
+  if (got < 0 || (got && part >= q)) {
+    core__send_error(n, conn, m->req_id, KV_EINVAL,
+                     "repair's partition is a number from 0 to %u (this "
+                     "ring has %u partitions)",
+                     q ? q - 1 : 0, q);
+    return;
+  }
+  if (got && !core__is_primary_of(rg, part, n->id)) {
+    core__send_error(n, conn, m->req_id, KV_ESTATE,
+                     "%s is no primary of partition %u; ask one of its "
+                     "primaries (kvorum ring lists them)",
+                     n->id, part);
+    return;
+  }
+  uint32_t parts = 0;
+  uint32_t queued = aae_repair(n, got ? part : UINT32_MAX, &parts);
+  msgpack_packer pk;
+  size_t start;
+  wire_begin(&n->out, &pk, &start, WIRE_ADMIN_OK, m->req_id, 1);
+  msgpack_pack_map(&pk, 3);
+  admin__pack_str(&pk, "node", n->id);
+  admin__pack_u64(&pk, "partitions", parts);
+  admin__pack_u64(&pk, "exchanges", queued);
+  wire_end(&n->out, start);
+  core__send_conn(n, conn);
+}
+
+/* "backup" {"dir": D} and "compact": the environment does the work and
+ * answers (node_io.backup, node_io.compact). */
+static void admin__storage(node *n, uint64_t conn, const wire_msg *m,
+                           bool backup) {
+  char dir[ADMIN_DIR_MAX], err[WIRE_ERRMSG_MAX];
+  if (backup && (!admin__arg(m->raw, "dir", dir, sizeof(dir)) || !dir[0])) {
+    core__send_error(n, conn, m->req_id, KV_EINVAL,
+                     "backup needs a directory (dir, at most %d bytes)",
+                     ADMIN_DIR_MAX - 1);
+    return;
+  }
+  if (backup && dir[0] != '/') {
+    core__send_error(n, conn, m->req_id, KV_EINVAL,
+                     "backup needs an absolute directory (on the node's "
+                     "machine), not '%s'",
+                     dir);
+    return;
+  }
+  if (backup ? !n->io.backup : !n->io.compact) {
+    core__send_error(n, conn, m->req_id, KV_ESTATE,
+                     "%s cannot %s: its storage does not support it", n->id,
+                     backup ? "back up" : "compact");
+    return;
+  }
+  err[0] = '\0';
+  int rc = backup ? n->io.backup(n->io.ctx, conn, m->req_id, dir, err,
+                                 sizeof(err))
+                  : n->io.compact(n->io.ctx, conn, m->req_id, err,
+                                  sizeof(err));
+  if (rc)
+    core__send_error(n, conn, m->req_id, rc, "%s",
+                     err[0] ? err : kv_strerror(rc));
 }
 
 /* "preflist" {"key": K}: the partition of K and its replicas, primaries
@@ -280,6 +389,14 @@ void admin_on_request(node *n, uint64_t conn, const wire_msg *m) {
     admin__log_level(n, conn, m);
     return;
   }
+  if (mp_slice_eq(m->text, "repair")) {
+    admin__repair(n, conn, m);
+    return;
+  }
+  if (mp_slice_eq(m->text, "backup") || mp_slice_eq(m->text, "compact")) {
+    admin__storage(n, conn, m, mp_slice_eq(m->text, "backup"));
+    return;
+  }
   int rc;
   if (mp_slice_eq(m->text, "join")) {
     if (!admin__arg(m->raw, "seed", arg, sizeof(arg))) {
@@ -326,7 +443,7 @@ void admin_on_request(node *n, uint64_t conn, const wire_msg *m) {
     core__send_error(n, conn, m->req_id, KV_EUNKNOWN,
                      "unknown admin command '%.*s' (known: status, ring, "
                      "stats, join, leave, remove, transfers, preflist, "
-                     "log-level)",
+                     "log-level, repair, backup, compact)",
                      (int)(m->text.len > 64 ? 64 : m->text.len),
                      (const char *)m->text.ptr);
     return;

@@ -19,6 +19,7 @@
 #include "hints.h"
 #include "levels.h"
 #include "reap.h"
+#include "types.h"
 
 /* The NODE_OP_* of a put, get or forward. */
 static int coord__op(const core_req *r) {
@@ -138,6 +139,11 @@ static void coord__put_reply(node *n, core_req *r) {
   wire_msg ok = {.type = r->u.coord.reply_type, .req_id = r->reply_id};
   ok.context.ptr = n->scratch.data;
   ok.context.len = n->scratch.len;
+  if (r->typed.len) { /* a typed put: its new state and what it did */
+    ok.value.ptr = r->typed.data;
+    ok.value.len = r->typed.len;
+    memcpy(ok.result, r->typed_result, sizeof(ok.result));
+  }
   wire_encode(&n->out, &ok);
   core__send_conn(n, r->conn);
   coord__answered(n, r, 0);
@@ -249,7 +255,9 @@ static void coord__put_check(node *n, core_req *r) {
       if (r->targets[i].primary && r->targets[i].state != CORE_T_OK)
         all = false;
     if (all && r->is_delete)
-      reap_schedule(n, r->part, r->key, r->klen);
+      reap_schedule(n, r->part, r->key, r->klen, 0);
+    else if (all && r->opts.ttl_ms)
+      reap_schedule(n, r->part, r->key, r->klen, r->opts.ttl_ms);
     coord__hint_rest(n, r);
     core__req_free(n, r);
   }
@@ -387,9 +395,35 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
                  .ts_ms = n->io.wall_ms(n->io.ctx),
                  .data = is_delete ? NULL : m->value.ptr,
                  .len = is_delete ? 0 : m->value.len};
+  if (!is_delete && m->opts.ttl_ms) {
+    /* The expiry is part of the version: every replica stores it. */
+    v.flags |= OBJ_EXPIRES;
+    v.expires_ms = v.ts_ms + m->opts.ttl_ms;
+  }
   bool warn = false;
   kv_slice ctx = m->context;
-  if (!ctx.ptr && (m->opts.flags & WIRE_OPT_REPLACE)) {
+  bool typed = !is_delete && (m->opts.flags & WIRE_OPT_TYPED);
+  if (typed) {
+    /* An operation on a data type: the new state of everything this
+     * replica holds, written over all of it. */
+    crdt_result tres;
+    memset(&tres, 0, sizeof(tres));
+    rc = types_apply(local, m->value.ptr, m->value.len, actor, v.ts_ms,
+                     NULL, &r->typed, &tres, err, sizeof(err));
+    if (rc) {
+      obj_free(local);
+      coord__fail(n, r, rc, err);
+      return;
+    }
+    r->typed_result[0] = tres.added;
+    r->typed_result[1] = tres.removed;
+    r->typed_result[2] = tres.value;
+    v.flags |= OBJ_TYPED;
+    v.data = r->typed.data;
+    v.len = r->typed.len;
+    ctx.ptr = NULL;
+  }
+  if (!ctx.ptr && (typed || (m->opts.flags & WIRE_OPT_REPLACE))) {
     /* Replace what this replica holds: its own clock is the context. */
     n->scratch.len = 0;
     if (obj_context(local, &n->scratch) == 0 && !n->scratch.oom) {
@@ -565,23 +599,53 @@ static int coord__merge(core_req *r) {
 
 /* Writes a GET_OK for o (NULL: not found) to conn. A key whose siblings
  * are all tombstones reads as not found (with its context). */
-/* Answers a read with o's siblings; returns how many (0: not found). */
+/* Answers a read with o's siblings; returns how many (0: not found).
+ * Expired values are absent; tombstones show only beside live values; a
+ * data type's states are joined into one sibling (WIRE_SIB_TYPED). */
 static size_t coord__get_ok(node *n, uint64_t conn, uint64_t req_id,
                             const obj *o) {
-  size_t cnt = o ? obj_sibling_count(o) : 0;
-  if (o && obj_all_deleted(o))
-    cnt = 0;
+  uint64_t now = n->io.wall_ms(n->io.ctx);
+  size_t all = o ? obj_sibling_count(o) : 0, cnt = 0;
+  uint64_t typed_ts = 0;
+  bool typed = false;
+  obj_value v;
+  if (o && !obj_all_gone(o, now))
+    for (size_t i = 0; i < all; i++) {
+      if (obj_sibling(o, i, &v) ||
+          (!(v.flags & OBJ_DELETED) && obj_value_gone(&v, now)))
+        continue;
+      if (v.flags & OBJ_TYPED) {
+        typed = true;
+        typed_ts = v.ts_ms > typed_ts ? v.ts_ms : typed_ts;
+      } else {
+        cnt++;
+      }
+    }
+  crdt *st = NULL;
+  kvbuf tenc;
+  kvbuf_init(&tenc);
+  if (typed && types_join(o, now, true, &st) == 0 && st &&
+      crdt_encode(st, &tenc) == 0)
+    cnt++;
+  else
+    typed = false;
+  crdt_free(st);
   n->scratch.len = 0;
   if (o)
     obj_context(o, &n->scratch);
   wire_get_ok_writer w;
   wire_begin_get_ok(&w, &n->out, req_id, (uint32_t)cnt);
-  for (size_t i = 0; i < cnt; i++) {
-    obj_value v;
+  if (typed)
+    wire_add_sibling(&w, WIRE_SIB_TYPED, typed_ts, tenc.data, tenc.len);
+  for (size_t i = 0; cnt && i < all; i++) {
     obj_sibling(o, i, &v);
-    wire_add_sibling(&w, (v.flags & OBJ_DELETED) ? WIRE_SIB_DELETED : 0,
-                     v.ts_ms, v.data, v.len);
+    if ((v.flags & OBJ_TYPED) ||
+        (!(v.flags & OBJ_DELETED) && obj_value_gone(&v, now)))
+      continue;
+    wire_add_sibling_exp(&w, (v.flags & OBJ_DELETED) ? WIRE_SIB_DELETED : 0,
+                         v.ts_ms, v.expires_ms, v.data, v.len);
   }
+  kvbuf_free(&tenc);
   wire_end_get_ok(&w, n->scratch.data, n->scratch.len);
   core__send_conn(n, conn);
   if (cnt)
@@ -821,6 +885,8 @@ static void coord__fwd_reply(node *n, core_req *r, const wire_msg *m) {
   }
   wire_msg ok = {.type = r->u.coord.reply_type, .req_id = r->reply_id};
   ok.context = m->context;
+  ok.value = m->value; /* a typed put's state and result */
+  memcpy(ok.result, m->result, sizeof(ok.result));
   wire_encode(&n->out, &ok);
   core__send_conn(n, r->conn);
   coord__answered(n, r, 0);

@@ -135,6 +135,7 @@ core_req *core__req_new(node *n, core_req_kind kind) {
   r->start_ms = core__now(n);
   r->start_us = core__now_us(n);
   kvbuf_init(&r->enc);
+  kvbuf_init(&r->typed);
   r->next = n->active;
   if (n->active)
     n->active->prev = r;
@@ -151,6 +152,7 @@ void core__req_free(node *n, core_req *r) {
     obj_free(r->targets[i].answer);
   obj_free(r->result);
   kvbuf_free(&r->enc);
+  kvbuf_free(&r->typed);
   if (r->key != r->key_inline)
     free(r->key);
   if (r->prev)

@@ -94,6 +94,7 @@ typedef struct node_stats {
   uint64_t hints_stored, hints_delivered, hints_refused;
   uint64_t hints_kept, hints_window_skipped; /* coordinator hints */
   uint64_t catchup_exchanges, catchup_keys_sent, catchup_keys_repaired;
+  uint64_t repair_exchanges, repair_keys_repaired; /* kvorum repair */
   uint64_t aae_exchanges, aae_bytes, aae_keys_repaired;
   uint64_t handoff_keys_sent, handoff_keys_received, partitions_dropped;
   uint64_t tombstones_reaped;
@@ -172,7 +173,8 @@ typedef struct node_io {
                          size_t cap);
   /* The node asks its environment to stop (it left the cluster). */
   void (*shutdown)(void *ctx);
-  /* Metadata: the ring is saved here when it changes. */
+  /* Metadata: the ring ("ring") and the membership ("members") are saved
+   * here when they change. */
   int (*meta_put)(void *ctx, const char *name, const void *val, size_t len);
   void (*log)(void *ctx, node_log_level lvl, const char *msg);
   /* Optional (NULL: not told): the log level changed at run time (ADMIN
@@ -182,6 +184,19 @@ typedef struct node_io {
   /* Optional (NULL: not reported): CPU time the process has used, user and
    * system, in microseconds; shown by the stats command. */
   void (*cpu_us)(void *ctx, uint64_t *user_us, uint64_t *sys_us);
+  /* Optional (NULL: the command answers that this node cannot): the ADMIN
+   * commands that work on the storage itself, which only the environment
+   * can do. backup: a consistent copy of the data under dir (an absolute
+   * path on the node's machine); compact: a manual compaction. Each
+   * starts the work and returns 0, and the environment then answers the
+   * request (req_id on conn) itself, with ADMIN_OK or ERROR, through the
+   * same path as conn_send; or returns a KV_E* code with a message in err
+   * (errlen bytes), and then the core answers with it and the environment
+   * never does. */
+  int (*backup)(void *ctx, uint64_t conn, uint64_t req_id, const char *dir,
+                char *err, size_t errlen);
+  int (*compact)(void *ctx, uint64_t conn, uint64_t req_id, char *err,
+                 size_t errlen);
 } node_io;
 
 typedef struct node_config {
@@ -204,6 +219,12 @@ typedef struct node_config {
   obj_limits limits;
   const uint8_t *ring_saved; /* a ring persisted by an earlier run */
   size_t ring_saved_len;
+  /* The membership persisted by an earlier run (meta "members",
+   * gossip_members_encode), or NULL. */
+  const uint8_t *members_saved;
+  size_t members_saved_len;
+  const char *version; /* software version shown to clients and peers
+                          (NULL: KVORUM_VERSION) */
   node_log_level log_level;
   /* Repair (0 = the default in parentheses). */
   uint32_t aae_interval_ms;     /* one tree exchange per interval (10000) */

@@ -114,6 +114,8 @@ typedef struct core_req {
   core_target targets[NODE_FANOUT_MAX];
   obj *result; /* PUT: the coordinator's new object; GET, REAP: merged */
   kvbuf enc;   /* PUT: the encoded object sent to replicas */
+  kvbuf typed; /* a typed PUT: the new state, for PUT_OK */
+  int64_t typed_result[3]; /* and what the operation did (types.h) */
   wire_opts opts;
   union {                         /* what only one kind of request needs */
     struct {                      /* PUT, GET, FWD */
@@ -132,12 +134,15 @@ typedef struct core_req {
     struct {           /* AAE */
       aae_phase phase; /* what the exchange waits for */
       bool catchup;    /* a queued catch-up exchange */
+      bool repair;     /* a queued repair exchange (kvorum repair) */
       uint32_t round;  /* its round (aae_catchup) */
     } aae;
   } u;
 } core_req;
 
 typedef node_stats core_stats;
+
+#define CORE_MEMBERS_SAVE_MS 1000u
 
 struct node {
   node_io io;
@@ -148,6 +153,13 @@ struct node {
   char peer_addr[GOSSIP_ADDR_MAX];
   uint64_t incarnation;
   uint64_t actor;
+  char version[GOSSIP_VERSION_MAX]; /* software version (HELLO_OK, status) */
+  /* The membership saved for the next start (meta "members"): saved at
+   * most every CORE_MEMBERS_SAVE_MS after gossip reports a change, and
+   * only when its encoding differs from what was saved. */
+  bool members_dirty;
+  uint64_t members_save_ms; /* no save before this */
+  uint64_t members_hash;    /* XXH3 of the last encoding saved */
   uint32_t def_r, def_w;
   uint32_t timeout_ms;
   obj_limits limits;

@@ -304,7 +304,7 @@ void handoff_admin_transfers(node *n, msgpack_packer *pk) {
   uint32_t cnt = 0;
   for (uint32_t i = 0; i < HANDOFF_TRANSFERS_MAX; i++)
     cnt += n->handoff.transfers[i].active;
-  msgpack_pack_map(pk, 8);
+  msgpack_pack_map(pk, 11);
   mp_pack_cstr(pk, "node");
   mp_pack_cstr(pk, n->id);
   mp_pack_cstr(pk, "hints_pending");
@@ -320,6 +320,13 @@ void handoff_admin_transfers(node *n, msgpack_packer *pk) {
   msgpack_pack_uint64(pk, n->stats.catchup_keys_sent);
   mp_pack_cstr(pk, "catchup_keys_repaired");
   msgpack_pack_uint64(pk, n->stats.catchup_keys_repaired);
+  /* kvorum repair's exchanges (queued with the catch-up ones). */
+  mp_pack_cstr(pk, "repair_exchanges_left");
+  msgpack_pack_uint64(pk, aae_repair_left(n));
+  mp_pack_cstr(pk, "repair_exchanges");
+  msgpack_pack_uint64(pk, n->stats.repair_exchanges);
+  mp_pack_cstr(pk, "repair_keys_repaired");
+  msgpack_pack_uint64(pk, n->stats.repair_keys_repaired);
   mp_pack_cstr(pk, "transfers");
   msgpack_pack_array(pk, cnt);
   for (uint32_t i = 0; i < HANDOFF_TRANSFERS_MAX; i++) {

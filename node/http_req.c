@@ -75,6 +75,18 @@ static int http__param(http_target *t, const char *s, size_t len, char *err,
     }
     return 0;
   }
+  if (strcmp(name, "ttl") == 0) {
+    uint64_t sec = 0;
+    size_t i = 0;
+    for (; val[i] >= '0' && val[i] <= '9' && sec <= 1000000000u; i++)
+      sec = sec * 10 + (uint64_t)(val[i] - '0');
+    if (i == 0 || val[i] || sec == 0 || sec > 1000000000u) {
+      snprintf(err, errlen, "ttl=%s: expected seconds (1 or more)", val);
+      return KV_EINVAL;
+    }
+    t->opts.ttl_ms = sec * 1000u;
+    return 0;
+  }
   if (strcmp(name, "timeout") == 0) {
     uint64_t ms = 0;
     size_t i = 0;
@@ -90,7 +102,7 @@ static int http__param(http_target *t, const char *s, size_t len, char *err,
   }
   snprintf(err, errlen,
            "unknown query parameter \"%s\" (known: r, pr, w, dw, pw, "
-           "timeout)",
+           "timeout, ttl)",
            name);
   return KV_EINVAL;
 }

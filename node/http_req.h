@@ -6,7 +6,7 @@
  *
  * Routes (docs/http.md):
  *   /metrics  /health  /ready
- *   /kv/{key}         key percent-encoded; query r, pr, w, dw, pw, timeout
+ *   /kv/{key}         key percent-encoded; query r, pr, w, dw, pw, timeout, ttl
  *   /admin/{command}  status, ring, stats, transfers
  *
  * Depends on: wire.h (wire_opts, KV_KEY_MAX, wire_parse_quorum).

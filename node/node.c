@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "admin.h"
 #include "kv_err.h"
@@ -33,6 +34,8 @@ static int node__hello(node *n, uint64_t conn, const wire_msg *m) {
   ok.text.len = strlen(n->id);
   ok.region.ptr = (const uint8_t *)n->region;
   ok.region.len = strlen(n->region);
+  ok.server_version.ptr = (const uint8_t *)n->version;
+  ok.server_version.len = strlen(n->version);
   ok.partitions = ring_q(gossip_ring(n->gossip));
   wire_encode(&n->out, &ok);
   core__send_conn(n, conn);
@@ -292,9 +295,29 @@ static void node__expire(node *n, uint64_t now) {
   }
 }
 
+/* Saves the membership when gossip changed it (at most every
+ * CORE_MEMBERS_SAVE_MS), so that a restarted node remembers its members
+ * and their statuses, removals included. */
+static void node__save_members(node *n, uint64_t now) {
+  if (!n->members_dirty || now < n->members_save_ms)
+    return;
+  n->members_dirty = false;
+  n->members_save_ms = now + CORE_MEMBERS_SAVE_MS;
+  kvbuf b;
+  kvbuf_init(&b);
+  if (gossip_members_encode(n->gossip, &b) == 0) {
+    uint64_t h = XXH3_64bits(b.data, b.len);
+    if (h != n->members_hash &&
+        n->io.meta_put(n->io.ctx, "members", b.data, b.len) == 0)
+      n->members_hash = h;
+  }
+  kvbuf_free(&b);
+}
+
 void node_tick(node *n) {
   uint64_t now = core__now(n);
   gossip_tick(n->gossip, now);
+  node__save_members(n, now);
   node__expire(n, now);
   aae_check_ring(n);
   hints_tick(n, now);
@@ -362,6 +385,7 @@ static void node__member_changed(void *ctx, const gossip_member *m) {
             gossip_status_name(m->status, m->alive));
   hints_member_changed(n, m);
   aae_member_changed(n, m);
+  n->members_dirty = true;
 }
 
 /* ---- lifecycle ---- */
@@ -380,6 +404,8 @@ node *node_new(const node_config *cfg, const node_io *io, char *err,
   kv_strcopy(n->zone, sizeof(n->zone), cfg->zone);
   kv_strcopy(n->client_addr, sizeof(n->client_addr), cfg->client_addr);
   kv_strcopy(n->peer_addr, sizeof(n->peer_addr), cfg->peer_addr);
+  kv_strcopy(n->version, sizeof(n->version),
+             cfg->version ? cfg->version : KVORUM_VERSION);
   n->incarnation = cfg->incarnation;
   n->actor = node_actor_of(n->id, n->incarnation);
   n->def_r = cfg->r ? cfg->r : 2;
@@ -439,6 +465,7 @@ node *node_new(const node_config *cfg, const node_io *io, char *err,
       .fanout = 3,
       .phi_threshold = cfg->phi_threshold,
       .rng_seed = io->random(io->ctx),
+      .version = n->version,
   };
   gossip_io gio = {.ctx = n,
                    .send = node__gossip_send,
@@ -450,6 +477,17 @@ node *node_new(const node_config *cfg, const node_io *io, char *err,
     snprintf(err, errlen, "cannot start membership (bad configuration?)");
     node_free(n);
     return NULL;
+  }
+  if (cfg->members_saved) {
+    if (gossip_members_restore(n->gossip, cfg->members_saved,
+                               cfg->members_saved_len, core__now(n)))
+      core__log(n, NODE_LOG_WARN, "the saved membership does not decode; "
+                "starting without it");
+    else
+      core__log(n, NODE_LOG_INFO, "%zu members remembered from the last run",
+                gossip_member_count(n->gossip) - 1);
+    n->members_hash = XXH3_64bits(cfg->members_saved, cfg->members_saved_len);
+    n->members_dirty = true; /* saved again only if it differs */
   }
   uint64_t now = core__now(n);
   hints_init(n, cfg, now);

@@ -13,7 +13,8 @@ static void reap__answer(node *n, core_req *r);
 
 /* ---- tombstone reaping ---- */
 
-void reap_schedule(node *n, uint32_t part, const uint8_t *key, size_t klen) {
+void reap_schedule(node *n, uint32_t part, const uint8_t *key, size_t klen,
+                   uint64_t delay_ms) {
   if (!n->reap.queue || n->reap.len >= REAP_QUEUE_MAX)
     return;
   uint8_t *k = malloc(klen ? klen : 1);
@@ -24,7 +25,7 @@ void reap_schedule(node *n, uint32_t part, const uint8_t *key, size_t klen) {
   e->part = part;
   e->key = k;
   e->klen = klen;
-  e->due_ms = core__now(n) + n->reap.grace_ms;
+  e->due_ms = core__now(n) + delay_ms + n->reap.grace_ms;
   n->reap.len++;
 }
 
@@ -39,7 +40,7 @@ static void reap__local(node *n, uint32_t part, const uint8_t *key, size_t klen,
   obj *o = NULL;
   if (core__local_read(n, part, key, klen, &o, NULL) || !o)
     return;
-  bool was_tombstones = obj_all_deleted(o);
+  bool was_tombstones = obj_all_gone(o, n->io.wall_ms(n->io.ctx));
   obj_free(o);
   bool changed = false;
   if (core__local_merge(n, part, key, klen, reaped, 0, &changed) != 0 ||
@@ -54,15 +55,19 @@ static void reap__local(node *n, uint32_t part, const uint8_t *key, size_t klen,
 /* r holds every primary's answer (a GET or a REAP check): reap when all
  * hold the same all-tombstone object older than the grace period. */
 void reap_maybe(node *n, core_req *r) {
-  if (!r->result || !obj_all_deleted(r->result))
+  uint64_t wall = n->io.wall_ms(n->io.ctx);
+  if (!r->result || !obj_all_gone(r->result, wall))
     return;
+  /* Gone since: a tombstone's write, an expired value's expiry. */
   uint64_t newest = 0;
   for (size_t i = 0; i < obj_sibling_count(r->result); i++) {
     obj_value v;
-    if (obj_sibling(r->result, i, &v) == 0 && v.ts_ms > newest)
-      newest = v.ts_ms;
+    if (obj_sibling(r->result, i, &v))
+      continue;
+    uint64_t since = (v.flags & OBJ_DELETED) ? v.ts_ms : v.expires_ms;
+    if (since > newest)
+      newest = since;
   }
-  uint64_t wall = n->io.wall_ms(n->io.ctx);
   if (wall < newest + n->reap.grace_ms)
     return;
   uint32_t nprim = 0;

@@ -45,8 +45,10 @@ typedef struct reap_state {
 int reap_init(node *n, const node_config *cfg);
 void reap_free(node *n);
 void reap_tick(node *n, uint64_t now);
-/* Schedules a check of key (a delete every primary took). */
-void reap_schedule(node *n, uint32_t part, const uint8_t *key, size_t klen);
+/* Schedules a check of key delay_ms plus the grace period from now (a
+ * delete: delay 0; a value with a time to live: its ttl). */
+void reap_schedule(node *n, uint32_t part, const uint8_t *key, size_t klen,
+                   uint64_t delay_ms);
 /* r holds every primary's answer (a GET or a reap check): reaps when all
  * hold the same all-tombstone object older than the grace period. */
 void reap_maybe(node *n, core_req *r);

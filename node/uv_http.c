@@ -25,11 +25,14 @@
 #include "uv_http.h"
 
 #include <h2o.h>
+#include <openssl/crypto.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http_req.h"
+#include "uv_auth.h"
 #include "kv_base64.h"
 #include "kv_err.h"
 #include "kv_json.h"
@@ -43,13 +46,14 @@
 #define UVH_JSON "application/json"
 
 /* What a waiting request asked the core. */
-typedef enum uvh_kind { UVH_GET, UVH_PUT, UVH_DEL, UVH_ADMIN } uvh_kind;
+typedef enum uvh_kind { UVH_GET, UVH_PUT, UVH_DEL, UVH_ADMIN, UVH_AUTH } uvh_kind;
 
 typedef struct uvh_pending {
   h2o_req_t *req; /* NULL when the client went away */
   uint32_t gen;
   bool used;
   bool json;      /* GET: Accept: application/json */
+  char user[AUTH_USER_MAX + 1]; /* UVH_AUTH: who is logging in (logs) */
   uvh_kind kind;
 } uvh_pending;
 
@@ -270,6 +274,8 @@ static void uvh__answer(h2o_req_t *req, const uvh_pending *p,
       return;
     }
     break;
+  case UVH_AUTH:
+    break; /* answered by uvh__login_done */
   case UVH_ADMIN:
     if (m->type == WIRE_ADMIN_OK) {
       kvbuf *b = &uvh.buf;
@@ -441,23 +447,8 @@ static void uvh__admin(h2o_req_t *req, const http_target *t) {
 
 /* ---- health ---- */
 
-/* Why this node should not get traffic yet, or NULL when it is ready. */
-static const char *uvh__not_ready(uvn *u) {
-  if (u->stopping)
-    return "stopping";
-  if (!u->st || store_broken(u->st))
-    return "storage refuses writes";
-  const gossip *g = node_gossip(u->core);
-  const gossip_member *self = gossip_find(g, u->id);
-  if (self && self->status == GOSSIP_LEAVING)
-    return "leaving the cluster";
-  if (ring_node_index(gossip_ring(g), u->id) < 0)
-    return "not in the ring yet";
-  return NULL;
-}
-
 static void uvh__ready(h2o_req_t *req) {
-  const char *why = uvh__not_ready(uvh.u);
+  const char *why = uvn__not_ready(uvh.u);
   kvbuf *b = &uvh.buf;
   b->len = 0;
   kvbuf_append(b, "{\"ready\": ", 10);
@@ -497,27 +488,42 @@ static void uvh__metrics(h2o_req_t *req) {
 
 /* ---- h2o ---- */
 
-static int uvh__on_req(h2o_handler_t *self, h2o_req_t *req) {
-  (void)self;
-  uvn *u = uvh.u;
-  u->net[UVN_PORT_HTTP].bytes_in += req->path.len + req->entity.len;
-  for (size_t i = 0; i < req->headers.size; i++)
-    u->net[UVN_PORT_HTTP].bytes_in +=
-        req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+/* What a request asks of a user's role (--auth-file). */
+static auth_op uvh__op(const h2o_req_t *req, const http_target *t) {
+  if (t->route == HTTP_R_KV)
+    return uvh__method(req, "GET") || uvh__method(req, "HEAD")
+               ? AUTH_OP_READ
+               : AUTH_OP_WRITE;
+  if (t->route == HTTP_R_ADMIN)
+    return strcmp(t->admin, "status") == 0 || strcmp(t->admin, "ring") == 0
+               ? AUTH_OP_TOPOLOGY
+               : AUTH_OP_ADMIN;
+  return AUTH_OP_READ;
+}
+
+/* Serves req for a client with role (AUTH_ROLE_ADMIN without
+ * --auth-file). */
+static void uvh__serve(h2o_req_t *req, auth_role role) {
   char err[WIRE_ERRMSG_MAX];
   http_target *t = &uvh__target;
   int rc = http_target_parse(req->path.base, req->path.len, t, err,
                              sizeof(err));
   if (rc) {
     uvh__error(req, uvh__status_of(rc), rc, err, strlen(err));
-    return 0;
+    return;
   }
   bool read_only = t->route != HTTP_R_KV && t->route != HTTP_R_UNKNOWN;
   if (read_only && !uvh__method(req, "GET") && !uvh__method(req, "HEAD")) {
     uvh__header(req, "allow", H2O_STRLIT("GET, HEAD"));
     uvh__errorf(req, 405, KV_EINVAL, "%.*s takes GET", (int)req->path.len,
                 req->path.base);
-    return 0;
+    return;
+  }
+  if (t->route != HTTP_R_UNKNOWN && !auth_allows(role, uvh__op(req, t))) {
+    uvh__errorf(req, 403, KV_EPERM, "role %s may not %.*s %.*s",
+                auth_role_name(role), (int)req->method.len, req->method.base,
+                (int)req->path.len, req->path.base);
+    return;
   }
   switch (t->route) {
   case HTTP_R_METRICS: uvh__metrics(req); break;
@@ -530,6 +536,94 @@ static int uvh__on_req(h2o_handler_t *self, h2o_req_t *req) {
                 "no such resource (see /metrics, /health, /ready, "
                 "/kv/{key}, /admin/status)");
   }
+}
+
+static void uvh__unauthorized(h2o_req_t *req, const char *msg) {
+  uvh__header(req, "www-authenticate",
+              H2O_STRLIT("Basic realm=\"kvorum\", charset=\"UTF-8\""));
+  uvh__errorf(req, 401, KV_EAUTH, "%s", msg);
+}
+
+static void uvh__login_done(uvn *u, uint64_t id, uint64_t unused,
+                            auth_role role) {
+  (void)unused;
+  uvh_pending *p = &uvh.pending[id & (UVH_PENDING_MAX - 1)];
+  if (!p->used || p->kind != UVH_AUTH ||
+      p->gen != (uint32_t)(id >> UVH_PENDING_BITS))
+    return;
+  h2o_req_t *req = p->req;
+  p->used = false;
+  p->req = NULL;
+  if (!req)
+    return;
+  if (role == AUTH_ROLE_NONE) {
+    uva_failed(u, "HTTP",
+               (kv_slice){(const uint8_t *)p->user, strlen(p->user)});
+    uvh__unauthorized(req, "authentication failed: wrong user or password");
+    return;
+  }
+  uvh__serve(req, role);
+}
+
+/* With --auth-file, every path but /health and /ready needs HTTP Basic
+ * credentials of a user whose role allows the request. */
+static void uvh__login(h2o_req_t *req) {
+  const h2o_iovec_t *h = uvh__req_header(req, "authorization");
+  if (!h || h->len < 6 || strncasecmp(h->base, "Basic ", 6) != 0) {
+    uvh__unauthorized(req, "this node requires a user and password (HTTP "
+                           "Basic authentication)");
+    return;
+  }
+  uint8_t *dec = NULL;
+  size_t dlen = 0;
+  const uint8_t *colon = NULL;
+  if (kv_b64_decode(h->base + 6, h->len - 6, &dec, &dlen) == 0)
+    colon = memchr(dec, ':', dlen);
+  if (!colon) {
+    free(dec);
+    uvh__unauthorized(req, "malformed Basic credentials");
+    return;
+  }
+  kv_slice user = {dec, (size_t)(colon - dec)};
+  kv_slice pw = {colon + 1, dlen - user.len - 1};
+  uint64_t id = 0;
+  uvh_pending *p = uvh__pending_new(req, UVH_AUTH, &id);
+  if (p) {
+    size_t ul = user.len < AUTH_USER_MAX ? user.len : AUTH_USER_MAX;
+    memcpy(p->user, user.ptr, ul);
+    p->user[ul] = '\0';
+  }
+  int r = p ? uva_check(uvh.u, user, pw, uvh__login_done, id, 0)
+            : UVA_REFUSED;
+  if (r != UVA_PENDING) {
+    if (p) {
+      p->used = false;
+      p->req = NULL;
+    }
+    if (r > 0) {
+      uvh__serve(req, (auth_role)r);
+    } else {
+      uva_failed(uvh.u, "HTTP", user);
+      uvh__unauthorized(req, "authentication failed: wrong user or password");
+    }
+  }
+  OPENSSL_cleanse(dec, dlen);
+  free(dec);
+}
+
+static int uvh__on_req(h2o_handler_t *self, h2o_req_t *req) {
+  (void)self;
+  uvn *u = uvh.u;
+  u->net[UVN_PORT_HTTP].bytes_in += req->path.len + req->entity.len;
+  for (size_t i = 0; i < req->headers.size; i++)
+    u->net[UVN_PORT_HTTP].bytes_in +=
+        req->headers.entries[i].name->len + req->headers.entries[i].value.len;
+  bool open = h2o_memis(req->path.base, req->path.len, H2O_STRLIT("/health")) ||
+              h2o_memis(req->path.base, req->path.len, H2O_STRLIT("/ready"));
+  if (uva_on(u) && !open)
+    uvh__login(req);
+  else
+    uvh__serve(req, AUTH_ROLE_ADMIN);
   return 0;
 }
 
@@ -588,9 +682,19 @@ int uvh_open(uvn *u, const char *addr) {
   h2o_context_init(&uvh.ctx, u->loop, &uvh.config);
   uvh.accept.ctx = &uvh.ctx;
   uvh.accept.hosts = uvh.config.hosts;
+  uvh_tls_reloaded(u);
   int rc = uvn__listen(u, &uvh.srv, addr, uvh__on_accept, "HTTP clients");
   uvh.open = rc == 0;
   return rc;
+}
+
+/* HTTPS only with --client-tls tls: h2o cannot tell TLS from plain on one
+ * port, and `both` exists so that nothing breaks during a rolling
+ * upgrade, so with `both` HTTP stays plain (docs/security.md). */
+void uvh_tls_reloaded(uvn *u) {
+  uvh.accept.ssl_ctx = u->tls && u->cfg->client_tls == UVT_TLS
+                           ? uvt_ctx_server(u->tls)
+                           : NULL;
 }
 
 void uvh_close(uvn *u) {

@@ -25,6 +25,8 @@
 int uvh_open(uvn *u, const char *addr);
 /* Closes the listener and every HTTP connection (at shutdown). */
 void uvh_close(uvn *u);
+/* The certificates were reloaded: new HTTPS connections use them. */
+void uvh_tls_reloaded(uvn *u);
 /* A native frame (header and body) the core sent to UVN_CONN_HTTP. */
 void uvh_on_frame(uvn *u, const uint8_t *frame, size_t len);
 

@@ -15,6 +15,8 @@
 #include "mp.h"
 #include "store.h"
 #include "uv_node.h"
+#include "uv_notify.h"
+#include "uv_tls.h"
 
 #define UVN_CONNS_MAX 16384u /* live connections, all kinds */
 #define UVN_CONN_BITS 14u
@@ -55,6 +57,16 @@ typedef struct uvn_conn {
   bool close_after_write;
   struct uvn_peer *peer;   /* PEER_OUT: the peer entry */
   struct uvr_conn *resp;   /* a Redis protocol client (uv_resp.c), or NULL */
+  uvt_conn *tls;           /* TLS state, or NULL for plain TCP */
+  bool sniff;              /* the port takes both: the first byte decides */
+  bool dial_tls;           /* PEER_OUT: speak TLS once connected */
+  bool rx;                 /* something was read */
+  uint8_t role;            /* auth_role once authenticated (--auth-file) */
+  uint8_t auth_fails;      /* failed logins on this connection */
+  bool auth_wait;          /* a login is being checked: frames wait */
+  char user[65];           /* who logged in (AUTH_USER_MAX + 1) */
+  kvbuf tin;               /* TLS: ciphertext read, not yet fed */
+  kvbuf tout;              /* TLS: ciphertext to write (wbuf swaps with it) */
   struct uvn_conn *dirty_next;
   kvbuf in;
   kvbuf out;   /* queued, not yet handed to the kernel */
@@ -67,12 +79,28 @@ typedef struct uvn_peer {
   char addr[GOSSIP_ADDR_MAX];
   uvn_conn *conn;
   uint64_t failed_ms;
+  bool dial_plain; /* --peer-tls both: TLS failed here, dial plain */
 } uvn_peer;
 
 typedef struct uvn_tokens {
   uint64_t *v;
   size_t len, cap;
 } uvn_tokens;
+
+/* An ADMIN backup or compact running on the thread pool; the shell
+ * answers its request when it is done. */
+typedef struct uvn_job {
+  uv_work_t work;
+  struct uvn *u;
+  bool backup;            /* else a compaction */
+  uint64_t conn, req_id;  /* whom to answer */
+  char dir[4096];         /* backup: DIR/NODE_ID */
+  uint64_t sequence;      /* backup: the last write it holds */
+  uint64_t bytes;         /* backup: its size; compact: SST bytes before */
+  uint64_t start_us, took_us;
+  int rc;
+  char err[512];
+} uvn_job;
 
 struct uvn {
   uv_loop_t *loop;
@@ -83,9 +111,16 @@ struct uvn {
   uv_timer_t tick;
   uv_prepare_t prepare;
   uv_check_t check;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
+  uvt_ctx *tls;           /* certificates; NULL without --tls-cert */
+  struct uva *auth;       /* users (uv_auth.c); NULL without --auth-file */
+  uint64_t auth_failures; /* failed logins */
+  uint64_t tls_failures;  /* handshakes and peer identities refused */
+  uint64_t tls_logged_ms; /* the last such failure logged (one a second) */
   uv_work_t sync_work;
   bool syncing;
+  uvn_job *backup, *compact; /* running on the thread pool, or NULL */
+  uvsd notify;               /* systemd's NOTIFY_SOCKET (uv_notify.h) */
   bool stopping;
   uint64_t broken_since, recover_ms; /* the store refuses writes */
   int sync_status;
@@ -114,6 +149,8 @@ struct uvn {
 /* uv_node.c */
 void uvn__logf(uvn *u, node_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The open connection with id, or NULL. */
+uvn_conn *uvn__conn_get(uvn *u, uint64_t id);
 /* Closes c now; the core learns of it; the memory goes in a callback. */
 void uvn__conn_close(uvn_conn *c);
 void uvn__mark_dirty(uvn_conn *c);
@@ -123,6 +160,10 @@ void uvn__queue(uvn_conn *c, const uint8_t *frame, size_t len);
  * KV_ECONN with a message on stderr naming what (e.g. "peers"). */
 int uvn__listen(uvn *u, uv_tcp_t *srv, const char *addr, uv_connection_cb cb,
                 const char *what);
+/* Why this node should get no traffic yet (not in the ring, leaving,
+ * stopping, storage refusing writes), or NULL when it is ready: GET /ready
+ * and systemd's READY=1 go by it. */
+const char *uvn__not_ready(uvn *u);
 
 /* uv_metrics.c: appends the Prometheus text of /metrics. */
 void uvm_render(uvn *u, kvbuf *out);

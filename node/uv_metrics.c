@@ -211,6 +211,16 @@ static void uvm__shell(kvbuf *out, uvn *u) {
                f == 0 ? n->open : f == 1 ? n->bytes_in : n->bytes_out);
     }
   }
+  uvm_one sec[] = {
+      {"kvorum_auth_failures_total", "counter",
+       "Failed logins (wrong user or password) on every port.",
+       u->auth_failures},
+      {"kvorum_tls_refused_total", "counter",
+       "TLS handshakes that failed on the native, peer and Redis ports, and "
+       "peers whose certificate did not name them.",
+       u->tls_failures},
+  };
+  uvm__ones(out, sec, sizeof(sec) / sizeof(sec[0]));
   prom_family(out, "kvorum_event_loop_lag_seconds", "histogram",
               "How late the event loop ran its 10 ms tick.");
   prom_hist(out, "kvorum_event_loop_lag_seconds", NULL, &u->loop_lag,

@@ -11,6 +11,7 @@
  */
 #include "uv_node.h"
 #include "uv_int.h"
+#include "uv_auth.h"
 #include "uv_http.h"
 #include "uv_resp.h"
 
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <uv.h>
 
@@ -72,7 +74,7 @@ static int uvn__tokens_push(uvn_tokens *t, uint64_t tok) {
 
 /* ---- connections ---- */
 
-static uvn_conn *uvn__conn_get(uvn *u, uint64_t id) {
+uvn_conn *uvn__conn_get(uvn *u, uint64_t id) {
   uvn_conn *c = u->conns[id & (UVN_CONNS_MAX - 1)];
   return c && c->id == id && !c->closing ? c : NULL;
 }
@@ -111,6 +113,9 @@ static uvn_conn *uvn__conn_new(uvn *u, node_conn_kind kind) {
 static void uvn__conn_free_cb(uv_handle_t *h) {
   uvn_conn *c = h->data;
   uvr_close(c);
+  uvt_conn_free(c->tls);
+  kvbuf_free(&c->tin);
+  kvbuf_free(&c->tout);
   kvbuf_free(&c->in);
   kvbuf_free(&c->out);
   kvbuf_free(&c->wbuf);
@@ -130,6 +135,14 @@ void uvn__conn_close(uvn_conn *c) {
       c->peer->conn = NULL;
     if (!c->connected)
       c->peer->failed_ms = uv_now(u->loop);
+    /* --peer-tls both: a TLS dial whose handshake never finished tries
+     * plain next, a plain one that never got an answer tries TLS. */
+    if (c->connected && u->cfg->peer_tls == UVT_BOTH) {
+      if (c->tls && !uvt_conn_ready(c->tls))
+        c->peer->dial_plain = true;
+      else if (!c->tls && !c->rx)
+        c->peer->dial_plain = false;
+    }
     c->peer = NULL;
   }
   /* Remove from the dirty list. */
@@ -165,22 +178,31 @@ static void uvn__write_cb(uv_write_t *req, int status) {
     uvn__conn_close(c);
     return;
   }
-  if (c->out.len)
+  if (c->out.len || c->tout.len)
     uvn__conn_write(c);
   else if (c->close_after_write)
     uvn__conn_close(c);
 }
 
 /* Hands c's queued output to the kernel: try_write first, uv_write for
- * what does not fit. */
+ * what does not fit. With TLS, the output is sealed into c->tout first
+ * (once the handshake is done) and tout is what goes out. */
 static void uvn__conn_write(uvn_conn *c) {
-  if (c->writing || c->closing || !c->connected || c->out.len == 0) {
+  if (c->tls && !c->closing && c->out.len && uvt_conn_ready(c->tls)) {
+    if (uvt_conn_seal(c->tls, c->out.data, c->out.len, &c->tout)) {
+      uvn__conn_close(c);
+      return;
+    }
+    c->out.len = 0;
+  }
+  kvbuf *q = c->tls ? &c->tout : &c->out;
+  if (c->writing || c->closing || !c->connected || q->len == 0) {
     if (!c->writing && !c->closing && c->close_after_write &&
-        c->out.len == 0)
+        q->len == 0 && c->out.len == 0)
       uvn__conn_close(c);
     return;
   }
-  uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+  uv_buf_t b = uv_buf_init((char *)q->data, (unsigned)q->len);
   int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (n == UV_EAGAIN)
     n = 0;
@@ -189,18 +211,18 @@ static void uvn__conn_write(uvn_conn *c) {
     return;
   }
   c->u->net[c->port].bytes_out += (uint64_t)n;
-  if ((size_t)n == c->out.len) {
-    c->out.len = 0;
+  if ((size_t)n == q->len) {
+    q->len = 0;
     if (c->close_after_write)
       uvn__conn_close(c);
     return;
   }
-  kvbuf_consume(&c->out, (size_t)n);
+  kvbuf_consume(q, (size_t)n);
   /* Swap the rest into wbuf and write it asynchronously. */
   kvbuf tmp = c->wbuf;
-  c->wbuf = c->out;
-  c->out = tmp;
-  c->out.len = 0;
+  c->wbuf = *q;
+  *q = tmp;
+  q->len = 0;
   b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
   c->u->net[c->port].bytes_out += c->wbuf.len;
   c->wreq.data = c;
@@ -214,7 +236,8 @@ static void uvn__conn_write(uvn_conn *c) {
 void uvn__queue(uvn_conn *c, const uint8_t *frame, size_t len) {
   if (c->closing)
     return;
-  if (c->out.len + c->wbuf.len + len > c->u->cfg->conn_out_max ||
+  if (c->out.len + c->wbuf.len + c->tout.len + len >
+          c->u->cfg->conn_out_max ||
       kvbuf_append(&c->out, frame, len)) {
     uvn__logf(c->u, NODE_LOG_WARN,
               "closing connection %llu: too much unread output",
@@ -229,38 +252,228 @@ void uvn__queue(uvn_conn *c, const uint8_t *frame, size_t len) {
 
 static void uvn__alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   uvn_conn *c = h->data;
+  kvbuf *b = c->tls ? &c->tin : &c->in;
   (void)hint;
-  if (kvbuf_reserve(&c->in, UVN_READ_CHUNK)) {
+  if (kvbuf_reserve(b, UVN_READ_CHUNK)) {
     buf->base = NULL;
     buf->len = 0;
     return;
   }
-  buf->base = (char *)c->in.data + c->in.len;
-  buf->len = c->in.cap - c->in.len;
+  buf->base = (char *)b->data + b->len;
+  buf->len = b->cap - b->len;
 }
 
-static void uvn__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  uvn_conn *c = s->data;
+/* A TLS handshake failed or a peer's certificate was refused: counted,
+ * and logged at most once a second (a peer redials every 250 ms). */
+static void uvn__tls_refused(uvn_conn *c, const char *why) {
   uvn *u = c->u;
-  (void)buf;
-  if (nread < 0) {
-    uvn__conn_close(c);
+  u->tls_failures++;
+  uint64_t now = uv_now(u->loop);
+  if (u->tls_logged_ms && now - u->tls_logged_ms < 1000)
     return;
+  u->tls_logged_ms = now;
+  struct sockaddr_storage sa;
+  int len = sizeof(sa);
+  char host[64] = "?";
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0)
+    uv_ip_name((struct sockaddr *)&sa, host, sizeof(host));
+  uvn__logf(u, NODE_LOG_WARN, "refusing a %s connection %s %s: %s",
+            c->port == UVN_PORT_PEER_IN || c->port == UVN_PORT_PEER_OUT
+                ? "peer"
+                : "client",
+            c->kind == NODE_CONN_PEER_OUT ? "to" : "from",
+            c->peer ? c->peer->addr : host, why);
+}
+
+/* The TLS role of c. */
+static uvt_role uvn__tls_role(const uvn_conn *c) {
+  return c->kind == NODE_CONN_PEER_OUT  ? UVT_DIAL
+         : c->kind == NODE_CONN_PEER_IN ? UVT_ACCEPT_PEER
+                                        : UVT_ACCEPT_CLIENT;
+}
+
+/* Before frames are read: a port that takes both tells TLS by its first
+ * byte (a TLS handshake record is 0x16; no native frame, RESP command or
+ * HTTP request starts so), and TLS turns what arrived in c->tin into
+ * plaintext in c->in. Returns false when c was closed. */
+static bool uvn__tls_in(uvn_conn *c) {
+  if (c->sniff) {
+    c->sniff = false;
+    if (c->in.data[0] != 0x16)
+      return true;
+    c->tls = uvt_conn_new(c->u->tls, uvn__tls_role(c));
+    if (!c->tls) {
+      uvn__conn_close(c);
+      return false;
+    }
+    kvbuf tmp = c->tin; /* what was read is ciphertext */
+    c->tin = c->in;
+    c->in = tmp;
   }
-  if (nread == 0)
-    return;
-  c->in.len += (size_t)nread;
-  u->net[c->port].bytes_in += (uint64_t)nread;
-  if (c->resp) {
-    uvr_on_read(c);
-    return;
+  if (!c->tls)
+    return true;
+  char err[256];
+  int rc = uvt_conn_feed(c->tls, c->tin.data, c->tin.len, &c->in, &c->tout,
+                         err, sizeof(err));
+  c->tin.len = 0;
+  if (rc) {
+    if (rc == KV_ECONN)
+      uvn__tls_refused(c, err);
+    /* Send the alert that says why (in c->tout), then close. */
+    c->close_after_write = true;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uvn__mark_dirty(c);
+    return false;
   }
+  uvn__mark_dirty(c); /* handshake bytes, or output waiting for it */
+  return true;
+}
+
+/* A peer's PEER_HELLO over TLS must come from a certificate that names
+ * the node id it claims. Returns false (c closed) when it does not. */
+static bool uvn__peer_named(uvn_conn *c, const uint8_t *body, size_t len) {
+  wire_msg m;
+  if (wire_decode(body, len, &wire_limits_default, &m) ||
+      m.type != WIRE_PEER_HELLO)
+    return true; /* the core answers what is not a hello */
+  char id[RING_NAME_MAX];
+  snprintf(id, sizeof(id), "%.*s", (int)m.text.len, (const char *)m.text.ptr);
+  if (uvt_conn_names(c->tls, id) && uvt_conn_is_node(c->tls))
+    return true;
+  char subject[128], why[320];
+  uvt_conn_subject(c->tls, subject, sizeof(subject));
+  if (uvt_conn_names(c->tls, id))
+    snprintf(why, sizeof(why),
+             "its certificate (%s) is not a node's: it lacks the serverAuth "
+             "extended key usage",
+             subject);
+  else
+    snprintf(why, sizeof(why),
+             "it says it is node %s but its certificate names %s", id,
+             subject);
+  uvn__tls_refused(c, why);
+  uvn__conn_close(c);
+  return false;
+}
+
+/* Sends an ERROR on c (req_id id). */
+static void uvn__error(uvn_conn *c, uint64_t id, int code, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+static void uvn__error(uvn_conn *c, uint64_t id, int code, const char *fmt,
+                       ...) {
+  char msg[WIRE_ERRMSG_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  kvbuf e;
+  kvbuf_init(&e);
+  wire_encode_error(&e, id, code, "%s", msg);
+  uvn__queue(c, e.data, e.len);
+  kvbuf_free(&e);
+}
+
+static void uvn__frames(uvn_conn *c);
+
+/* The answer to a HELLO's credentials (uva_check). */
+static void uvn__login_done(uvn *u, uint64_t conn, uint64_t req_id,
+                            auth_role role) {
+  uvn_conn *c = uvn__conn_get(u, conn);
+  if (!c)
+    return;
+  c->auth_wait = false;
+  c->role = (uint8_t)role;
+  if (role == AUTH_ROLE_NONE) {
+    /* The hello waits at the head of c->in: drop it and say why. */
+    uint32_t body_len = 0;
+    wire_frame_check(c->in.data, c->in.len, &wire_limits_default, &body_len);
+    wire_msg m;
+    kv_slice user = {(const uint8_t *)"", 0};
+    if (wire_decode(c->in.data + WIRE_HEADER_BYTES, body_len,
+                    &wire_limits_default, &m) == 0 && m.user.ptr)
+      user = m.user;
+    uva_failed(u, "the native protocol", user);
+    kvbuf_consume(&c->in, WIRE_HEADER_BYTES + body_len);
+    c->auth_fails++;
+    uvn__error(c, req_id, KV_EAUTH,
+               "authentication failed: wrong user or password%s",
+               c->auth_fails >= UVA_FAILS_MAX ? "; closing the connection"
+                                              : "");
+    if (c->auth_fails >= UVA_FAILS_MAX) {
+      c->close_after_write = true;
+      uvn__mark_dirty(c);
+      return;
+    }
+  }
+  uvn__frames(c);
+}
+
+enum { UVN_AUTH_PASS, UVN_AUTH_SKIP, UVN_AUTH_WAIT };
+
+/* --auth-file on a client connection: a HELLO must carry credentials
+ * that pass (checked off the loop: frames wait meanwhile), and each later
+ * frame must be one the user's role allows. Returns UVN_AUTH_*. */
+static int uvn__auth_frame(uvn_conn *c, const uint8_t *body, size_t len) {
+  uint32_t type;
+  uint64_t id;
+  wire_msg m;
+  if (wire_peek(body, len, &type, &id))
+    return UVN_AUTH_PASS; /* the core answers what it cannot read */
+  if (!c->greeted) {
+    if (type != WIRE_HELLO || c->role != AUTH_ROLE_NONE)
+      return UVN_AUTH_PASS;
+    if (c->auth_wait)
+      return UVN_AUTH_WAIT;
+    if (wire_decode(body, len, &wire_limits_default, &m))
+      return UVN_AUTH_PASS;
+    if (!m.user.ptr) {
+      uvn__error(c, id, KV_EAUTH,
+                 "this node requires a user and password (--auth-file): "
+                 "give them in HELLO (kvorum --user USER, with the "
+                 "password in KVORUM_PASSWORD)");
+      c->close_after_write = true;
+      uvn__mark_dirty(c);
+      return UVN_AUTH_SKIP;
+    }
+    size_t ul = m.user.len < sizeof(c->user) - 1 ? m.user.len
+                                                 : sizeof(c->user) - 1;
+    memcpy(c->user, m.user.ptr, ul);
+    c->user[ul] = '\0';
+    int r = uva_check(c->u, m.user, m.secret, uvn__login_done, c->id, id);
+    if (r > 0) {
+      c->role = (uint8_t)r;
+      return UVN_AUTH_PASS;
+    }
+    if (r == UVA_PENDING) {
+      c->auth_wait = true;
+      return UVN_AUTH_WAIT;
+    }
+    uvn__login_done(c->u, c->id, id, AUTH_ROLE_NONE);
+    return UVN_AUTH_WAIT; /* uvn__login_done went on with c->in */
+  }
+  kv_slice cmd = {NULL, 0};
+  if (type == WIRE_ADMIN && wire_decode(body, len, &wire_limits_default,
+                                        &m) == 0)
+    cmd = m.text;
+  if (auth_allows((auth_role)c->role, uva_native_op(type, cmd)))
+    return UVN_AUTH_PASS;
+  uvn__error(c, id, KV_EPERM, "user %s (role %s) may not send %s%s%.*s",
+             c->user, auth_role_name((auth_role)c->role),
+             wire_type_name(type), cmd.len ? " " : "",
+             (int)(cmd.len > 32 ? 32 : cmd.len), (const char *)cmd.ptr);
+  return UVN_AUTH_SKIP;
+}
+
+/* Hands the whole frames in c->in to the core. */
+static void uvn__frames(uvn_conn *c) {
+  uvn *u = c->u;
   const wire_limits *lim = &wire_limits_default;
   wire_limits mine = *lim;
   if (u->cfg->core.limits.value_max)
     mine.value_max = u->cfg->core.limits.value_max;
+  bool gate = u->auth && c->kind == NODE_CONN_CLIENT;
   size_t off = 0;
-  while (!c->closing) {
+  while (!c->closing && !c->auth_wait) {
     uint32_t body_len;
     int rc = wire_frame_check(c->in.data + off, c->in.len - off, &mine,
                               &body_len);
@@ -268,20 +481,33 @@ static void uvn__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       break;
     if (rc) {
       /* The framing itself is broken: say why and close. */
-      kvbuf e;
-      kvbuf_init(&e);
-      wire_encode_error(&e, 0, KV_ETOOBIG,
-                        "frame of %u bytes is larger than the limit of %u "
-                        "bytes; closing the connection",
-                        body_len, mine.frame_max);
-      uvn__queue(c, e.data, e.len);
-      kvbuf_free(&e);
+      uvn__error(c, 0, KV_ETOOBIG,
+                 "frame of %u bytes is larger than the limit of %u bytes; "
+                 "closing the connection",
+                 body_len, mine.frame_max);
       c->close_after_write = true;
       uvn__mark_dirty(c);
       off = c->in.len;
       break;
     }
     const uint8_t *body = c->in.data + off + WIRE_HEADER_BYTES;
+    if (c->tls && c->kind == NODE_CONN_PEER_IN && !c->greeted &&
+        !uvn__peer_named(c, body, body_len))
+      return;
+    if (gate) {
+      if (off) { /* the check may consume c->in from its head */
+        kvbuf_consume(&c->in, off);
+        off = 0;
+        body = c->in.data + WIRE_HEADER_BYTES;
+      }
+      int g = uvn__auth_frame(c, body, body_len);
+      if (g == UVN_AUTH_WAIT)
+        return;
+      if (g == UVN_AUTH_SKIP) {
+        off += WIRE_HEADER_BYTES + body_len;
+        continue;
+      }
+    }
     off += WIRE_HEADER_BYTES + body_len;
     int act = node_on_frame(u->core, c->id, c->kind, c->greeted, body,
                             body_len);
@@ -300,6 +526,29 @@ static void uvn__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     kvbuf_consume(&c->in, off);
   if (c->close_after_write)
     uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static void uvn__read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  uvn_conn *c = s->data;
+  uvn *u = c->u;
+  (void)buf;
+  if (nread < 0) {
+    uvn__conn_close(c);
+    return;
+  }
+  if (nread == 0)
+    return;
+  (c->tls ? &c->tin : &c->in)->len += (size_t)nread;
+  u->net[c->port].bytes_in += (uint64_t)nread;
+  c->rx = true;
+  if ((c->sniff || c->tls) && !uvn__tls_in(c))
+    return;
+  if (!c->in.len)
+    return; /* TLS handshake bytes only: nothing to parse */
+  if (c->resp)
+    uvr_on_read(c);
+  else
+    uvn__frames(c);
 }
 
 static void uvn__start(uvn_conn *c) {
@@ -332,6 +581,13 @@ static void uvn__on_accept(uv_stream_t *srv, int status, int kind) {
   }
   if (uv_accept(srv, (uv_stream_t *)&c->tcp) ||
       (kind == UVN_CONN_RESP && uvr_open(c))) {
+    uvn__conn_close(c);
+    return;
+  }
+  uvt_mode mode = c->kind == NODE_CONN_PEER_IN ? u->cfg->peer_tls
+                                               : u->cfg->client_tls;
+  c->sniff = mode == UVT_BOTH;
+  if (mode == UVT_TLS && !(c->tls = uvt_conn_new(u->tls, uvn__tls_role(c)))) {
     uvn__conn_close(c);
     return;
   }
@@ -385,6 +641,13 @@ static void uvn__connect_cb(uv_connect_t *req, int status) {
     return;
   }
   uvn__start(c);
+  if (c->dial_tls) {
+    c->tls = uvt_conn_new(c->u->tls, UVT_DIAL);
+    if (!c->tls || uvt_conn_start(c->tls, &c->tout)) {
+      uvn__conn_close(c);
+      return;
+    }
+  }
   uvn__conn_write(c);
 }
 
@@ -416,6 +679,8 @@ static uvn_conn *uvn__peer_conn(uvn *u, uvn_peer *p) {
     return NULL;
   c->peer = p;
   c->greeted = true; /* we speak first; answers need no hello */
+  c->dial_tls = u->cfg->peer_tls == UVT_TLS ||
+                (u->cfg->peer_tls == UVT_BOTH && !p->dial_plain);
   c->creq.data = c;
   if (uv_tcp_connect(&c->creq, &c->tcp, (struct sockaddr *)&sa,
                      uvn__connect_cb)) {
@@ -637,6 +902,209 @@ static void uvn__io_cpu_us(void *ctx, uint64_t *user_us, uint64_t *sys_us) {
             (uint64_t)ru.ru_stime.tv_usec;
 }
 
+/* ---- backup and compaction, on the thread pool ---- */
+
+static void uvn__flush(uvn *u);
+
+static void uvn__job_work(uv_work_t *w) {
+  uvn_job *j = w->data;
+  uint64_t t0 = uv_hrtime();
+  j->rc = j->backup ? store_checkpoint(j->u->st, j->dir, &j->bytes, j->err,
+                                       sizeof(j->err))
+                    : store_compact(j->u->st, j->err, sizeof(j->err));
+  j->took_us = (uv_hrtime() - t0) / 1000u;
+}
+
+/* Answers the job's ADMIN request and frees it. */
+static void uvn__job_after(uv_work_t *w, int status) {
+  uvn_job *j = w->data;
+  uvn *u = j->u;
+  if (status && !j->rc) {
+    j->rc = KV_EIO;
+    snprintf(j->err, sizeof(j->err), "the job was cancelled");
+  }
+  kvbuf b;
+  kvbuf_init(&b);
+  uint64_t ms = (j->took_us + 500) / 1000;
+  if (j->rc) {
+    uvn__logf(u, NODE_LOG_ERROR, "%s failed: %s",
+              j->backup ? "backup" : "compaction", j->err);
+    wire_encode_error(&b, j->req_id, j->rc, "%s", j->err);
+  } else {
+    msgpack_packer pk;
+    size_t start;
+    wire_begin(&b, &pk, &start, WIRE_ADMIN_OK, j->req_id, 1);
+    if (j->backup) {
+      uvn__logf(u, NODE_LOG_INFO,
+                "backup of %llu bytes at sequence %llu in %s, %llu ms",
+                (unsigned long long)j->bytes,
+                (unsigned long long)j->sequence, j->dir,
+                (unsigned long long)ms);
+      msgpack_pack_map(&pk, 5);
+      mp_pack_cstr(&pk, "node");
+      mp_pack_cstr(&pk, u->id);
+      mp_pack_cstr(&pk, "dir");
+      mp_pack_cstr(&pk, j->dir);
+      mp_pack_cstr(&pk, "bytes");
+      msgpack_pack_uint64(&pk, j->bytes);
+      mp_pack_cstr(&pk, "sequence");
+      msgpack_pack_uint64(&pk, j->sequence);
+      mp_pack_cstr(&pk, "ms");
+      msgpack_pack_uint64(&pk, ms);
+    } else {
+      store_metrics m;
+      store_metrics_get(u->st, &m);
+      uvn__logf(u, NODE_LOG_INFO,
+                "compaction done in %llu ms: %llu bytes of tables, %llu "
+                "before",
+                (unsigned long long)ms,
+                (unsigned long long)m.live_sst_bytes,
+                (unsigned long long)j->bytes);
+      msgpack_pack_map(&pk, 4);
+      mp_pack_cstr(&pk, "node");
+      mp_pack_cstr(&pk, u->id);
+      mp_pack_cstr(&pk, "sst_bytes_before");
+      msgpack_pack_uint64(&pk, j->bytes);
+      mp_pack_cstr(&pk, "sst_bytes_after");
+      msgpack_pack_uint64(&pk, m.live_sst_bytes);
+      mp_pack_cstr(&pk, "ms");
+      msgpack_pack_uint64(&pk, ms);
+    }
+    wire_end(&b, start);
+  }
+  if (!b.oom && b.len)
+    uvn__io_conn_send(u, j->conn, b.data, b.len);
+  kvbuf_free(&b);
+  if (j->backup)
+    u->backup = NULL;
+  else
+    u->compact = NULL;
+  free(j);
+  uvn__flush(u);
+}
+
+/* Starts j on the thread pool. Returns 0 or an error (j freed). */
+static int uvn__job_start(uvn *u, uvn_job *j, char *err, size_t errlen) {
+  j->u = u;
+  j->work.data = j;
+  j->start_us = uv_hrtime() / 1000u;
+  if (uv_queue_work(u->loop, &j->work, uvn__job_work, uvn__job_after)) {
+    free(j);
+    snprintf(err, errlen, "cannot start the job");
+    return KV_EIO;
+  }
+  if (j->backup)
+    u->backup = j;
+  else
+    u->compact = j;
+  return 0;
+}
+
+/* ADMIN backup: a RocksDB checkpoint in DIR/NODE_ID, made on the thread
+ * pool (a flush and a directory of hard links: milliseconds for a small
+ * database, longer for big memtables or a copy across file systems), so
+ * the loop goes on serving meanwhile. Every write committed before it
+ * starts is in it: those acknowledged to a client included. */
+static int uvn__io_backup(void *ctx, uint64_t conn, uint64_t req_id,
+                          const char *dir, char *err, size_t errlen) {
+  uvn *u = ctx;
+  if (u->stopping) {
+    snprintf(err, errlen, "%s is stopping", u->id);
+    return KV_ESTATE;
+  }
+  if (u->backup) {
+    snprintf(err, errlen, "a backup of %s is already running (into %s)",
+             u->id, u->backup->dir);
+    return KV_EBUSY;
+  }
+  uvn_job *j = calloc(1, sizeof(*j));
+  if (!j)
+    return KV_ENOMEM;
+  j->backup = true;
+  j->conn = conn;
+  j->req_id = req_id;
+  size_t dl = strlen(dir);
+  while (dl > 1 && dir[dl - 1] == '/')
+    dl--;
+  if ((size_t)snprintf(j->dir, sizeof(j->dir), "%.*s/%s", (int)dl, dir,
+                       u->id) >= sizeof(j->dir)) {
+    free(j);
+    snprintf(err, errlen, "the backup directory is too long");
+    return KV_EINVAL;
+  }
+  struct stat st;
+  if (lstat(j->dir, &st) == 0) {
+    snprintf(err, errlen, "%s exists already: back up into a new directory "
+             "(a backup never overwrites one)", j->dir);
+    free(j);
+    return KV_EINVAL;
+  }
+  uvn__commit(u); /* what the node acknowledged is in the store */
+  j->sequence = store_sequence(u->st);
+  uvn__logf(u, NODE_LOG_INFO, "backup into %s started at sequence %llu",
+            j->dir, (unsigned long long)j->sequence);
+  return uvn__job_start(u, j, err, errlen);
+}
+
+/* ADMIN compact: a manual compaction of every column family, on the
+ * thread pool (it takes as long as rewriting the tables). */
+static int uvn__io_compact(void *ctx, uint64_t conn, uint64_t req_id,
+                           char *err, size_t errlen) {
+  uvn *u = ctx;
+  if (u->stopping) {
+    snprintf(err, errlen, "%s is stopping", u->id);
+    return KV_ESTATE;
+  }
+  if (u->compact) {
+    snprintf(err, errlen, "a compaction of %s is already running", u->id);
+    return KV_EBUSY;
+  }
+  uvn_job *j = calloc(1, sizeof(*j));
+  if (!j)
+    return KV_ENOMEM;
+  j->conn = conn;
+  j->req_id = req_id;
+  uvn__commit(u);
+  store_metrics m;
+  store_metrics_get(u->st, &m);
+  j->bytes = m.live_sst_bytes;
+  uvn__logf(u, NODE_LOG_INFO, "compaction started: %llu bytes of tables",
+            (unsigned long long)j->bytes);
+  return uvn__job_start(u, j, err, errlen);
+}
+
+/* ---- readiness and systemd ---- */
+
+const char *uvn__not_ready(uvn *u) {
+  if (u->stopping)
+    return "stopping";
+  if (!u->st || store_broken(u->st))
+    return "storage refuses writes";
+  const gossip *g = node_gossip(u->core);
+  const gossip_member *self = gossip_find(g, u->id);
+  if (self && self->status == GOSSIP_LEAVING)
+    return "leaving the cluster";
+  if (ring_node_index(gossip_ring(g), u->id) < 0)
+    return "not in the ring yet";
+  return NULL;
+}
+
+/* READY=1 once ready (uvn__not_ready), and the watchdog (uv_notify.h). */
+static void uvn__notify_tick(uvn *u) {
+  if (!uvsd_active(&u->notify))
+    return;
+  const char *why = u->notify.ready ? NULL : uvn__not_ready(u);
+  char status[UVSD_STATUS_MAX] = "";
+  if (!u->notify.ready && !why)
+    snprintf(status, sizeof(status),
+             "serving clients on %s: ring version %llu, %zu members",
+             u->cfg->core.client_addr,
+             (unsigned long long)ring_version(
+                 gossip_ring(node_gossip(u->core))),
+             gossip_member_count(node_gossip(u->core)));
+  uvsd_tick(&u->notify, uv_now(u->loop), why, status);
+}
+
 /* ---- group commit and flushing ---- */
 
 static void uvn__sync_work(uv_work_t *w) {
@@ -730,7 +1198,7 @@ static void uvn__check_cb(uv_check_t *h) { uvn__flush(h->data); }
  * UVN_RECOVER_MS the database is reopened to see whether writes work
  * again. */
 static void uvn__watch_store(uvn *u) {
-  if (!store_broken(u->st) || u->syncing)
+  if (!store_broken(u->st) || u->syncing || u->backup || u->compact)
     return;
   uint64_t now = uv_now(u->loop);
   if (!u->broken_since) {
@@ -756,6 +1224,7 @@ static void uvn__tick_cb(uv_timer_t *t) {
   u->tick_due_us = now_us + u->cfg->tick_ms * 1000u;
   node_tick(u->core);
   uvn__watch_store(u);
+  uvn__notify_tick(u);
 }
 
 /* ---- shutdown ---- */
@@ -779,9 +1248,35 @@ static void uvn__stop(uvn *u, const char *why) {
     return;
   u->stopping = true;
   uvn__logf(u, NODE_LOG_INFO, "%s: stopping", why);
+  uvsd_stopping(&u->notify, why);
+  if (u->compact)
+    store_compact_cancel(u->st); /* or the stop waits for it */
   /* Commit what is staged and answer what can be answered, then close. */
   uvn__flush(u);
   uv_stop(u->loop);
+}
+
+/* SIGHUP: reread the certificates (open connections keep theirs) and
+ * the users (logged-in connections keep their role). */
+static void uvn__sighup_cb(uv_signal_t *s, int signum) {
+  uvn *u = s->data;
+  char err[512];
+  (void)signum;
+  if (!u->tls && !u->auth)
+    uvn__logf(u, NODE_LOG_INFO, "SIGHUP: nothing to reload");
+  if (u->tls && uvt_ctx_reload(u->tls, err, sizeof(err))) {
+    uvn__logf(u, NODE_LOG_ERROR,
+              "SIGHUP: keeping the old certificates: %s", err);
+  } else if (u->tls) {
+    uvh_tls_reloaded(u);
+    uvn__logf(u, NODE_LOG_INFO, "SIGHUP: certificates reloaded from %s",
+              u->cfg->tls_cert);
+  }
+  if (u->auth && uva_reload(u, err, sizeof(err)))
+    uvn__logf(u, NODE_LOG_ERROR, "SIGHUP: keeping the old users: %s", err);
+  else if (u->auth)
+    uvn__logf(u, NODE_LOG_INFO, "SIGHUP: users reloaded from %s",
+              u->cfg->auth_file);
 }
 
 static void uvn__signal_cb(uv_signal_t *s, int signum) {
@@ -855,6 +1350,7 @@ int uvn_run(uvn_config *cfg) {
     cfg->tick_ms = 10;
   if (!cfg->conn_out_max)
     cfg->conn_out_max = 64u * 1024u * 1024u;
+  u->notify.fd = -1; /* not notifying until uvsd_open */
   u->conns = calloc(UVN_CONNS_MAX, sizeof(*u->conns));
   u->loop = uv_default_loop();
   if (!u->conns || !u->loop) {
@@ -879,11 +1375,27 @@ int uvn_run(uvn_config *cfg) {
   rc = uvn__incarnation(u, &cfg->core.incarnation);
   if (rc)
     goto out;
+  if (cfg->tls_cert) {
+    rc = uvt_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ca, &u->tls, err,
+                     sizeof(err));
+    if (rc) {
+      fprintf(stderr, "kvorumd: %s\n", err);
+      goto out;
+    }
+  }
+  if (cfg->auth_file && (rc = uva_open(u, cfg->auth_file)))
+    goto out;
   uint8_t *ring_saved = NULL;
   size_t ring_len = 0;
   if (store_meta_get(u->st, "ring", &ring_saved, &ring_len) == 0) {
     cfg->core.ring_saved = ring_saved;
     cfg->core.ring_saved_len = ring_len;
+  }
+  uint8_t *members_saved = NULL;
+  size_t members_len = 0;
+  if (store_meta_get(u->st, "members", &members_saved, &members_len) == 0) {
+    cfg->core.members_saved = members_saved;
+    cfg->core.members_saved_len = members_len;
   }
   node_io io = {
       .ctx = u,
@@ -910,11 +1422,15 @@ int uvn_run(uvn_config *cfg) {
       .log = uvn__io_log,
       .log_level_set = uvn__io_log_level_set,
       .cpu_us = uvn__io_cpu_us,
+      .backup = uvn__io_backup,
+      .compact = uvn__io_compact,
   };
   uv_update_time(u->loop);
   u->core = node_new(&cfg->core, &io, err, sizeof(err));
   free(ring_saved);
   cfg->core.ring_saved = NULL;
+  free(members_saved);
+  cfg->core.members_saved = NULL;
   if (!u->core) {
     fprintf(stderr, "kvorumd: %s\n", err);
     rc = KV_EINVAL;
@@ -955,19 +1471,31 @@ int uvn_run(uvn_config *cfg) {
   uv_signal_init(u->loop, &u->sigterm);
   u->sigterm.data = u;
   uv_signal_start(&u->sigterm, uvn__signal_cb, SIGTERM);
+  uv_signal_init(u->loop, &u->sighup);
+  u->sighup.data = u;
+  uv_signal_start(&u->sighup, uvn__sighup_cb, SIGHUP);
   uvn__logf(u, NODE_LOG_INFO,
-            "kvorumd %s listening for clients on %s and peers on %s, data in "
-            "%s%s, incarnation %llu",
-            u->id, cfg->core.client_addr, cfg->core.peer_addr, cfg->data_dir,
-            fresh ? " (new)" : "",
+            "kvorumd %s (version %s%s%s) listening for clients on %s and "
+            "peers on %s, data in %s%s, incarnation %llu",
+            u->id, KVORUM_VERSION, cfg->config_file ? ", settings from " : "",
+            cfg->config_file ? cfg->config_file : "", cfg->core.client_addr,
+            cfg->core.peer_addr, cfg->data_dir, fresh ? " (new)" : "",
             (unsigned long long)cfg->core.incarnation);
+  if (uvsd_open(&u->notify, err, sizeof(err)))
+    uvn__logf(u, NODE_LOG_WARN, "not notifying systemd: %s", err);
+  else if (uvsd_active(&u->notify))
+    uvn__logf(u, NODE_LOG_INFO, "notifying systemd of readiness%s",
+              u->notify.watchdog_ms ? " and the watchdog" : "");
 
   uv_run(u->loop, UV_RUN_DEFAULT);
 
 out_loop:
   u->stopping = true;
-  /* Wait for an fsync in flight, then close every handle. */
-  while (u->syncing)
+  /* Wait for an fsync, a backup or a compaction in flight, then close
+   * every handle. */
+  if (u->compact)
+    store_compact_cancel(u->st);
+  while (u->syncing || u->backup || u->compact)
     uv_run(u->loop, UV_RUN_ONCE);
   if (u->st && u->core)
     uvn__flush(u);
@@ -980,6 +1508,9 @@ out_loop:
   if (!rc)
     uvn__logf(u, NODE_LOG_INFO, "stopped cleanly");
 out:
+  uvsd_close(&u->notify);
+  uva_close(u);
+  uvt_ctx_free(u->tls);
   store_close(u->st);
   if (u->loop)
     uv_loop_close(u->loop);

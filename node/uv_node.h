@@ -10,6 +10,7 @@
 
 #include "core.h"
 #include "uv_log.h"
+#include "uv_tls.h"
 
 typedef struct uvn_config {
   node_config core;        /* core settings (addresses, ring, quorum) */
@@ -22,7 +23,15 @@ typedef struct uvn_config {
   const char *resp_addr;   /* Redis protocol clients (--resp); NULL: none */
   const char *http_addr;   /* HTTP: metrics, health, keys (--http); NULL:
                               none */
+  /* TLS (docs/security.md): the node's certificate and key and the
+   * cluster CA (PEM files; NULL: no TLS), and what the client ports
+   * (native, RESP, HTTP) and the peer port speak. */
+  const char *tls_cert, *tls_key, *tls_ca;
+  uvt_mode client_tls, peer_tls;
+  const char *auth_file; /* users and roles (--auth-file); NULL: none */
   kv_log_format log_format; /* stderr lines (--log-format); default logfmt */
+  const char *config_file;  /* where the settings came from (--config), for
+                               the log; NULL: flags only */
 } uvn_config;
 
 /* Runs a node until SIGINT/SIGTERM. Returns 0 after a clean shutdown, or

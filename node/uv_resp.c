@@ -33,6 +33,7 @@
 #include "uv_int.h"
 #include "uv_resp.h"
 #include "uv_resp_int.h"
+#include "uv_auth.h"
 #include "wire.h"
 
 static resp_cmd uvr__cmd; /* one per process: the loop is single-threaded */
@@ -178,8 +179,10 @@ static void uvr__issue(uvn_conn *c, uvr_op *op, uint64_t serial) {
                 ctx.ptr || op->kind == UVR_KVDEL ? 0 : WIRE_OPT_REPLACE);
     } else {
       kv_slice val = uvr__slice(op, k->val_off, k->val_len);
-      uvr__send(c, op, serial, i, WIRE_PUT, key, val, ctx,
-                ctx.ptr || op->kind == UVR_KVPUT ? 0 : WIRE_OPT_REPLACE);
+      uint32_t fl = op->kind == UVR_TWRITE ? WIRE_OPT_TYPED
+                    : ctx.ptr || op->kind == UVR_KVPUT ? 0
+                                                       : WIRE_OPT_REPLACE;
+      uvr__send(c, op, serial, i, WIRE_PUT, key, val, ctx, fl);
     }
     if (c->closing || !c->resp)
       return;
@@ -213,19 +216,30 @@ static void uvr__error(uvr_op *op, const wire_msg *m) {
   case KV_ESIBLINGS:
     pre = "SIBLINGS";
     break;
+  case KV_ETYPE: /* "WRONGTYPE ...", as Redis says it */
+    pre = m->text.len >= 9 && memcmp(m->text.ptr, "WRONGTYPE", 9) == 0
+              ? NULL
+              : "WRONGTYPE";
+    break;
   default:
     break;
   }
   op->out.len = 0;
-  resp_add_errorf(&op->out, "%s %.*s", pre, (int)m->text.len,
+  if (!pre)
+    resp_add_errorf(&op->out, "%.*s", (int)m->text.len,
+                    (const char *)m->text.ptr);
+  else
+    resp_add_errorf(&op->out, "%s %.*s", pre, (int)m->text.len,
                   (const char *)m->text.ptr);
   op->failed = true;
 }
 
-/* The value a plain GET shows of a GET_OK: the live sibling with the
- * latest timestamp, ties broken by the bytes (the same on every node).
+/* The value a plain GET shows of a GET_OK: the live plain sibling with
+ * the latest timestamp, ties broken by the bytes (the same on every node).
+ * A data type's state is not one (uvr__read_done shows a counter's value).
  * Returns whether there is one. */
-static bool uvr__winner(const wire_msg *m, kv_slice *out) {
+static bool uvr__winner(const wire_msg *m, kv_slice *out,
+                         uint64_t *expires_ms) {
   mp_reader r;
   uint32_t cnt;
   mp_reader_init(&r, m->raw.ptr, m->raw.len);
@@ -237,7 +251,7 @@ static bool uvr__winner(const wire_msg *m, kv_slice *out) {
     wire_sibling s;
     if (wire_sibling_next(&r, &s))
       return found;
-    if (s.flags & WIRE_SIB_DELETED)
+    if (s.flags & (WIRE_SIB_DELETED | WIRE_SIB_TYPED))
       continue;
     int cmp = 0;
     if (found) {
@@ -248,6 +262,7 @@ static bool uvr__winner(const wire_msg *m, kv_slice *out) {
     }
     if (!found || s.ts_ms > best_ts || (s.ts_ms == best_ts && cmp > 0)) {
       *out = s.value;
+      *expires_ms = s.expires_ms;
       best_ts = s.ts_ms;
       found = true;
     }
@@ -297,8 +312,58 @@ static void uvr__kvget(uvr_conn *rc, uvr_op *op, const wire_msg *m) {
 static void uvr__read_done(uvr_conn *rc, uvr_op *op, uvr_key *k,
                            const wire_msg *m) {
   kv_slice v;
-  bool found = m->type == WIRE_GET_OK && uvr__winner(m, &v);
+  uint64_t exp = 0;
+  bool found = m->type == WIRE_GET_OK && uvr__winner(m, &v, &exp);
+  if (op->kind == UVR_TREAD) {
+    uvr__tread(rc->proto, (uvr_tcmd)op->tcmd, m,
+               uvr__slice(op, k->val_off, k->val_len), &op->out);
+    return;
+  }
+  /* A data type's state: its type, a counter's value (as Redis shows a
+   * key after INCR), or WRONGTYPE for the value of a set or map. */
+  crdt *st = NULL;
+  bool plain = false;
+  char num[24];
+  if (uvr__tstate(m, &st, &plain) == 0 && st) {
+    crdt_type ty = crdt_type_of(st);
+    const char *tn = ty == CRDT_SET ? "set" : ty == CRDT_COUNTER ? "string"
+                                                                  : "hash";
+    k->out_off = uvr__keep(op, (kv_slice){(const uint8_t *)tn, strlen(tn)});
+    k->out_len = (uint32_t)strlen(tn);
+    if (ty == CRDT_COUNTER && op->kind != UVR_EXPIRE) {
+      int l = snprintf(num, sizeof(num), "%lld",
+                       (long long)crdt_counter_value(st));
+      v = (kv_slice){(const uint8_t *)num, l > 0 ? (size_t)l : 0};
+      exp = 0;
+      found = true;
+    } else if (op->kind == UVR_GET || op->kind == UVR_GETDEL ||
+               (op->kind == UVR_SET && op->get)) {
+      crdt_free(st);
+      if (!op->failed) {
+        op->out.len = 0;
+        resp_add_error(&op->out, UVR_WRONGTYPE);
+        op->failed = true;
+      }
+      return;
+    } else if (op->kind != UVR_EXPIRE && op->kind != UVR_MGET) {
+      found = true; /* it exists (EXISTS, TYPE, DEL, SET NX/XX) */
+    }
+  }
+  crdt_free(st);
+  if (op->kind == UVR_TYPE) {
+    if (!found || !k->out_len) {
+      const char *tn = found ? "string" : "none";
+      k->out_off = uvr__keep(op, (kv_slice){(const uint8_t *)tn, strlen(tn)});
+      k->out_len = (uint32_t)strlen(tn);
+    }
+    return;
+  }
   k->found = found;
+  k->expires_ms = exp;
+  if (found && op->kind == UVR_EXPIRE) { /* written back in phase 1 */
+    k->val_off = uvr__keep(op, v);
+    k->val_len = (uint32_t)v.len;
+  }
   op->count += found;
   if (m->context.ptr && m->context.len) {
     k->ctx_off = uvr__keep(op, m->context);
@@ -336,7 +401,7 @@ static void uvr__phase_done(uvn_conn *c, uvr_op *op, uint64_t serial) {
     bool go = false;
     if (op->kind == UVR_SET)
       go = !(op->nx && op->keys[0].found) && !(op->xx && !op->keys[0].found);
-    else if (op->kind == UVR_GETDEL)
+    else if (op->kind == UVR_GETDEL || op->kind == UVR_EXPIRE)
       go = op->keys[0].found;
     else if (op->kind == UVR_DEL)
       go = op->count > 0;
@@ -372,9 +437,16 @@ static void uvr__phase_done(uvn_conn *c, uvr_op *op, uint64_t serial) {
     case UVR_DEL:
       resp_add_int(o, op->count);
       break;
-    case UVR_TYPE:
-      resp_add_simple(o, op->count ? "string" : "none");
+    case UVR_TYPE: {
+      kvbuf_append(o, "+", 1);
+      kvbuf_append(o, op->store.data + op->keys[0].out_off,
+                   op->keys[0].out_len);
+      kvbuf_append(o, "\r\n", 2);
       break;
+    }
+    case UVR_TREAD:
+    case UVR_TWRITE:
+      break; /* rendered when the answer came */
     case UVR_SET:
       if (op->get)
         kvbuf_append(o, op->store.data + op->keys[0].out_off,
@@ -392,6 +464,24 @@ static void uvr__phase_done(uvn_conn *c, uvr_op *op, uint64_t serial) {
     case UVR_KVPUT:
     case UVR_KVDEL:
       break; /* the context, rendered when the answer came */
+    case UVR_AUTH:
+      break; /* answered by uvr__login_end */
+    case UVR_EXPIRE:
+      resp_add_int(o, op->keys[0].found);
+      break;
+    case UVR_TTL: {
+      /* -2: no such key, -1: no expiry, else what is left. */
+      const uvr_key *k = &op->keys[0];
+      struct timeval tv;
+      gettimeofday(&tv, NULL);
+      uint64_t now = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+      int64_t left = !k->found ? -2 : !k->expires_ms ? -1
+                     : k->expires_ms > now ? (int64_t)(k->expires_ms - now) : 0;
+      if (left > 0 && !op->ms)
+        left = (left + 999) / 1000;
+      resp_add_int(o, left);
+      break;
+    }
     }
   }
   op->done = true;
@@ -421,6 +511,8 @@ void uvr_on_frame(uvn_conn *c, const uint8_t *frame, size_t len) {
     uvr__read_done(rc, op, &op->keys[idx], &m);
   } else if (op->kind == UVR_KVPUT || op->kind == UVR_KVDEL) {
     uvr__add_context(&op->out, m.context);
+  } else if (op->kind == UVR_TWRITE && m.type == WIRE_PUT_OK) {
+    uvr__twrite((uvr_tcmd)op->tcmd, &m, &op->out);
   }
   if (--op->left == 0)
     uvr__phase_done(c, op, serial);
@@ -462,7 +554,33 @@ static void uvr__keys_cmd(uvn_conn *c, const resp_cmd *cmd) {
   bool nx = false, xx = false, get = false;
   kv_slice ctx = {NULL, 0};
   wire_opts o = rc->defaults;
-  if (resp_arg_is(name, "GET") || resp_arg_is(name, "TYPE") ||
+  bool twrite = false;
+  uvr_tcmd tcmd = uvr__tcmd(name, &twrite);
+  kvbuf top; /* a typed write's operation */
+  kvbuf_init(&top);
+  if (tcmd != UVR_T_NONE) {
+    if (twrite) {
+      const char *err = uvr__top(cmd, tcmd, &top);
+      if (err && strncmp(err, "ERR wrong number", 16) == 0) {
+        kvbuf_free(&top);
+        uvr__wrong_args(c, name);
+        return;
+      }
+      if (err) {
+        kvbuf_free(&top);
+        uvr__reply_error(c, err);
+        return;
+      }
+    } else if (cmd->argc != (tcmd == UVR_T_SISMEMBER || tcmd == UVR_T_HGET
+                                 ? 3u
+                                 : 2u)) {
+      uvr__wrong_args(c, name);
+      return;
+    }
+    kind = twrite ? UVR_TWRITE : UVR_TREAD;
+    n = 1;
+    step = !twrite && cmd->argc == 3 ? 2 : 1;
+  } else if (resp_arg_is(name, "GET") || resp_arg_is(name, "TYPE") ||
       resp_arg_is(name, "GETDEL")) {
     if (cmd->argc != 2) {
       uvr__wrong_args(c, name);
@@ -495,11 +613,18 @@ static void uvr__keys_cmd(uvn_conn *c, const resp_cmd *cmd) {
         xx = true;
       else if (resp_arg_is(a, "GET"))
         get = true;
-      else if (resp_arg_is(a, "EX") || resp_arg_is(a, "PX") ||
-               resp_arg_is(a, "EXAT") || resp_arg_is(a, "PXAT") ||
-               resp_arg_is(a, "KEEPTTL")) {
-        uvr__reply_error(c, "ERR kvorum keys do not expire yet: EX, PX, "
-                            "EXAT, PXAT and KEEPTTL are not supported");
+      else if ((resp_arg_is(a, "EX") || resp_arg_is(a, "PX")) &&
+               i + 1 < cmd->argc && !o.ttl_ms) {
+        uint32_t t;
+        if (uvr__uint(resp_cmd_arg(cmd, ++i), &t) || t == 0) {
+          uvr__reply_error(c, "ERR invalid expire time in 'set' command");
+          return;
+        }
+        o.ttl_ms = resp_arg_is(a, "EX") ? (uint64_t)t * 1000u : t;
+      } else if (resp_arg_is(a, "EXAT") || resp_arg_is(a, "PXAT") ||
+                 resp_arg_is(a, "KEEPTTL")) {
+        uvr__reply_error(c, "ERR kvorum supports EX and PX; EXAT, PXAT and "
+                            "KEEPTTL are not supported");
         return;
       } else {
         uvr__reply_error(c, "ERR syntax error");
@@ -509,6 +634,32 @@ static void uvr__keys_cmd(uvn_conn *c, const resp_cmd *cmd) {
     kind = UVR_SET;
     n = 1;
     step = 2;
+  } else if (resp_arg_is(name, "EXPIRE") || resp_arg_is(name, "PEXPIRE") ||
+             resp_arg_is(name, "PERSIST")) {
+    bool persist = resp_arg_is(name, "PERSIST");
+    uint32_t t = 0;
+    if (cmd->argc != (persist ? 2u : 3u)) {
+      uvr__wrong_args(c, name);
+      return;
+    }
+    if (!persist && (uvr__uint(resp_cmd_arg(cmd, 2), &t) || t == 0)) {
+      uvr__reply_error(c, "ERR invalid expire time (kvorum takes a positive "
+                          "number)");
+      return;
+    }
+    /* Read, then write the value back with the new time to live (none:
+     * PERSIST) and the context read: a new version of the key. */
+    o.ttl_ms = resp_arg_is(name, "EXPIRE") ? (uint64_t)t * 1000u : t;
+    kind = UVR_EXPIRE;
+    n = 1;
+    step = persist ? 1 : 2;
+  } else if (resp_arg_is(name, "TTL") || resp_arg_is(name, "PTTL")) {
+    if (cmd->argc != 2) {
+      uvr__wrong_args(c, name);
+      return;
+    }
+    kind = UVR_TTL;
+    n = 1;
   } else if (resp_arg_is(name, "MSET")) {
     if (cmd->argc < 3 || cmd->argc % 2 == 0) {
       uvr__wrong_args(c, name);
@@ -546,6 +697,7 @@ static void uvr__keys_cmd(uvn_conn *c, const resp_cmd *cmd) {
   }
   uvr_op *op = uvr__op_new(rc, kind, n);
   if (!op) {
+    kvbuf_free(&top);
     uvr__reply_error(c, "ERR too many commands in flight");
     return;
   }
@@ -554,8 +706,13 @@ static void uvr__keys_cmd(uvn_conn *c, const resp_cmd *cmd) {
   op->xx = xx;
   op->get = get;
   op->opts = o;
+  op->ms = kind == UVR_TTL && resp_arg_is(name, "PTTL");
   /* A plain SET writes at once, replacing what its coordinator holds. */
   if (kind == UVR_SET && !nx && !xx && !get)
+    op->phase = 1;
+  /* A typed write too: its coordinator reads, applies and writes. */
+  op->tcmd = (uint8_t)tcmd;
+  if (kind == UVR_TWRITE)
     op->phase = 1;
   resp_iter it;
   resp_iter_init(&it, cmd);
@@ -572,6 +729,13 @@ static void uvr__keys_cmd(uvn_conn *c, const resp_cmd *cmd) {
       k->val_len = (uint32_t)a.len;
     }
   }
+  if (kind == UVR_TWRITE) {
+    op->keys[0].val_off = uvr__keep(op, (kv_slice){top.data, top.len});
+    op->keys[0].val_len = (uint32_t)top.len;
+    if (top.oom)
+      op->store.oom = 1;
+  }
+  kvbuf_free(&top);
   if (ctx.ptr) {
     uint8_t *raw = NULL;
     size_t rlen = 0;
@@ -627,6 +791,125 @@ void uvr_close(uvn_conn *c) {
   c->resp = NULL;
 }
 
+/* ---- users (--auth-file) ---- */
+
+/* A login's answer: op's reply (HELLO's map, kept in its store, or +OK),
+ * or WRONGPASS, and after UVA_FAILS_MAX failures the connection closes. */
+static void uvr__login_end(uvn_conn *c, uvr_op *op, auth_role role) {
+  uvr_conn *rc = c->resp;
+  kv_slice user = uvr__slice(op, op->keys[0].key_off, op->keys[0].key_len);
+  if (role != AUTH_ROLE_NONE) {
+    c->role = (uint8_t)role;
+    size_t ul = user.len < sizeof(c->user) - 1 ? user.len
+                                                : sizeof(c->user) - 1;
+    memcpy(c->user, user.ptr, ul);
+    c->user[ul] = '\0';
+    if (op->keys[0].out_len)
+      kvbuf_append(&op->out, op->store.data + op->keys[0].out_off,
+                   op->keys[0].out_len);
+    else
+      resp_add_simple(&op->out, "OK");
+  } else {
+    uva_failed(c->u, "the Redis protocol", user);
+    resp_add_error(&op->out, "WRONGPASS invalid username-password pair or "
+                             "user is disabled.");
+    if (++c->auth_fails >= UVA_FAILS_MAX)
+      rc->quit = true;
+  }
+  op->done = true;
+  uvr__flush(c);
+}
+
+static void uvr__login_done(uvn *u, uint64_t conn, uint64_t serial,
+                            auth_role role) {
+  uvn_conn *c = uvn__conn_get(u, conn);
+  uvr_op *op = c && c->resp ? uvr__op_at(c->resp, serial) : NULL;
+  if (op && op->kind == UVR_AUTH && !op->done)
+    uvr__login_end(c, op, role);
+}
+
+/* Starts a login; hello: HELLO's rendered reply, sent if it passes. */
+static void uvr__login(uvn_conn *c, kv_slice user, kv_slice pw,
+                       const kvbuf *hello) {
+  uvr_conn *rc = c->resp;
+  uvr_op *op = uvr__op_new(rc, UVR_AUTH, 1);
+  if (!op) {
+    uvr__reply_error(c, "ERR out of memory");
+    return;
+  }
+  uint64_t serial = rc->next_serial - 1;
+  op->keys[0].key_off = uvr__keep(op, user);
+  op->keys[0].key_len = (uint32_t)user.len;
+  if (hello) {
+    op->keys[0].out_off = uvr__keep(op, (kv_slice){hello->data, hello->len});
+    op->keys[0].out_len = (uint32_t)hello->len;
+  }
+  int r = uva_check(c->u, user, pw, uvr__login_done, c->id, serial);
+  if (r != UVA_PENDING)
+    uvr__login_end(c, op, r > 0 ? (auth_role)r : AUTH_ROLE_NONE);
+}
+
+/* The commands that write keys (the rest of the keys commands read). */
+static bool uvr__writes(kv_slice name) {
+  static const char *const w[] = {"SET",    "MSET",    "DEL",     "UNLINK",
+                                  "GETDEL", "KV.PUT",  "KV.DEL",  "EXPIRE",
+                                  "PEXPIRE", "PERSIST", "SADD",  "SREM",
+                                  "INCRBY",  "DECRBY",  "INCR",  "DECR",
+                                  "HSET",    "HDEL",    "HINCRBY"};
+  for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+    if (resp_arg_is(name, w[i]))
+      return true;
+  return false;
+}
+
+/* With --auth-file: AUTH and HELLO ... AUTH log in; before a login only
+ * QUIT goes through (NOAUTH, as Redis); after it, a command that reads or
+ * writes keys must be one the user's role allows (NOPERM). Returns true
+ * when it answered cmd. local: whether cmd is one uvr__local answers. */
+static bool uvr__auth_gate(uvn_conn *c, const resp_cmd *cmd) {
+  kv_slice name = resp_cmd_arg(cmd, 0);
+  if (resp_arg_is(name, "AUTH")) {
+    if (cmd->argc != 2 && cmd->argc != 3) {
+      uvr__wrong_args(c, name);
+      return true;
+    }
+    kv_slice def = {(const uint8_t *)"default", 7};
+    uvr__login(c, cmd->argc == 3 ? resp_cmd_arg(cmd, 1) : def,
+               resp_cmd_arg(cmd, cmd->argc - 1), NULL);
+    return true;
+  }
+  if (resp_arg_is(name, "HELLO")) {
+    for (uint32_t i = 2; i + 2 < cmd->argc; i++) {
+      if (!resp_arg_is(resp_cmd_arg(cmd, i), "AUTH"))
+        continue;
+      kvbuf reply;
+      kvbuf_init(&reply);
+      uvr__local(c, cmd, &reply); /* checks and renders HELLO itself */
+      if (reply.len && reply.data[0] == '-')
+        uvr__now(c, &reply);
+      else
+        uvr__login(c, resp_cmd_arg(cmd, i + 1), resp_cmd_arg(cmd, i + 2),
+                   &reply);
+      kvbuf_free(&reply);
+      return true;
+    }
+  }
+  if (c->role == AUTH_ROLE_NONE) {
+    if (resp_arg_is(name, "QUIT"))
+      return false;
+    uvr__reply_error(c, "NOAUTH Authentication required.");
+    return true;
+  }
+  auth_op op = uvr__writes(name) ? AUTH_OP_WRITE : AUTH_OP_READ;
+  if (auth_allows((auth_role)c->role, op))
+    return false;
+  uvr__reply_errorf(c, "NOPERM User %s has no permissions to run the '%.*s' "
+                       "command",
+                    c->user, (int)(name.len > 32 ? 32 : name.len),
+                    (const char *)name.ptr);
+  return true;
+}
+
 void uvr_on_read(uvn_conn *c) {
   size_t off = 0;
   resp_cmd *cmd = &uvr__cmd;
@@ -654,7 +937,9 @@ void uvr_on_read(uvn_conn *c) {
       off = c->in.len;
       break;
     }
-    if (cmd->argc) {
+    if (cmd->argc && c->u->auth && uvr__auth_gate(c, cmd)) {
+      /* answered, or a login under way */
+    } else if (cmd->argc) {
       kvbuf reply;
       kvbuf_init(&reply);
       if (uvr__local(c, cmd, &reply))

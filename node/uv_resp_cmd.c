@@ -207,14 +207,33 @@ static const struct {
   const char *summary;
 } uvr__commands[] = {
     {"get", 2, 1, 1, 1, "the latest sibling's value of a key"},
-    {"set", -3, 1, 1, 1, "replaces a key's value (NX, XX, GET)"},
+    {"set", -3, 1, 1, 1, "replaces a key's value (NX, XX, GET, EX, PX)"},
+    {"expire", 3, 1, 1, 1, "rewrites a key with a time to live (seconds)"},
+    {"pexpire", 3, 1, 1, 1, "EXPIRE in milliseconds"},
+    {"persist", 2, 1, 1, 1, "rewrites a key without a time to live"},
+    {"ttl", 2, 1, 1, 1, "seconds left to live, -1 none, -2 no key"},
+    {"pttl", 2, 1, 1, 1, "TTL in milliseconds"},
     {"del", -2, 1, -1, 1, "deletes keys, returns how many existed"},
     {"unlink", -2, 1, -1, 1, "DEL"},
     {"exists", -2, 1, -1, 1, "counts the keys that exist"},
     {"mget", -2, 1, -1, 1, "the values of several keys"},
     {"mset", -3, 1, -1, 2, "sets several keys (not atomically)"},
     {"getdel", 2, 1, 1, 1, "returns a key's value and deletes it"},
-    {"type", 2, 1, 1, 1, "string or none"},
+    {"type", 2, 1, 1, 1, "string, set, hash or none"},
+    {"sadd", -3, 1, 1, 1, "adds members to a set (add-wins), returns how many are new"},
+    {"srem", -3, 1, 1, 1, "removes the members the node has seen"},
+    {"smembers", 2, 1, 1, 1, "a set's members (siblings joined)"},
+    {"sismember", 3, 1, 1, 1, "1 when the member is in the set"},
+    {"scard", 2, 1, 1, 1, "a set's size"},
+    {"incrby", 3, 1, 1, 1, "adds to a counter (a PN counter), returns it"},
+    {"decrby", 3, 1, 1, 1, "subtracts from a counter"},
+    {"incr", 2, 1, 1, 1, "INCRBY key 1"},
+    {"decr", 2, 1, 1, 1, "DECRBY key 1"},
+    {"hset", -4, 1, 1, 1, "sets fields of a map, returns how many are new"},
+    {"hget", 3, 1, 1, 1, "a field's newest value"},
+    {"hgetall", 2, 1, 1, 1, "a map's fields and values"},
+    {"hdel", -3, 1, 1, 1, "removes fields, returns how many were there"},
+    {"hincrby", 4, 1, 1, 1, "adds to a counter field, returns it"},
     {"kv.get", -2, 1, 1, 1, "every sibling and the context of a key"},
     {"kv.put", -3, 1, 1, 1, "writes with a context, returns the new one"},
     {"kv.del", -2, 1, 1, 1, "deletes with a context, returns the new one"},
@@ -224,7 +243,7 @@ static const struct {
     {"quit", 1, 0, 0, 0, "closes the connection"},
     {"select", 2, 0, 0, 0, "only database 0"},
     {"hello", -1, 0, 0, 0, "RESP2 or RESP3, and facts about the server"},
-    {"auth", -2, 0, 0, 0, "as a Redis without a password"},
+    {"auth", -2, 0, 0, 0, "logs in (AUTH [user] password; --auth-file)"},
     {"client", -2, 0, 0, 0, "SETNAME, GETNAME, ID, SETINFO, INFO"},
     {"command", -1, 0, 0, 0, "these commands"},
     {"config", -2, 0, 0, 0, "CONFIG GET"},
@@ -409,3 +428,277 @@ bool uvr__local(uvn_conn *c, const resp_cmd *cmd, kvbuf *out) {
   return done;
 }
 
+
+/* ---- data types (docs/resp.md, docs/data-types.md) ---- */
+
+uvr_tcmd uvr__tcmd(kv_slice name, bool *write) {
+  static const struct {
+    const char *name;
+    uvr_tcmd t;
+    bool write;
+  } cmds[] = {{"SADD", UVR_T_SADD, true},
+              {"SREM", UVR_T_SREM, true},
+              {"SMEMBERS", UVR_T_SMEMBERS, false},
+              {"SISMEMBER", UVR_T_SISMEMBER, false},
+              {"SCARD", UVR_T_SCARD, false},
+              {"INCRBY", UVR_T_INCRBY, true},
+              {"DECRBY", UVR_T_DECRBY, true},
+              {"INCR", UVR_T_INCR, true},
+              {"DECR", UVR_T_DECR, true},
+              {"HSET", UVR_T_HSET, true},
+              {"HGET", UVR_T_HGET, false},
+              {"HGETALL", UVR_T_HGETALL, false},
+              {"HDEL", UVR_T_HDEL, true},
+              {"HINCRBY", UVR_T_HINCRBY, true}};
+  for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+    if (resp_arg_is(name, cmds[i].name)) {
+      if (write)
+        *write = cmds[i].write;
+      return cmds[i].t;
+    }
+  return UVR_T_NONE;
+}
+
+/* A decimal int64 as Redis takes it. Returns 0 or -1. */
+static int uvr__int64(kv_slice s, int64_t *out) {
+  size_t i = 0;
+  bool neg = s.len && s.ptr[0] == '-';
+  i = neg;
+  if (s.len == i || s.len > 20)
+    return -1;
+  uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX;
+  for (; i < s.len; i++) {
+    if (s.ptr[i] < '0' || s.ptr[i] > '9')
+      return -1;
+    uint64_t d = (uint64_t)(s.ptr[i] - '0');
+    if (v > (lim - d) / 10)
+      return -1;
+    v = v * 10 + d;
+  }
+  *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+  return 0;
+}
+
+/* Arguments from first on, as slices (caller frees). */
+static kv_slice *uvr__args(const resp_cmd *cmd, uint32_t first,
+                           uint32_t step) {
+  kv_slice *a = calloc(cmd->argc, sizeof(*a));
+  if (!a)
+    return NULL;
+  for (uint32_t i = first, j = 0; i < cmd->argc; i += step)
+    a[j++] = resp_cmd_arg(cmd, i);
+  return a;
+}
+
+const char *uvr__top(const resp_cmd *cmd, uvr_tcmd t, kvbuf *op) {
+  static const char *const nomem = "ERR out of memory";
+  static const char *const notint =
+      "ERR value is not an integer or out of range";
+  uint32_t argc = cmd->argc;
+  int64_t d = 1;
+  switch (t) {
+  case UVR_T_SADD:
+  case UVR_T_SREM: {
+    if (argc < 3)
+      return "ERR wrong number of arguments";
+    kv_slice *a = uvr__args(cmd, 2, 1);
+    if (!a)
+      return nomem;
+    int rc = t == UVR_T_SADD ? crdt_op_set_add(op, a, argc - 2)
+                             : crdt_op_set_rem(op, a, argc - 2, NULL, 0);
+    free(a);
+    return rc ? nomem : NULL;
+  }
+  case UVR_T_INCRBY:
+  case UVR_T_DECRBY:
+  case UVR_T_INCR:
+  case UVR_T_DECR:
+    if (argc != (t == UVR_T_INCR || t == UVR_T_DECR ? 2u : 3u))
+      return "ERR wrong number of arguments";
+    if (argc == 3 && uvr__int64(resp_cmd_arg(cmd, 2), &d))
+      return notint;
+    if (t == UVR_T_DECRBY || t == UVR_T_DECR) {
+      if (d == INT64_MIN)
+        return notint;
+      d = -d;
+    }
+    return crdt_op_counter_incr(op, d) ? nomem : NULL;
+  case UVR_T_HSET:
+  case UVR_T_HDEL:
+  case UVR_T_HINCRBY: {
+    if (t == UVR_T_HSET ? argc < 4 || argc % 2 : t == UVR_T_HDEL ? argc < 3
+                                                                  : argc != 4)
+      return "ERR wrong number of arguments";
+    if (t == UVR_T_HINCRBY && uvr__int64(resp_cmd_arg(cmd, 3), &d))
+      return notint;
+    crdt_mapb b;
+    crdt_mapb_init(&b, CRDT_NONE); /* a new key: map_mv */
+    int rc = 0;
+    if (t == UVR_T_HSET)
+      for (uint32_t i = 2; i + 1 < argc && !rc; i += 2)
+        rc = crdt_mapb_assign(&b, resp_cmd_arg(cmd, i),
+                              resp_cmd_arg(cmd, i + 1), 0);
+    else if (t == UVR_T_HDEL)
+      for (uint32_t i = 2; i < argc && !rc; i++)
+        rc = crdt_mapb_remove(&b, resp_cmd_arg(cmd, i), CRDT_KIND_ANY);
+    else
+      rc = crdt_mapb_incr(&b, resp_cmd_arg(cmd, 2), d);
+    if (rc) {
+      crdt_mapb_free(&b);
+      return nomem;
+    }
+    return crdt_mapb_finish(&b, NULL, 0, op) ? nomem : NULL;
+  }
+  default:
+    return "ERR not a data type write";
+  }
+}
+
+int uvr__tstate(const wire_msg *m, crdt **st, bool *plain) {
+  mp_reader r;
+  uint32_t cnt;
+  *st = NULL;
+  *plain = false;
+  if (m->type != WIRE_GET_OK)
+    return 0;
+  mp_reader_init(&r, m->raw.ptr, m->raw.len);
+  if (mp_read_array(&r, &cnt))
+    return -1;
+  for (uint32_t i = 0; i < cnt; i++) {
+    wire_sibling s;
+    if (wire_sibling_next(&r, &s))
+      return -1;
+    if (s.flags & WIRE_SIB_DELETED)
+      continue;
+    if (!(s.flags & WIRE_SIB_TYPED)) {
+      *plain = true;
+    } else if (!*st && crdt_decode(s.value.ptr, s.value.len, st)) {
+      *st = NULL;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The value HGET shows of register field i: the newest of its concurrent
+ * values by timestamp (ties: the greater bytes), as GET picks a sibling. */
+static bool uvr__reg(const crdt *c, size_t i, kv_slice *out) {
+  bool found = false;
+  uint64_t best = 0;
+  for (size_t j = 0; j < crdt_map_reg_count(c, i); j++) {
+    kv_slice v;
+    uint64_t ts;
+    if (crdt_map_reg_value(c, i, j, &v, &ts))
+      continue;
+    int cmp = 0;
+    if (found) {
+      size_t l = v.len < out->len ? v.len : out->len;
+      cmp = l ? memcmp(v.ptr, out->ptr, l) : 0;
+      if (!cmp)
+        cmp = v.len < out->len ? -1 : v.len > out->len;
+    }
+    if (!found || ts > best || (ts == best && cmp > 0)) {
+      *out = v;
+      best = ts;
+      found = true;
+    }
+  }
+  return found;
+}
+
+/* A map field's value as HGET and HGETALL show it (registers and
+ * counters; set fields have no Redis form). Returns whether it has one. */
+static bool uvr__field(const crdt *c, size_t i, char *num, size_t cap,
+                       kv_slice *out) {
+  crdt_field f;
+  if (crdt_map_field(c, i, &f))
+    return false;
+  if (f.kind == CRDT_KIND_REGISTER)
+    return uvr__reg(c, i, out);
+  if (f.kind != CRDT_KIND_COUNTER)
+    return false;
+  int l = snprintf(num, cap, "%lld", (long long)crdt_map_counter(c, i));
+  *out = (kv_slice){(const uint8_t *)num, l > 0 ? (size_t)l : 0};
+  return true;
+}
+
+void uvr__tread(int proto, uvr_tcmd t, const wire_msg *m, kv_slice arg,
+                kvbuf *out) {
+  crdt *st;
+  bool plain;
+  if (uvr__tstate(m, &st, &plain)) {
+    resp_add_error(out, "ERR the key's state does not decode");
+    return;
+  }
+  bool set = t == UVR_T_SMEMBERS || t == UVR_T_SISMEMBER || t == UVR_T_SCARD;
+  crdt_type ty = st ? crdt_type_of(st) : CRDT_NONE;
+  if ((st && (set ? ty != CRDT_SET : ty != CRDT_MAP_MV && ty != CRDT_MAP_LWW)) ||
+      (!st && plain)) {
+    resp_add_error(out, UVR_WRONGTYPE);
+    crdt_free(st);
+    return;
+  }
+  char num[24];
+  kv_slice v;
+  switch (t) {
+  case UVR_T_SMEMBERS: {
+    size_t n = st ? crdt_set_count(st) : 0;
+    resp_add_array(out, n);
+    for (size_t i = 0; i < n; i++) {
+      if (crdt_set_member(st, i, &v))
+        v = (kv_slice){(const uint8_t *)"", 0};
+      resp_add_bulk(out, v.ptr, v.len);
+    }
+    break;
+  }
+  case UVR_T_SISMEMBER:
+    resp_add_int(out, st && crdt_set_contains(st, arg));
+    break;
+  case UVR_T_SCARD:
+    resp_add_int(out, st ? (int64_t)crdt_set_count(st) : 0);
+    break;
+  case UVR_T_HGET: {
+    long i = st ? crdt_map_find(st, arg, CRDT_KIND_REGISTER) : -1;
+    if (st && i < 0)
+      i = crdt_map_find(st, arg, CRDT_KIND_COUNTER);
+    if (i >= 0 && uvr__field(st, (size_t)i, num, sizeof(num), &v))
+      resp_add_bulk(out, v.ptr, v.len);
+    else
+      resp_add_null(out, proto);
+    break;
+  }
+  case UVR_T_HGETALL: {
+    size_t n = st ? crdt_map_count(st) : 0, shown = 0;
+    for (size_t i = 0; i < n; i++)
+      shown += uvr__field(st, i, num, sizeof(num), &v);
+    resp_add_map(out, proto, shown);
+    for (size_t i = 0; i < n; i++) {
+      crdt_field f;
+      if (crdt_map_field(st, i, &f) ||
+          !uvr__field(st, i, num, sizeof(num), &v))
+        continue;
+      resp_add_bulk(out, f.name.ptr, f.name.len);
+      resp_add_bulk(out, v.ptr, v.len);
+    }
+    break;
+  }
+  default:
+    resp_add_error(out, "ERR not a data type read");
+  }
+  crdt_free(st);
+}
+
+void uvr__twrite(uvr_tcmd t, const wire_msg *m, kvbuf *out) {
+  switch (t) {
+  case UVR_T_SADD:
+  case UVR_T_HSET:
+    resp_add_int(out, m->result[0]);
+    break;
+  case UVR_T_SREM:
+  case UVR_T_HDEL:
+    resp_add_int(out, m->result[1]);
+    break;
+  default:
+    resp_add_int(out, m->result[2]);
+  }
+}

@@ -37,7 +37,8 @@
   X(EFULL, -21, "queue or store full")                                         \
   X(EAGAIN, -22, "more input needed")                                          \
   X(EAUTH, -23, "authentication failed")                                       \
-  X(EPERM, -24, "permission denied")
+  X(EPERM, -24, "permission denied")                                           \
+  X(ETYPE, -25, "wrong type for this operation")
 
 enum kv_errno {
   KV_OK = 0,

@@ -218,6 +218,8 @@ static int wire__dec_opts(mp_reader *r, wire_opts *o) {
       rc = mp_read_u32(r, &o->timeout_ms);
     else if (WIRE__KEY_IS(k, "f"))
       rc = mp_read_u32(r, &o->flags);
+    else if (WIRE__KEY_IS(k, "ttl"))
+      rc = mp_read_uint(r, &o->ttl_ms);
     else if (WIRE__KEY_IS(k, "rg"))
       rc = wire__dec_name(r, &o->region);
     else
@@ -239,7 +241,10 @@ int wire_sibling_next(mp_reader *r, wire_sibling *out) {
   if (mp_read_u32(r, &out->flags) || mp_read_uint(r, &out->ts_ms) ||
       mp_read_bytes(r, &out->value))
     return KV_EPROTO;
-  for (uint32_t i = 3; i < n; i++)
+  out->expires_ms = 0;
+  if (n >= 4 && mp_read_uint(r, &out->expires_ms))
+    return KV_EPROTO;
+  for (uint32_t i = n >= 4 ? 4 : 3; i < n; i++)
     if (mp_skip(r))
       return KV_EPROTO;
   return 0;
@@ -391,9 +396,19 @@ int wire_decode(const uint8_t *body, size_t len, const wire_limits *lim,
   int rc = wire__dec_fields(&r, lim, msg);
   if (rc)
     return rc;
+  /* A typed PUT_OK's trailing state (bin) and result [added, removed,
+   * value]. */
+  if (type == WIRE_PUT_OK && nf >= (uint32_t)need + 2) {
+    uint32_t k;
+    if (mp_read_bytes(&r, &msg->value) || mp_read_array(&r, &k) || k != 3 ||
+        mp_read_int(&r, &msg->result[0]) || mp_read_int(&r, &msg->result[1]) ||
+        mp_read_int(&r, &msg->result[2]))
+      return KV_EPROTO;
+    need += 2;
+  }
   /* HELLO's optional credentials: user (str), secret (bin or str). */
   if (type == WIRE_HELLO && nf >= (uint32_t)need + 2) {
-    if (wire__dec_name(&r, &msg->user))
+    if (mp_read_str(&r, &msg->user) || msg->user.len > WIRE_USER_MAX)
       return KV_EPROTO;
     if (mp_peek(&r) == MP_STR ? mp_read_str(&r, &msg->secret)
                               : mp_read_bytes(&r, &msg->secret))
@@ -402,11 +417,29 @@ int wire_decode(const uint8_t *body, size_t len, const wire_limits *lim,
       return KV_EPROTO;
     need += 2;
   }
+  /* HELLO_OK's optional server version (str). */
+  if (type == WIRE_HELLO_OK && nf > (uint32_t)need) {
+    if (mp_read_str(&r, &msg->server_version) ||
+        msg->server_version.len >= WIRE_NAME_MAX)
+      return KV_EPROTO;
+    need++;
+  }
   /* Fields added by later versions are skipped. */
   for (uint32_t i = (uint32_t)need; i < nf; i++)
     if (mp_skip(&r))
       return KV_EPROTO;
   if (r.err || r.p != r.end)
+    return KV_EPROTO;
+  return 0;
+}
+
+int wire_peek(const uint8_t *body, size_t len, uint32_t *type,
+              uint64_t *req_id) {
+  mp_reader r;
+  uint32_t n;
+  mp_reader_init(&r, body, len);
+  if (mp_read_array(&r, &n) || n < 2 || mp_read_u32(&r, type) ||
+      mp_read_uint(&r, req_id))
     return KV_EPROTO;
   return 0;
 }
@@ -447,7 +480,7 @@ int wire_end(kvbuf *out, size_t frame_start) {
 static uint32_t wire__nopts(const wire_opts *o) {
   return (uint32_t)(o->r != 0) + (o->w != 0) + (o->dw != 0) + (o->pr != 0) +
          (o->pw != 0) + (o->timeout_ms != 0) + (o->flags != 0) +
-         (o->region.len != 0);
+         (o->region.len != 0) + (o->ttl_ms != 0);
 }
 
 /* Packs one string-keyed integer option when it is not the default. */
@@ -476,6 +509,10 @@ void wire_pack_opts(msgpack_packer *pk, const wire_opts *o) {
   if (o->region.len) {
     mp_pack_cstr(pk, "rg");
     mp_pack_str(pk, (const char *)o->region.ptr, o->region.len);
+  }
+  if (o->ttl_ms) {
+    mp_pack_cstr(pk, "ttl");
+    msgpack_pack_uint64(pk, o->ttl_ms);
   }
 }
 
@@ -511,19 +548,22 @@ int wire_encode(kvbuf *out, const wire_msg *m) {
   size_t est = WIRE_HEADER_BYTES + WIRE__FIXED_RESERVE + m->key.len +
                m->value.len + m->context.len + m->object.len + m->text.len +
                m->region.len + m->raw.len + m->opts.region.len + m->user.len +
-               m->secret.len;
+               m->secret.len + m->server_version.len;
   if (kvbuf_reserve(out, est))
     return KV_ENOMEM;
   msgpack_packer pk;
   size_t start;
-  bool creds = m->type == WIRE_HELLO && m->user.ptr;
+  /* Two trailing fields: HELLO's credentials, a typed PUT_OK's state. */
+  bool pair = (m->type == WIRE_HELLO && m->user.ptr) ||
+              (m->type == WIRE_PUT_OK && m->value.ptr);
+  bool server = m->type == WIRE_HELLO_OK && m->server_version.ptr;
   wire_begin(out, &pk, &start, m->type, m->req_id,
-             (uint32_t)need + (creds ? 2u : 0u));
+             (uint32_t)need + (pair ? 2u : 0u) + (server ? 1u : 0u));
   switch (m->type) {
   case WIRE_HELLO:
     msgpack_pack_uint64(&pk, m->version);
     wire__pack_str(&pk, m->text);
-    if (creds) {
+    if (pair) {
       wire__pack_str(&pk, m->user);
       wire__pack_bin(&pk, m->secret);
     }
@@ -533,6 +573,8 @@ int wire_encode(kvbuf *out, const wire_msg *m) {
     wire__pack_str(&pk, m->text);
     msgpack_pack_uint32(&pk, m->partitions);
     wire__pack_str(&pk, m->region);
+    if (server)
+      wire__pack_str(&pk, m->server_version);
     break;
   case WIRE_ERROR:
     msgpack_pack_int32(&pk, m->code);
@@ -558,6 +600,12 @@ int wire_encode(kvbuf *out, const wire_msg *m) {
   case WIRE_PUT_OK:
   case WIRE_DEL_OK:
     wire__pack_bin(&pk, m->context);
+    if (pair) { /* a typed put's state and result */
+      wire__pack_bin(&pk, m->value);
+      msgpack_pack_array(&pk, 3);
+      for (int i = 0; i < 3; i++)
+        msgpack_pack_int64(&pk, m->result[i]);
+    }
     break;
   case WIRE_DEL:
     wire__pack_bin(&pk, m->key);
@@ -643,12 +691,20 @@ void wire_begin_get_ok(wire_get_ok_writer *w, kvbuf *out, uint64_t req_id,
 
 void wire_add_sibling(wire_get_ok_writer *w, uint32_t flags, uint64_t ts_ms,
                       const void *value, size_t len) {
+  wire_add_sibling_exp(w, flags, ts_ms, 0, value, len);
+}
+
+void wire_add_sibling_exp(wire_get_ok_writer *w, uint32_t flags,
+                          uint64_t ts_ms, uint64_t expires_ms,
+                          const void *value, size_t len) {
   w->added++;
   kvbuf_reserve(w->out, WIRE__FIXED_RESERVE + len);
-  msgpack_pack_array(&w->pk, 3);
+  msgpack_pack_array(&w->pk, expires_ms ? 4 : 3);
   msgpack_pack_uint32(&w->pk, flags);
   msgpack_pack_uint64(&w->pk, ts_ms);
   mp_pack_bin(&w->pk, value, len);
+  if (expires_ms)
+    msgpack_pack_uint64(&w->pk, expires_ms);
 }
 
 int wire_end_get_ok(wire_get_ok_writer *w, const void *context, size_t len) {

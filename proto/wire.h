@@ -30,6 +30,7 @@
 #define WIRE_HEADER_BYTES 4
 #define KV_KEY_MAX (64u * 1024u)                /* bytes */
 #define WIRE_SECRET_MAX 1024u /* bytes of a HELLO password */
+#define WIRE_USER_MAX 64u      /* bytes of a HELLO user (AUTH_USER_MAX) */
 #define KV_VALUE_MAX_DEFAULT (1024u * 1024u)    /* bytes, configurable */
 #define WIRE_FRAME_MAX (16u * 1024u * 1024u)    /* absolute cap on a body */
 #define WIRE_ERRMSG_MAX 512                     /* bytes of an error text */
@@ -44,6 +45,8 @@
  *   HELLO        version:uint, agent:str [, user:str, secret:bin]
  *                (the credentials when the node has --auth-file)
  *   HELLO_OK     version:uint, node_id:str, partitions:uint (Q), region:str
+ *                [, server_version:str]  (the node's software version,
+ *                "0.1.0"; nodes before it send none)
  *   ERROR        code:int (KV_E*), message:str
  *   GET          key:bin, opts:map
  *   GET_OK       siblings:[[flags:uint, ts_ms:uint, value:bin]...], context:bin
@@ -174,6 +177,10 @@ const char *wire_quorum_str(int32_t q, char *buf, size_t cap);
  * (write with its current context), as a Redis SET does. Concurrent writes
  * and a replica that missed one still give siblings. */
 #define WIRE_OPT_REPLACE 0x8u
+/* put: the value is an operation on a data type (storage/crdt.h: a set,
+ * counter or map the node merges), not bytes to store; PUT_OK then also
+ * carries the new state and the operation's result (docs/data-types.md). */
+#define WIRE_OPT_TYPED 0x10u
 
 /* Request options; encoded as a msgpack map with short keys ("r", "w",
  * "dw", "pr", "pw", "t" timeout_ms, "f" flags, "rg" client region). Absent
@@ -182,10 +189,13 @@ typedef struct wire_opts {
   int32_t r, w, dw, pr, pw;
   uint32_t timeout_ms; /* 0: server default */
   uint32_t flags;      /* WIRE_OPT_* */
+  uint64_t ttl_ms;     /* PUT: the value expires this long after it is
+                          written (0: never; "ttl") */
   kv_slice region;     /* client's region (may be empty) */
 } wire_opts;
 
 #define WIRE_SIB_DELETED 0x1u
+#define WIRE_SIB_TYPED 0x2u /* the value is a data type's merged state */
 #define WIRE_REPL_DURABLE 0x1u
 #define WIRE_COORD_DELETE 0x1u
 
@@ -208,9 +218,14 @@ typedef struct wire_msg {
   kv_slice text;        /* ERROR message, HELLO agent, ADMIN command,
                            HELLO_OK / PEER_HELLO node id */
   kv_slice region;      /* HELLO_OK */
+  kv_slice server_version; /* HELLO_OK: the node's software version ("0.1.0";
+                              ptr NULL: not sent, an older node) */
   kv_slice raw;         /* ADMIN args map, ADMIN_OK result, GOSSIP and
                            PEER_MSG payload, GET_OK siblings array */
   uint32_t nsiblings;   /* GET_OK */
+  int64_t result[3];    /* PUT_OK of a typed put: what the operation did:
+                           members or fields added, removed, and a
+                           counter's value; its new state is in value */
   wire_opts opts;       /* GET, PUT, DEL, COORD_PUT */
 } wire_msg;
 
@@ -219,6 +234,8 @@ typedef struct wire_sibling {
   uint32_t flags; /* WIRE_SIB_* */
   uint64_t ts_ms;
   kv_slice value;
+  uint64_t expires_ms; /* wall-clock ms it expires at; 0: never (an
+                          optional fourth field) */
 } wire_sibling;
 
 /* Limits a decoder enforces. */
@@ -247,6 +264,11 @@ int wire_frame_check(const uint8_t *buf, size_t len, const wire_limits *lim,
  */
 int wire_decode(const uint8_t *body, size_t len, const wire_limits *lim,
                 wire_msg *msg);
+
+/* Reads only the type and req_id of a frame body (cheap: what a filter in
+ * front of the core needs). Returns 0 or KV_EPROTO. */
+int wire_peek(const uint8_t *body, size_t len, uint32_t *type,
+              uint64_t *req_id);
 
 /* Iterates the siblings of a GET_OK: call with a reader over msg->raw after
  * mp_read_array; returns 0 or KV_EPROTO. */
@@ -279,6 +301,10 @@ void wire_begin_get_ok(wire_get_ok_writer *w, kvbuf *out, uint64_t req_id,
                        uint32_t nsiblings);
 void wire_add_sibling(wire_get_ok_writer *w, uint32_t flags, uint64_t ts_ms,
                       const void *value, size_t len);
+/* The same for a value that expires at expires_ms (wall clock; 0: never). */
+void wire_add_sibling_exp(wire_get_ok_writer *w, uint32_t flags,
+                          uint64_t ts_ms, uint64_t expires_ms,
+                          const void *value, size_t len);
 /* Finishes the frame. Returns 0, KV_ENOMEM, KV_ETOOBIG (body over
  * WIRE_FRAME_MAX) or KV_EINVAL (a sibling count other than the one
  * announced); on error the partial frame is removed from out. */

@@ -38,6 +38,13 @@
  * swap evaluations in total (keeps claim fast for Q = RING_Q_MAX). */
 #define RING__FIX_PASSES_MAX 8
 #define RING__FIX_EVALS_MAX 4000000u
+/* Rings up to this many partitions hand partitions over one scan per
+ * partition (ring__claim_greedy); larger ones batch per receiver
+ * (ring__claim_batched), which picks the same for a join and keeps claim
+ * fast up to RING_Q_MAX. */
+#define RING__SCAN_Q_MAX 4096u
+/* Partitions the swap repair of a large ring looks at, in all. */
+#define RING__FIX_SCANS_MAX 32000000u
 
 typedef struct ring__node {
   char id[RING_NAME_MAX];
@@ -52,6 +59,7 @@ struct ring {
   size_t nnodes;
   size_t cap_nodes;
   ring__node *nodes; /* nnodes valid entries */
+  uint32_t *by_id;   /* nnodes node indices sorted by id (lookups) */
   int32_t *owner;    /* q entries: node index or -1 */
   size_t nregions;
   char region_name[RING_REGIONS_MAX][RING_NAME_MAX];
@@ -100,6 +108,7 @@ void ring_free(ring *r) {
   if (!r)
     return;
   free(r->nodes);
+  free(r->by_id);
   free(r->owner);
   free(r);
 }
@@ -113,18 +122,24 @@ ring *ring_clone(const ring *r) {
   free(c->owner);
   ring__node *nodes = r->cap_nodes ? malloc(sizeof(*nodes) * r->cap_nodes)
                                    : NULL;
+  uint32_t *by_id = r->cap_nodes ? malloc(sizeof(*by_id) * r->cap_nodes)
+                                 : NULL;
   int32_t *owner = malloc(sizeof(*owner) * r->q);
-  if ((r->cap_nodes && !nodes) || !owner) {
+  if ((r->cap_nodes && (!nodes || !by_id)) || !owner) {
     free(nodes);
+    free(by_id);
     free(owner);
     free(c);
     return NULL;
   }
   *c = *r;
   c->nodes = nodes;
+  c->by_id = by_id;
   c->owner = owner;
-  if (r->nnodes)
+  if (r->nnodes) {
     memcpy(nodes, r->nodes, sizeof(*nodes) * r->nnodes);
+    memcpy(by_id, r->by_id, sizeof(*by_id) * r->nnodes);
+  }
   memcpy(owner, r->owner, sizeof(*owner) * r->q);
   return c;
 }
@@ -137,13 +152,31 @@ void ring_set_version(ring *r, uint64_t v) { r->version = v; }
 
 size_t ring_node_count(const ring *r) { return r->nnodes; }
 
+/* Position of id in by_id, or where it would go (*found false). */
+static size_t ring__search(const ring *r, const char *id, bool *found) {
+  size_t lo = 0, hi = r->nnodes;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(r->nodes[r->by_id[mid]].id, id);
+    if (c == 0) {
+      *found = true;
+      return mid;
+    }
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  *found = false;
+  return lo;
+}
+
 int ring_node_index(const ring *r, const char *id) {
   if (!id)
     return -1;
-  for (size_t i = 0; i < r->nnodes; i++)
-    if (strcmp(r->nodes[i].id, id) == 0)
-      return (int)i;
-  return -1;
+  bool found;
+  size_t at = ring__search(r, id, &found);
+  return found ? (int)r->by_id[at] : -1;
 }
 
 const char *ring_node_id(const ring *r, size_t idx) {
@@ -166,7 +199,11 @@ static bool ring__name_ok(const char *s) {
 int ring_add_node(ring *r, const char *id, const char *region,
                   const char *zone) {
   if (!id || !*id || !ring__name_ok(id) || !ring__name_ok(region) ||
-      !ring__name_ok(zone) || ring_node_index(r, id) >= 0)
+      !ring__name_ok(zone))
+    return KV_EINVAL;
+  bool found;
+  size_t at = ring__search(r, id, &found);
+  if (found)
     return KV_EINVAL;
   if (r->nnodes >= RING_NODES_MAX)
     return KV_EFULL;
@@ -178,6 +215,10 @@ int ring_add_node(ring *r, const char *id, const char *region,
     if (!nodes)
       return KV_ENOMEM;
     r->nodes = nodes;
+    uint32_t *by_id = realloc(r->by_id, sizeof(*by_id) * cap);
+    if (!by_id)
+      return KV_ENOMEM; /* nodes grew; cap_nodes still says the old size */
+    r->by_id = by_id;
     r->cap_nodes = cap;
   }
   ring__node *nd = &r->nodes[r->nnodes];
@@ -185,16 +226,26 @@ int ring_add_node(ring *r, const char *id, const char *region,
   strcpy(nd->id, id);
   strcpy(nd->region, region ? region : "");
   strcpy(nd->zone, zone ? zone : "");
+  memmove(&r->by_id[at + 1], &r->by_id[at],
+          sizeof(*r->by_id) * (r->nnodes - at));
+  r->by_id[at] = (uint32_t)r->nnodes;
   return (int)r->nnodes++;
 }
 
 int ring_remove_node(ring *r, const char *id) {
-  int idx = ring_node_index(r, id);
-  if (idx < 0)
+  bool found;
+  size_t at = id ? ring__search(r, id, &found) : 0;
+  if (!id || !found)
     return KV_ENOTFOUND;
+  int idx = (int)r->by_id[at];
   memmove(&r->nodes[idx], &r->nodes[idx + 1],
           sizeof(*r->nodes) * (r->nnodes - (size_t)idx - 1));
+  memmove(&r->by_id[at], &r->by_id[at + 1],
+          sizeof(*r->by_id) * (r->nnodes - at - 1));
   r->nnodes--;
+  for (size_t i = 0; i < r->nnodes; i++)
+    if (r->by_id[i] > (uint32_t)idx)
+      r->by_id[i]--;
   for (uint32_t p = 0; p < r->q; p++) {
     if (r->owner[p] == idx)
       r->owner[p] = -1;
@@ -286,6 +337,8 @@ typedef struct ring__claim {
   uint32_t *region_of; /* m: small id of region */
   size_t *rank;        /* m: position in the zone-interleaved order */
   uint32_t *dist;      /* q: scratch, distance to the receiver's partitions */
+  size_t *tmp;         /* 4m: scratch of ring__claim_prepare */
+  uint32_t *tmp32;     /* 3m: scratch of ring__claim_prepare */
   bool zone_w;         /* the cluster has more than one zone */
   bool region_w;       /* spread over regions (plain n, >1 region) */
 } ring__claim;
@@ -336,10 +389,10 @@ static void ring__claim_prepare(ring__claim *c) {
   ring *r = c->r;
   size_t m = c->m;
   uint32_t nzones = 0, nregions = 0;
-  size_t key_a[RING_NODES_MAX], key_b[RING_NODES_MAX];
-  uint32_t zone_in_region[RING_NODES_MAX];
-  uint32_t zone_size[RING_NODES_MAX];
-  uint32_t region_zones[RING_NODES_MAX];
+  size_t *key_a = c->tmp, *key_b = c->tmp + m;
+  uint32_t *zone_in_region = c->tmp32;
+  uint32_t *zone_size = c->tmp32 + m;
+  uint32_t *region_zones = c->tmp32 + 2 * m;
   for (size_t i = 0; i < m; i++) {
     size_t j = 0;
     while (j < i && strcmp(r->nodes[j].region, r->nodes[i].region) != 0)
@@ -378,7 +431,7 @@ static void ring__claim_prepare(ring__claim *c) {
       c->count[r->owner[p]]++;
 
   /* order: insertion sort by (key_a, key_b, index); m is small. */
-  size_t order[RING_NODES_MAX];
+  size_t *order = c->tmp + 2 * m;
   for (size_t i = 0; i < m; i++) {
     size_t j = i;
     while (j > 0 && (key_a[order[j - 1]] > key_a[i] ||
@@ -395,7 +448,7 @@ static void ring__claim_prepare(ring__claim *c) {
   /* Targets: the q % m nodes owning the most (ties by rank) get one more
    * than q / m, so nodes already at the ceiling keep what they have. */
   uint32_t base = (uint32_t)(c->q / m), extra = (uint32_t)(c->q % m);
-  size_t byc[RING_NODES_MAX];
+  size_t *byc = c->tmp + 3 * m;
   for (size_t i = 0; i < m; i++) {
     size_t v = order[i];
     size_t j = i;
@@ -482,6 +535,190 @@ static void ring__claim_greedy(ring__claim *c) {
   }
 }
 
+/* One candidate partition of the batched hand-over: ordered by (score,
+ * distance capped at the fair gap, partition) as ring__claim_greedy
+ * picks. */
+typedef struct ring__cand {
+  int64_t score;
+  uint32_t dcap;
+  uint32_t p;
+} ring__cand;
+
+static bool ring__cand_before(const ring__cand *a, const ring__cand *b) {
+  if (a->score != b->score)
+    return a->score < b->score;
+  if (a->dcap != b->dcap)
+    return a->dcap > b->dcap;
+  return a->p < b->p;
+}
+
+typedef struct ring__heap {
+  ring__cand *v;
+  size_t n, cap;
+} ring__heap;
+
+static void ring__heap_down(ring__heap *h, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < h->n && ring__cand_before(&h->v[l], &h->v[m]))
+      m = l;
+    if (r < h->n && ring__cand_before(&h->v[r], &h->v[m]))
+      m = r;
+    if (m == i)
+      return;
+    ring__cand t = h->v[i];
+    h->v[i] = h->v[m];
+    h->v[m] = t;
+    i = m;
+  }
+}
+
+static int ring__heap_push(ring__heap *h, ring__cand c) {
+  if (h->n == h->cap) {
+    size_t cap = h->cap ? h->cap * 2 : 1024;
+    ring__cand *v = realloc(h->v, sizeof(*v) * cap);
+    if (!v)
+      return KV_ENOMEM;
+    h->v = v;
+    h->cap = cap;
+  }
+  size_t i = h->n++;
+  while (i > 0 && ring__cand_before(&c, &h->v[(i - 1) / 2])) {
+    h->v[i] = h->v[(i - 1) / 2];
+    i = (i - 1) / 2;
+  }
+  h->v[i] = c;
+  return 0;
+}
+
+/* Whether partition p may go to receiver j: unowned, or its owner has more
+ * than its target. */
+static bool ring__is_cand(const ring__claim *c, uint32_t p, int32_t j) {
+  int32_t o = c->r->owner[p];
+  return o != j && (o < 0 || c->count[o] > c->target[o]);
+}
+
+/* The key of p for receiver j (as ring__claim_greedy scores it). */
+static ring__cand ring__key(const ring__claim *c, uint32_t p, int32_t j,
+                            uint32_t gap) {
+  int32_t o = c->r->owner[p];
+  int64_t score = ring__cost_at(c, p, j);
+  if (o >= 0)
+    score -= ring__cost_at(c, p, o);
+  uint32_t d = c->dist[p] < gap ? c->dist[p] : gap;
+  return (ring__cand){.score = score, .dcap = d, .p = p};
+}
+
+/* A fresh large ring (no partition owned yet): partition p goes to the
+ * node of rank p mod M, which is balanced (the first Q mod M ranks, whose
+ * targets are the ceiling, get one more) and, since ranks interleave zones
+ * and regions, spreads every window of partitions over them as far as the
+ * nodes allow; the repair pass mends the seam where the ring wraps.
+ * Returns false (nothing done) when some partition is owned. */
+static bool ring__claim_stripe(ring__claim *c) {
+  for (uint32_t p = 0; p < c->q; p++)
+    if (c->r->owner[p] >= 0)
+      return false;
+  size_t *by_rank = c->tmp; /* prepare's scratch is free again */
+  for (size_t i = 0; i < c->m; i++)
+    by_rank[c->rank[i]] = i;
+  for (uint32_t p = 0; p < c->q; p++) {
+    size_t i = by_rank[p % c->m];
+    c->r->owner[p] = (int32_t)i;
+    c->count[i]++;
+  }
+  return true;
+}
+
+/*
+ * The hand-over for large rings (q > RING__SCAN_Q_MAX), where one scan of
+ * every partition per moved partition would cost O(q^2): the receivers are
+ * served one at a time, each with its whole deficit, from a heap of
+ * candidates ordered as ring__claim_greedy orders them. Keys only get
+ * worse as the receiver gains partitions (distances shrink), except around
+ * a partition that changed hands, whose neighbours are pushed again, so a
+ * popped entry whose key is still exact is the best choice. With one
+ * receiver (a join) the picks are exactly ring__claim_greedy's; with
+ * several (a fresh ring, a leave) the order of receivers differs, not the
+ * balance or the movement. O(receivers * q log q).
+ */
+static void ring__claim_batched(ring__claim *c) {
+  ring *r = c->r;
+  ring__heap h = {0};
+  for (;;) {
+    int32_t j = -1;
+    uint32_t need = 0;
+    for (size_t i = 0; i < c->m; i++) {
+      if (c->count[i] >= c->target[i])
+        continue;
+      uint32_t d = c->target[i] - c->count[i];
+      if (j < 0 || d > need || (d == need && c->rank[i] < c->rank[j])) {
+        need = d;
+        j = (int32_t)i;
+      }
+    }
+    if (j < 0)
+      break;
+    ring__distances(c, j);
+    uint32_t gap = c->q / c->target[j];
+    if (gap < c->w + 1)
+      gap = c->w + 1;
+    h.n = 0;
+    for (uint32_t p = 0; p < c->q; p++)
+      if (ring__is_cand(c, p, j) && ring__heap_push(&h, ring__key(c, p, j,
+                                                                  gap)))
+        goto out;
+    while (c->count[j] < c->target[j] && h.n > 0) {
+      ring__cand top = h.v[0];
+      h.v[0] = h.v[--h.n];
+      ring__heap_down(&h, 0);
+      if (!ring__is_cand(c, top.p, j))
+        continue;
+      ring__cand now = ring__key(c, top.p, j, gap);
+      if (now.score != top.score || now.dcap != top.dcap) {
+        if (ring__heap_push(&h, now))
+          goto out;
+        continue;
+      }
+      uint32_t p = top.p;
+      if (r->owner[p] >= 0)
+        c->count[r->owner[p]]--;
+      r->owner[p] = j;
+      c->count[j]++;
+      /* Distances to j shrink around p (only up to gap: keys cap them). */
+      c->dist[p] = 0;
+      for (uint32_t d = 1; d < gap && d < c->q; d++) {
+        uint32_t a = (p + d) % c->q, b = (p + c->q - d) % c->q;
+        bool more = false;
+        if (c->dist[a] > d) {
+          c->dist[a] = d;
+          more = true;
+        }
+        if (c->dist[b] > d) {
+          c->dist[b] = d;
+          more = true;
+        }
+        if (!more)
+          break;
+      }
+      /* Conflict costs changed within w of p. */
+      for (uint32_t d = 1; d <= c->w; d++) {
+        uint32_t a = (p + d) % c->q, b = (p + c->q - d) % c->q;
+        if (ring__is_cand(c, a, j) &&
+            ring__heap_push(&h, ring__key(c, a, j, gap)))
+          goto out;
+        if (b != a && ring__is_cand(c, b, j) &&
+            ring__heap_push(&h, ring__key(c, b, j, gap)))
+          goto out;
+      }
+    }
+    if (c->count[j] < c->target[j])
+      break; /* cannot happen: deficit equals surplus plus unowned */
+  }
+out:
+  free(h.v);
+}
+
 /* Swaps owners of partition pairs while that lowers the conflict cost (or
  * keeps it and moves fewer partitions) and never moves more partitions
  * than the hand-over did. Bounded by RING__FIX_* limits. */
@@ -490,6 +727,11 @@ static void ring__claim_repair(ring__claim *c) {
   int32_t *o = r->owner;
   uint32_t *moved = c->dist; /* reused: the partitions that moved */
   uint32_t nmoved = 0, evals = 0;
+  /* Large rings also bound the partitions looked at (most of them cannot
+   * swap: same owner, or more movement). */
+  uint64_t scans = 0;
+  uint64_t scans_max = c->q > RING__SCAN_Q_MAX ? RING__FIX_SCANS_MAX
+                                               : UINT64_MAX;
   bool stale = true;
   for (int pass = 0; pass < RING__FIX_PASSES_MAX; pass++) {
     bool improved = false;
@@ -497,6 +739,7 @@ static void ring__claim_repair(ring__claim *c) {
       if (ring__cost_at(c, p, o[p]) == 0)
         continue;
       if (stale) {
+        scans += c->q;
         nmoved = 0;
         for (uint32_t x = 0; x < c->q; x++)
           if (o[x] != c->orig[x])
@@ -510,6 +753,8 @@ static void ring__claim_repair(ring__claim *c) {
       uint32_t best = c->q;
       int best_d = 0, best_mv = 0;
       for (uint32_t i = 0; i < ncand; i++) {
+        if (++scans > scans_max)
+          return;
         uint32_t x = pm ? i : moved[i];
         if (x == p || o[x] == o[p])
           continue;
@@ -566,8 +811,8 @@ uint32_t ring_claim(ring *r) {
     c.w = n > 1 ? n - 1 : 0;
     if (c.w > (q - 1) / 2)
       c.w = (q - 1) / 2;
-    uint32_t *u32 = malloc(sizeof(uint32_t) * (4 * m + q));
-    size_t *rank = malloc(sizeof(size_t) * m);
+    uint32_t *u32 = malloc(sizeof(uint32_t) * (7 * m + q));
+    size_t *rank = malloc(sizeof(size_t) * 5 * m);
     if (!u32 || !rank) {
       free(u32);
       free(rank);
@@ -578,10 +823,15 @@ uint32_t ring_claim(ring *r) {
     c.target = u32 + m;
     c.zone_of = u32 + 2 * m;
     c.region_of = u32 + 3 * m;
-    c.dist = u32 + 4 * m;
+    c.tmp32 = u32 + 4 * m;
+    c.dist = u32 + 7 * m;
     c.rank = rank;
+    c.tmp = rank + m;
     ring__claim_prepare(&c);
-    ring__claim_greedy(&c);
+    if (q <= RING__SCAN_Q_MAX)
+      ring__claim_greedy(&c);
+    else if (!ring__claim_stripe(&c))
+      ring__claim_batched(&c);
     ring__claim_repair(&c);
     free(u32);
     free(rank);
@@ -646,8 +896,8 @@ size_t ring_preflist(const ring *r, uint32_t p, size_t *out, size_t cap,
     *nprimary = 0;
   if (m == 0)
     return 0;
-  memset(seen, 0, sizeof(seen));
-  memset(chosen, 0, sizeof(chosen));
+  memset(seen, 0, sizeof(seen[0]) * m);
+  memset(chosen, 0, sizeof(chosen[0]) * m);
   uint32_t start = p < r->q ? p : p % r->q;
   for (uint32_t i = 0; i < r->q && nw < m; i++) {
     int32_t o = r->owner[(start + i) % r->q];
@@ -823,4 +1073,143 @@ bool ring_equal(const ring *a, const ring *b) {
         a->region_n[i] != b->region_n[i])
       return false;
   return memcmp(a->owner, b->owner, sizeof(*a->owner) * a->q) == 0;
+}
+
+/* ---- deltas ---- */
+
+/* Delta format version (the first element of an encoded delta). */
+#define RING__DELTA_FORMAT 1
+/* Number of elements of the top-level encoded delta. */
+#define RING__DELTA_FIELDS 7
+
+/* True when a and b replicate alike: same n, same regions and counts. */
+static bool ring__same_replication(const ring *a, const ring *b) {
+  if (a->n != b->n || a->nregions != b->nregions)
+    return false;
+  for (size_t i = 0; i < a->nregions; i++)
+    if (strcmp(a->region_name[i], b->region_name[i]) != 0 ||
+        a->region_n[i] != b->region_n[i])
+      return false;
+  return true;
+}
+
+int ring_delta_encode(const ring *from, const ring *to, kvbuf *out) {
+  if (from->q != to->q || !ring__same_replication(from, to))
+    return KV_EINVAL;
+  ring *tmp = ring_clone(from);
+  if (!tmp)
+    return KV_ENOMEM;
+  int rc = 0;
+  msgpack_packer pk;
+  mp_packer_init(&pk, out);
+  msgpack_pack_array(&pk, RING__DELTA_FIELDS);
+  msgpack_pack_uint32(&pk, RING__DELTA_FORMAT);
+  msgpack_pack_uint32(&pk, from->q);
+  msgpack_pack_uint64(&pk, from->version);
+  msgpack_pack_uint64(&pk, to->version);
+  /* Removed: in from, not in to (ids of from, in its order). */
+  uint32_t nremoved = 0;
+  for (size_t i = 0; i < from->nnodes; i++)
+    nremoved += ring_node_index(to, from->nodes[i].id) < 0;
+  msgpack_pack_array(&pk, nremoved);
+  for (size_t i = 0; i < from->nnodes; i++)
+    if (ring_node_index(to, from->nodes[i].id) < 0) {
+      mp_pack_cstr(&pk, from->nodes[i].id);
+      ring_remove_node(tmp, from->nodes[i].id);
+    }
+  /* Added: in to, not in from, in to's order; appending them to what is
+   * left must give to's order (a claimant only removes and appends). */
+  size_t kept = tmp->nnodes;
+  if (to->nnodes < kept) {
+    rc = KV_EINVAL;
+    goto done;
+  }
+  for (size_t i = 0; i < kept; i++)
+    if (strcmp(tmp->nodes[i].id, to->nodes[i].id) != 0 ||
+        strcmp(tmp->nodes[i].region, to->nodes[i].region) != 0 ||
+        strcmp(tmp->nodes[i].zone, to->nodes[i].zone) != 0) {
+      rc = KV_EINVAL;
+      goto done;
+    }
+  msgpack_pack_array(&pk, (uint32_t)(to->nnodes - kept));
+  for (size_t i = kept; i < to->nnodes; i++) {
+    if (ring_node_index(from, to->nodes[i].id) >= 0) {
+      rc = KV_EINVAL; /* kept, yet not where it was */
+      goto done;
+    }
+    msgpack_pack_array(&pk, 3);
+    mp_pack_cstr(&pk, to->nodes[i].id);
+    mp_pack_cstr(&pk, to->nodes[i].region);
+    mp_pack_cstr(&pk, to->nodes[i].zone);
+  }
+  /* Owners that differ once removals renumbered the rest: pairs. */
+  uint32_t changed = 0;
+  for (uint32_t p = 0; p < to->q; p++)
+    changed += tmp->owner[p] != to->owner[p];
+  msgpack_pack_array(&pk, 2 * changed);
+  for (uint32_t p = 0; p < to->q; p++)
+    if (tmp->owner[p] != to->owner[p]) {
+      msgpack_pack_uint32(&pk, p);
+      msgpack_pack_int32(&pk, to->owner[p]);
+    }
+  if (out->oom)
+    rc = KV_ENOMEM;
+done:
+  ring_free(tmp);
+  return rc;
+}
+
+int ring_delta_apply(const ring *from, const uint8_t *buf, size_t len,
+                     ring **out) {
+  *out = NULL;
+  mp_reader rd;
+  uint32_t fields, cnt;
+  uint64_t format, q, vfrom, vto;
+  mp_reader_init(&rd, buf, len);
+  if (mp_read_array(&rd, &fields) || fields != RING__DELTA_FIELDS ||
+      mp_read_uint(&rd, &format) || format != RING__DELTA_FORMAT ||
+      mp_read_uint(&rd, &q) || q != from->q || mp_read_uint(&rd, &vfrom) ||
+      vfrom != from->version || mp_read_uint(&rd, &vto))
+    return KV_EPROTO;
+  ring *r = ring_clone(from);
+  if (!r)
+    return KV_ENOMEM;
+  int rc = KV_EPROTO;
+  char id[RING_NAME_MAX], region[RING_NAME_MAX], zone[RING_NAME_MAX];
+  if (mp_read_array(&rd, &cnt) || cnt > from->nnodes)
+    goto fail;
+  for (uint32_t i = 0; i < cnt; i++)
+    if (ring__read_name(&rd, id) || ring_remove_node(r, id) != 0)
+      goto fail;
+  if (mp_read_array(&rd, &cnt) || cnt > RING_NODES_MAX)
+    goto fail;
+  for (uint32_t i = 0; i < cnt; i++) {
+    uint32_t f;
+    if (mp_read_array(&rd, &f) || f != 3 || ring__read_name(&rd, id) ||
+        ring__read_name(&rd, region) || ring__read_name(&rd, zone))
+      goto fail;
+    int added = ring_add_node(r, id, region, zone);
+    if (added < 0) {
+      rc = added == KV_ENOMEM ? KV_ENOMEM : KV_EPROTO;
+      goto fail;
+    }
+  }
+  if (mp_read_array(&rd, &cnt) || cnt % 2 != 0 || cnt / 2 > r->q)
+    goto fail;
+  for (uint32_t i = 0; i < cnt / 2; i++) {
+    uint64_t p;
+    int64_t o;
+    if (mp_read_uint(&rd, &p) || p >= r->q || mp_read_int(&rd, &o) ||
+        o < -1 || o >= (int64_t)r->nnodes)
+      goto fail;
+    r->owner[p] = (int32_t)o;
+  }
+  if (mp_remaining(&rd) != 0)
+    goto fail;
+  r->version = vto;
+  *out = r;
+  return 0;
+fail:
+  ring_free(r);
+  return rc;
 }

@@ -7,12 +7,12 @@
  * key is the top log2(Q) bits of XXH3-64(key). Q is a power of two fixed
  * when the cluster is created.
  *
- * A ring holds its member nodes (id, region, zone), the owner of every
- * partition, and a version. Claim is balanced (every node within one
- * partition of its fair share), moves about Q/(M+1) partitions on a join
- * and no more than it must on a leave, and places the N replicas of a
- * partition on distinct nodes, spread over zones and regions when the
- * cluster has them.
+ * A ring holds its member nodes (id, region, zone; looked up by id in
+ * O(log M)), the owner of every partition, and a version. Claim is
+ * balanced (every node within one partition of its fair share), moves
+ * about Q/(M+1) partitions on a join and no more than it must on a leave,
+ * and places the N replicas of a partition on distinct nodes, spread over
+ * zones and regions when the cluster has them.
  *
  * Pure: depends on xxHash and mp.h (encoding) only; no I/O, no clock.
  */
@@ -26,8 +26,8 @@
 #include "mp.h"
 
 #define RING_Q_DEFAULT 64
-#define RING_Q_MAX 4096
-#define RING_NODES_MAX 256
+#define RING_Q_MAX 65536    /* claim stays well under a second up to here */
+#define RING_NODES_MAX 2048 /* members of one cluster, removed ones included */
 #define RING_REGIONS_MAX 16
 #define RING_NAME_MAX 64 /* node ids, regions, zones, NUL included */
 #define RING_N_MAX RING_NODES_MAX /* largest replica count, plain or per region */
@@ -107,5 +107,26 @@ int ring_encode(const ring *r, kvbuf *out);
 int ring_decode(const uint8_t *buf, size_t len, ring **out);
 /* True when both rings have the same version, members and owners. */
 bool ring_equal(const ring *a, const ring *b);
+
+/*
+ * Deltas: what turns one ring into another, for gossip to send a ring
+ * change instead of the whole ring (a join moves ~Q/N partitions; the ring
+ * of 1000 nodes and 4096 partitions encodes to ~40 KB, its join delta to
+ * ~100 bytes). A delta names the nodes removed, the nodes appended and the
+ * (partition, owner) pairs that differ once the removals renumbered the
+ * rest; it applies to exactly one ring (same q, base version), and the
+ * receiver checks the result (gossip compares the hash of its encoding).
+ *
+ * ring_delta_encode appends the delta from -> to to out. Returns 0,
+ * KV_EINVAL (not expressible: another q, n or per-region replicas, or the
+ * kept nodes not in the same order, as a claimant's rings always are) or
+ * KV_ENOMEM. ring_delta_apply makes a new ring (*out, free with ring_free)
+ * from `from` and a delta, checking every count, name, partition and owner.
+ * Returns 0, KV_EPROTO (malformed, or not a delta of this ring) or
+ * KV_ENOMEM; *out is NULL on error.
+ */
+int ring_delta_encode(const ring *from, const ring *to, kvbuf *out);
+int ring_delta_apply(const ring *from, const uint8_t *buf, size_t len,
+                     ring **out);
 
 #endif

@@ -3,8 +3,9 @@
 # when any is missing. Run as root on Debian 12 (make does this for you).
 set -e
 PKGS="build-essential cmake pkg-config libuv1-dev librocksdb-dev libxxhash-dev
-libmsgpack-dev clang libclang-rt-14-dev iproute2 nftables procps
-redis-server redis-tools python3 python3-redis prometheus curl libh2o-dev"
+libmsgpack-dev clang libclang-rt-14-dev iproute2 nftables procps libssl-dev
+redis-server redis-tools python3 python3-redis python3-yaml prometheus curl libh2o-dev
+libinih-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

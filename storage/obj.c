@@ -53,6 +53,7 @@ typedef struct obj__ent {
 
 typedef struct obj__val {
   uint64_t ts_ms;
+  uint64_t expires_ms; /* OBJ_EXPIRES: wall-clock ms it reads as absent */
   size_t off; /* bytes at heap + off */
   size_t len;
   uint32_t flags;
@@ -164,17 +165,24 @@ static int obj__read_entries(mp_reader *r, uint32_t nents, obj *o,
       uint32_t flags = 0;
       uint64_t vts = 0;
       kv_slice data;
-      if (mp_read_array(r, &nf) || nf != OBJ__VAL_FIELDS)
+      uint64_t exp = 0;
+      if (mp_read_array(r, &nf) ||
+          (nf != OBJ__VAL_FIELDS && nf != OBJ__VAL_FIELDS + 1))
         return KV_EPROTO;
       if (mp_read_u32(r, &flags) || mp_read_uint(r, &vts) ||
           mp_read_bytes(r, &data))
         return KV_EPROTO;
-      if (flags & ~OBJ_DELETED)
+      /* A value with an expiry has it as a fourth field, and only then. */
+      if ((flags & ~(OBJ_DELETED | OBJ_EXPIRES | OBJ_TYPED)) ||
+          ((flags & OBJ_EXPIRES) != 0) != (nf == OBJ__VAL_FIELDS + 1))
+        return KV_ECORRUPT;
+      if (nf > OBJ__VAL_FIELDS && (mp_read_uint(r, &exp) || exp == 0))
         return KV_ECORRUPT;
       if (o) {
         obj__val *v = &o->vals[o->nvals++];
         v->flags = flags;
         v->ts_ms = vts;
+        v->expires_ms = exp;
         v->off = o->heap_len;
         v->len = data.len;
         if (data.len)
@@ -251,10 +259,13 @@ int obj_encode(const obj *o, kvbuf *out) {
     msgpack_pack_array(&pk, e->nvals);
     for (uint32_t j = 0; j < e->nvals; j++) {
       const obj__val *v = &o->vals[e->vfirst + j];
-      msgpack_pack_array(&pk, OBJ__VAL_FIELDS);
+      bool exp = v->flags & OBJ_EXPIRES;
+      msgpack_pack_array(&pk, OBJ__VAL_FIELDS + exp);
       msgpack_pack_uint32(&pk, v->flags);
       msgpack_pack_uint64(&pk, v->ts_ms);
       mp_pack_bin(&pk, v->len ? o->heap + v->off : obj__empty, v->len);
+      if (exp)
+        msgpack_pack_uint64(&pk, v->expires_ms);
     }
   }
   return out->oom ? KV_ENOMEM : 0;
@@ -273,6 +284,7 @@ int obj_sibling(const obj *o, size_t i, obj_value *out) {
       const obj__val *v = &o->vals[i];
       out->flags = v->flags;
       out->ts_ms = v->ts_ms;
+      out->expires_ms = v->expires_ms;
       out->data = v->len ? o->heap + v->off : obj__empty;
       out->len = v->len;
       out->actor = e->actor;
@@ -284,11 +296,23 @@ int obj_sibling(const obj *o, size_t i, obj_value *out) {
 }
 
 bool obj_all_deleted(const obj *o) {
+  return obj_all_gone(o, 0);
+}
+
+bool obj_value_gone(const obj_value *v, uint64_t now_ms) {
+  return (v->flags & OBJ_DELETED) ||
+         (now_ms && (v->flags & OBJ_EXPIRES) && v->expires_ms <= now_ms);
+}
+
+bool obj_all_gone(const obj *o, uint64_t now_ms) {
   if (o->nvals == 0)
     return false;
-  for (uint32_t i = 0; i < o->nvals; i++)
-    if (!(o->vals[i].flags & OBJ_DELETED))
+  for (uint32_t i = 0; i < o->nvals; i++) {
+    const obj__val *v = &o->vals[i];
+    if (!(v->flags & OBJ_DELETED) &&
+        !(now_ms && (v->flags & OBJ_EXPIRES) && v->expires_ms <= now_ms))
       return false;
+  }
   return true;
 }
 
@@ -392,8 +416,11 @@ static void obj__emit(obj *dst, uint64_t actor, const obj__side *a,
   e->nvals = (uint32_t)keep;
   if (ev) {
     obj__val *d = &dst->vals[dst->nvals++];
-    d->flags = ev->flags & OBJ_DELETED;
+    d->flags = ev->flags & (OBJ_DELETED | OBJ_EXPIRES | OBJ_TYPED);
     d->ts_ms = ev->ts_ms;
+    d->expires_ms = (d->flags & OBJ_EXPIRES) ? ev->expires_ms : 0;
+    if (!d->expires_ms)
+      d->flags &= ~OBJ_EXPIRES;
     d->off = dst->heap_len;
     d->len = ev->len;
     if (ev->len)
@@ -559,7 +586,8 @@ bool obj_equal(const obj *a, const obj *b) {
   }
   for (uint32_t i = 0; i < a->nvals; i++) {
     const obj__val *x = &a->vals[i], *y = &b->vals[i];
-    if (x->flags != y->flags || x->ts_ms != y->ts_ms || x->len != y->len ||
+    if (x->flags != y->flags || x->ts_ms != y->ts_ms ||
+        x->expires_ms != y->expires_ms || x->len != y->len ||
         (x->len && memcmp(a->heap + x->off, b->heap + y->off, x->len)))
       return false;
   }

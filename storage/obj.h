@@ -31,6 +31,8 @@
 
 #define OBJ_FORMAT_VERSION 1
 #define OBJ_DELETED 0x1u /* value is a tombstone */
+#define OBJ_EXPIRES 0x2u /* value has an expiry time (expires_ms) */
+#define OBJ_TYPED 0x4u   /* value is a data type's state (storage/crdt.h) */
 
 /* Limits on one object. Defaults: siblings_warn 25, siblings_max 100 (as
  * Riak), entries_max 64 actors kept in a clock (older actors whose values
@@ -51,6 +53,11 @@ typedef struct obj_value {
   uint64_t ts_ms;
   const uint8_t *data; /* owned by the obj; valid until it changes */
   size_t len;
+  /* OBJ_EXPIRES: the wall-clock time (ms) from which the value reads as
+   * absent. Part of the version: every replica holds the same expiry for
+   * the same dot and decides alone, by its own clock (docs/data-types.md
+   * says what clock skew does). */
+  uint64_t expires_ms;
   uint64_t actor;      /* the dot of this value */
   uint64_t counter;
 } obj_value;
@@ -77,6 +84,12 @@ size_t obj_sibling_count(const obj *o);
 int obj_sibling(const obj *o, size_t i, obj_value *out);
 /* True when o has siblings and all of them are tombstones. */
 bool obj_all_deleted(const obj *o);
+/* True when v reads as absent at wall time now_ms: a tombstone, or expired
+ * (now_ms 0: expiry not considered). */
+bool obj_value_gone(const obj_value *v, uint64_t now_ms);
+/* True when o has siblings and every one is gone at now_ms (tombstones or
+ * expired): o reads as not found. */
+bool obj_all_gone(const obj *o, uint64_t now_ms);
 
 /* Appends the context (version vector) of o to out. Returns 0/KV_ENOMEM. */
 int obj_context(const obj *o, kvbuf *out);

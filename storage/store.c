@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -104,23 +106,27 @@ store__msg(store *s, const char *fmt, ...) {
 }
 
 /*
- * Turns a RocksDB error string into a KV_E* code and the store's message
- * ("what: rocksdb text"), frees errptr, and returns the code. A lock
- * failure (another process has the directory open) becomes KV_EBUSY with a
- * message naming the directory.
+ * store__code turns a RocksDB error string into a KV_E* code; store__error
+ * also makes it the store's message ("what: rocksdb text"), frees errptr,
+ * and returns the code. A lock failure (another process has the directory
+ * open) becomes KV_EBUSY with a message naming the directory.
  */
-static int store__error(store *s, char *errptr, const char *what) {
-  int rc = KV_ESTORAGE;
-  const char *e = errptr ? errptr : "unknown error";
+static int store__code(const char *e) {
   if (strstr(e, "No space left"))
-    rc = KV_ENOSPC;
-  else if (strstr(e, "While lock file") || strstr(e, "/LOCK") ||
-           strstr(e, "Resource temporarily unavailable"))
-    rc = KV_EBUSY;
-  else if (strstr(e, "Corruption"))
-    rc = KV_ECORRUPT;
-  else if (strstr(e, "IO error"))
-    rc = KV_EIO;
+    return KV_ENOSPC;
+  if (strstr(e, "While lock file") || strstr(e, "/LOCK") ||
+      strstr(e, "Resource temporarily unavailable"))
+    return KV_EBUSY;
+  if (strstr(e, "Corruption"))
+    return KV_ECORRUPT;
+  if (strstr(e, "IO error"))
+    return KV_EIO;
+  return KV_ESTORAGE;
+}
+
+static int store__error(store *s, char *errptr, const char *what) {
+  const char *e = errptr ? errptr : "unknown error";
+  int rc = store__code(e);
   if (rc == KV_EBUSY)
     store__msg(s, "data directory %s is in use by another kvorumd (%s)",
                s->dir, e);
@@ -1023,4 +1029,96 @@ int store_hint_scan(store *s, const char *owner, store_hint_fn fn, void *arg) {
                           olen + 1, false, 0, store__hint_visit, &c);
   free(lo);
   return rc;
+}
+
+/* ---- backup and compaction (thread-safe: see store.h) ---- */
+
+/* Frees errptr after turning it into a code and a message in err. */
+static int store__error_to(char *errptr, const char *what, char *err,
+                           size_t errlen) {
+  const char *e = errptr ? errptr : "unknown error";
+  int rc = store__code(e);
+  snprintf(err, errlen, "%s: %s", what, e);
+  rocksdb_free(errptr);
+  return rc;
+}
+
+uint64_t store_sequence(store *s) {
+  return s->db ? rocksdb_get_latest_sequence_number(s->db) : 0;
+}
+
+/* The bytes of the regular files directly in dir (a checkpoint is flat). */
+static uint64_t store__dir_bytes(const char *dir) {
+  uint64_t total = 0;
+  DIR *d = opendir(dir);
+  if (!d)
+    return 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    struct stat st;
+    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISREG(st.st_mode))
+      total += (uint64_t)st.st_size;
+  }
+  closedir(d);
+  return total;
+}
+
+int store_checkpoint(store *s, const char *dir, uint64_t *bytes, char *err,
+                     size_t errlen) {
+  *bytes = 0;
+  int fenced = store__fenced(s);
+  if (fenced) {
+    snprintf(err, errlen, "the storage refuses writes; no backup now");
+    return fenced;
+  }
+  char parent[STORE_PATH_MAX];
+  size_t n = strlen(dir);
+  if (n == 0 || n >= sizeof(parent)) {
+    snprintf(err, errlen, "bad backup directory '%s'", dir);
+    return KV_EINVAL;
+  }
+  memcpy(parent, dir, n + 1);
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = '\0';
+    if (store__mkdirs(parent) != 0) {
+      int e = errno;
+      snprintf(err, errlen, "cannot create %s: %s", parent, strerror(e));
+      return e == ENOSPC ? KV_ENOSPC : KV_EIO;
+    }
+  }
+  char *e = NULL;
+  rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &e);
+  if (e)
+    return store__error_to(e, "cannot start a checkpoint", err, errlen);
+  /* log_size_for_flush 0: flush the memtables first, so the copy needs no
+   * write-ahead log replay and holds every committed write in tables. */
+  rocksdb_checkpoint_create(cp, dir, 0, &e);
+  rocksdb_checkpoint_object_destroy(cp);
+  if (e)
+    return store__error_to(e, "checkpoint failed", err, errlen);
+  *bytes = store__dir_bytes(dir);
+  return 0;
+}
+
+int store_compact(store *s, char *err, size_t errlen) {
+  int fenced = store__fenced(s);
+  if (fenced) {
+    snprintf(err, errlen, "the storage refuses writes; no compaction now");
+    return fenced;
+  }
+  rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+  /* Rewrite the last level too (kForce): a manual compaction is asked for
+   * to drop what deletes and overwrites left behind. */
+  rocksdb_compactoptions_set_bottommost_level_compaction(co, 2);
+  for (int i = 0; i < STORE_CF_COUNT; i++)
+    rocksdb_compact_range_cf_opt(s->db, s->cf[i], co, NULL, 0, NULL, 0);
+  rocksdb_compactoptions_destroy(co);
+  return 0;
+}
+
+void store_compact_cancel(store *s) {
+  if (s->db)
+    rocksdb_disable_manual_compaction(s->db);
 }

@@ -145,6 +145,30 @@ int store_hint_owner_next(store *s, const char *after, char *out, size_t cap);
 bool store_broken(const store *s);
 int store_recover(store *s);
 
+/* The sequence number of the last committed write (RocksDB's). */
+uint64_t store_sequence(store *s);
+
+/* Backup and maintenance. These two may run on a worker thread while the
+ * loop thread reads and writes, but not together with store_recover or
+ * store_close. Each returns 0 or a KV_E* code with a message in err (the
+ * store's own message is not touched).
+ *
+ * store_checkpoint writes a consistent copy of the database into dir,
+ * which must not exist (its parents are created): a RocksDB checkpoint,
+ * the memtables flushed first, table files hard-linked where dir is on
+ * the same file system (copied otherwise). Every write committed before
+ * the call is in it; the copy is a data directory store_open (kvorumd
+ * --data) opens as it is. *bytes: the size of its files (hard links
+ * counted whole).
+ *
+ * store_compact compacts every column family over its whole key range,
+ * the last level included, and returns when it is done (or, early, once
+ * store_compact_cancel was called: at shutdown). */
+int store_checkpoint(store *s, const char *dir, uint64_t *bytes, char *err,
+                     size_t errlen);
+int store_compact(store *s, char *err, size_t errlen);
+void store_compact_cancel(store *s);
+
 /* The message of the last error of this store (never NULL). */
 const char *store_errmsg(const store *s);
 

@@ -14,9 +14,15 @@
  *   kvtest-keys HOST count PREFIX FIRST COUNT count the keys HOST's own
  *                                             replica holds with that value
  *                                             (get --local); prints it
+ *   kvtest-keys HOST get PREFIX FIRST COUNT [R]
+ *                                             count the keys a read through
+ *                                             HOST at level R (default the
+ *                                             cluster's) finds with that
+ *                                             value; prints it
  *
  * Exits 0 when every request got an answer (acknowledged or not), 1 when
- * the node cannot be reached, 2 on bad arguments.
+ * the node cannot be reached, 2 on bad arguments. Errors are counted on
+ * stderr, with the first one's message.
  * Depends on: libkvorum (client/kvorum.h).
  */
 #include <stdio.h>
@@ -32,8 +38,11 @@ typedef struct kt_state {
   const char *prefix;
   unsigned long long next, end;
   unsigned long long inflight, answered, hits;
+  unsigned long long errors; /* answers that were errors */
+  char first_error[256];     /* the first one's message */
   bool put;
-  int32_t w;
+  bool local; /* count: HOST's own replica only */
+  int32_t w;  /* put: W; get: R */
 } kt_state;
 
 typedef struct kt_req {
@@ -46,9 +55,11 @@ static void kt_cb(void *arg, int status, const char *errmsg,
                   const kv_result *res) {
   kt_req *q = arg;
   kt_state *st = q->st;
-  (void)errmsg;
   st->inflight--;
   st->answered++;
+  if (status != 0 && st->errors++ == 0)
+    snprintf(st->first_error, sizeof(st->first_error), "%s: %s", q->key,
+             errmsg ? errmsg : "?");
   if (status == 0 && st->put) {
     st->hits++;
   } else if (status == 0 && res && res->found) {
@@ -70,7 +81,11 @@ static int kt_issue(kv_client *c, kt_state *st) {
     q->st = st;
     int n = snprintf(q->key, sizeof(q->key), "%s%llu", st->prefix, st->next);
     q->klen = (size_t)n;
-    kv_options o = {.local = !st->put, .w = st->w};
+    kv_options o = {.local = st->local};
+    if (st->put)
+      o.w = st->w;
+    else
+      o.r = st->w;
     int rc = st->put ? kv_put_async(c, q->key, q->klen, q->key, q->klen,
                                     NULL, 0, &o, kt_cb, q)
                      : kv_get_async(c, q->key, q->klen, &o, kt_cb, q);
@@ -87,10 +102,12 @@ static int kt_issue(kv_client *c, kt_state *st) {
 int main(int argc, char **argv) {
   int32_t w = 0;
   if (argc < 6 || argc > 7 ||
-      (strcmp(argv[2], "put") && strcmp(argv[2], "count")) ||
+      (strcmp(argv[2], "put") && strcmp(argv[2], "count") &&
+       strcmp(argv[2], "get")) ||
       (argc == 7 && kv_parse_level(argv[6], &w))) {
     fprintf(stderr,
-            "usage: kvtest-keys HOST put|count PREFIX FIRST COUNT [W]\n");
+            "usage: kvtest-keys HOST put|count|get PREFIX FIRST COUNT "
+            "[W|R]\n");
     return 2;
   }
   char *end;
@@ -104,6 +121,7 @@ int main(int argc, char **argv) {
                  .next = first,
                  .end = first + count,
                  .put = strcmp(argv[2], "put") == 0,
+                 .local = strcmp(argv[2], "count") == 0,
                  .w = w};
   /* Every request to HOST itself: a local get must be its replica. */
   kv_connect_opts co = {.no_route = true};
@@ -127,6 +145,9 @@ int main(int argc, char **argv) {
     }
   }
   kv_close(c);
+  if (st.errors)
+    fprintf(stderr, "kvtest-keys: %llu errors, the first %s\n", st.errors,
+            st.first_error);
   printf("%llu\n", st.hits);
   return rc;
 }

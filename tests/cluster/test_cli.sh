@@ -6,7 +6,11 @@
 # puts give two siblings; a put with the context of the get replaces both;
 # after a delete, get --json says "found": false (exit 0); 200 acknowledged
 # writes survive kill -9 and a restart; bad flags and unknown commands exit
-# 2; an unreachable host exits 1. A trap kills the node and removes the
+# 2; an unreachable host exits 1. Logs: every line of those runs is logfmt;
+# a node started with --log-format json and a seed that never answers
+# writes only JSON lines, shows no debug line until `kvorum log-level
+# debug` (which answers the new and the previous level), and no info line
+# after `kvorum log-level warn`. A trap kills the node and removes the
 # temporary directory, whatever happens. Prints "N passed, M failed".
 set -u
 
@@ -14,9 +18,11 @@ KVORUMD=${1:?usage: test_cli.sh KVORUMD KVORUM}
 CLI=${2:?usage: test_cli.sh KVORUMD KVORUM}
 WRITES=200          # acknowledged writes that must survive kill -9
 WAIT_TRIES=400      # x 0.05 s: how long a node may take to answer
+LOG_TRIES=60        # x 0.05 s: how long until an expected log line shows
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kvorum-cli.XXXXXX") || exit 1
 PID=""
+NODE_LOG=$TMP/node.log # the stderr of the node start_node starts
 cleanup() {
   if [ -n "$PID" ]; then
     kill -9 "$PID" 2>/dev/null
@@ -43,9 +49,9 @@ check() { # check DESCRIPTION COMMAND...
 }
 finish() {
   echo "test_cli: $passed passed, $failed failed"
-  if [ "$failed" -ne 0 ] && [ -f "$TMP/node.log" ]; then
+  if [ "$failed" -ne 0 ] && [ -f "$NODE_LOG" ]; then
     echo "---- node log (last 30 lines) ----"
-    tail -n 30 "$TMP/node.log"
+    tail -n 30 "$NODE_LOG"
   fi
   [ "$failed" -eq 0 ]
   exit $?
@@ -59,9 +65,9 @@ print(" ".join(str(s.getsockname()[1]) for s in ss))')
 HOST=127.0.0.1:$PORT
 kv() { "$CLI" --host "$HOST" "$@"; }
 
-start_node() {
+start_node() { # start_node [FLAGS...]: later flags override these
   "$KVORUMD" --id n1 --listen "$HOST" --peer "127.0.0.1:$PEER_PORT" \
-    --data "$TMP/data" --n 1 --r 1 --w 1 >>"$TMP/node.log" 2>&1 &
+    --data "$TMP/data" --n 1 --r 1 --w 1 "$@" >>"$NODE_LOG" 2>&1 &
   PID=$!
 }
 wait_up() {
@@ -142,5 +148,69 @@ for ((i = 0; i < WRITES; i++)); do
     [ "$(printf '%s\n' "$v" | wc -l)" -eq 2 ] && found=$((found + 1))
 done
 check "all $WRITES acknowledged writes found after restart ($found)" test "$found" -eq "$WRITES"
+
+# ---- logs ----
+stop_node() {
+  kill -TERM "$PID" 2>/dev/null
+  wait "$PID" 2>/dev/null
+  PID=""
+}
+# wait_log PATTERN: waits until a line of the node's log holds PATTERN.
+wait_log() {
+  local i
+  for ((i = 0; i < LOG_TRIES; i++)); do
+    grep -qF -- "$1" "$NODE_LOG" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+stop_node
+check "every line of the runs so far is logfmt (ts, level, node, msg)" python3 - "$NODE_LOG" <<'EOF'
+import re, sys
+line = re.compile(r'ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(error|warn|info|debug) '
+                  r'node=n1 msg=("([^"\\\x00-\x1f]|\\.)*"|[^ "=\\\x00-\x20]+)\n')
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines(keepends=True)
+assert lines and all(line.fullmatch(l) for l in lines), lines
+assert any("stopped cleanly" in l for l in lines)
+EOF
+check "kvorumd --log-format xml exits 2" \
+  test "$(status_of "$KVORUMD" --log-format xml)" = 2
+check "kvorum log-level without a level exits 2" \
+  test "$(status_of "$CLI" --host "$HOST" log-level)" = 2
+
+# A seed that never answers: the shell logs each refused connect (every
+# 250 ms) at debug level.
+NODE_LOG=$TMP/json.log
+start_node --data "$TMP/data-json" --log-format json \
+  --seeds "127.0.0.1:$DEAD_PORT" --gossip-interval-ms 50
+check "node answers status (--log-format json)" wait_up || finish
+sleep 0.4
+check "no debug line at the default level" sh -c "! grep -q '\"level\":\"debug\"' '$NODE_LOG'"
+check "log-level debug answers the new and the previous level" \
+  test "$(kv log-level debug)" = "$(printf 'level: debug\nprevious: info')"
+check "the change is logged" wait_log 'log level is now debug (was info)'
+check "debug lines follow" wait_log '"level":"debug"'
+out=$(kv --json log-level debug)
+check "log-level --json is {level, previous}" \
+  python3 -c 'import json,sys; assert json.loads(sys.argv[1]) == {"level": "debug", "previous": "debug"}' "$out"
+check "a level the node refuses exits 1" test "$(status_of kv log-level loud)" = 1
+check "log-level warn" sh -c "'$CLI' --host '$HOST' log-level warn >/dev/null"
+stop_node
+check "JSON lines; debug only after log-level debug; nothing below warn after log-level warn" \
+  python3 - "$NODE_LOG" <<'EOF'
+import json, sys
+data = open(sys.argv[1], "rb").read()
+assert data.endswith(b"\n"), "the last line is not ended"
+recs = [json.loads(raw.decode("utf-8")) for raw in data.split(b"\n")[:-1]]
+for j in recs:
+    assert list(j) == ["ts", "level", "node", "msg"], j
+    assert all(isinstance(v, str) for v in j.values()) and j["node"] == "n1", j
+msgs = [j["msg"] for j in recs]
+debug = msgs.index("log level is now debug (was info)")
+warn = msgs.index("log level is now warn (was debug)")
+assert not any(j["level"] == "debug" for j in recs[:debug])
+assert any(j["level"] == "debug" for j in recs[debug:warn])
+assert all(j["level"] in ("error", "warn") for j in recs[warn + 1:]), recs[warn + 1:]
+EOF
 
 finish

@@ -121,7 +121,8 @@ static int fz_parse(const char *t, size_t n, http_target *out, char *err,
 static int fz_opts_equal(const wire_opts *a, const wire_opts *b) {
   return a->r == b->r && a->pr == b->pr && a->w == b->w && a->dw == b->dw &&
          a->pw == b->pw && a->timeout_ms == b->timeout_ms &&
-         a->flags == b->flags && a->region.len == b->region.len;
+         a->ttl_ms == b->ttl_ms && a->flags == b->flags &&
+         a->region.len == b->region.len;
 }
 
 static int fz_opts_unset(const wire_opts *o) {
@@ -167,6 +168,9 @@ static size_t fz_query_of(const wire_opts *o, char *q) {
   if (o->timeout_ms)
     n += snprintf(q + n, FZ_QUERY_MAX - (size_t)n, "&timeout=%" PRIu32,
                   o->timeout_ms);
+  if (o->ttl_ms)
+    n += snprintf(q + n, FZ_QUERY_MAX - (size_t)n, "&ttl=%" PRIu64,
+                  o->ttl_ms / 1000u);
   n += snprintf(q + n, FZ_QUERY_MAX - (size_t)n, "&");
   FZ_CHECK(n > 0 && n < FZ_QUERY_MAX);
   return (size_t)n;

@@ -64,6 +64,7 @@ static void check_slices(const wire_msg *m, const uint8_t *body, size_t len) {
   FZ_CHECK(slice_in(m->object, body, len));
   FZ_CHECK(slice_in(m->text, body, len));
   FZ_CHECK(slice_in(m->region, body, len));
+  FZ_CHECK(slice_in(m->server_version, body, len));
   FZ_CHECK(slice_in(m->raw, body, len));
   FZ_CHECK(slice_in(m->opts.region, body, len));
 }
@@ -109,6 +110,7 @@ static void check_same(const wire_msg *a, const wire_msg *b) {
   case WIRE_HELLO_OK:
     FZ_CHECK(a->version == b->version && slice_eq(a->text, b->text));
     FZ_CHECK(a->partitions == b->partitions && slice_eq(a->region, b->region));
+    FZ_CHECK(nilable_eq(a->server_version, b->server_version));
     break;
   case WIRE_ERROR:
     FZ_CHECK(a->code == b->code && slice_eq(a->text, b->text));

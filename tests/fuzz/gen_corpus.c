@@ -27,6 +27,7 @@
 #include "wire.h"
 #endif
 #ifdef GEN_KVOBJ
+#include "crdt.h"
 #include "obj.h"
 #endif
 #ifdef GEN_KVRING
@@ -385,6 +386,196 @@ static void gen_obj(void) {
   obj_free(w);
   obj_free(s);
   obj_free(o);
+}
+#endif
+
+/* ---- fuzz_crdt: pairs of states and operations ---- */
+
+#ifdef GEN_KVOBJ
+/* A fuzz_crdt input: flags, a 2-byte little-endian split, A, B. */
+static void crdt_put(const char *name, uint8_t flags, const kvbuf *a,
+                     const kvbuf *b) {
+  kvbuf in;
+  kvbuf_init(&in);
+  uint8_t head[3] = {flags, (uint8_t)(a->len & 0xff), (uint8_t)(a->len >> 8)};
+  must(kvbuf_append(&in, head, 3) == 0 &&
+           kvbuf_append(&in, a->data, a->len) == 0 &&
+           kvbuf_append(&in, b->data, b->len) == 0,
+       name);
+  put_buf("fuzz_crdt", name, &in);
+  kvbuf_free(&in);
+}
+
+/* Applies the operation in op to c and empties op. */
+static void crdt_apply_buf(crdt *c, kvbuf *op, uint64_t actor) {
+  crdt_op *o = NULL;
+  must(crdt_op_decode(op->data, op->len, &o) == 0, "crdt_op_decode");
+  must(crdt_apply(c, o, actor, T0, NULL, NULL) == 0, "crdt_apply");
+  crdt_op_free(o);
+  kvbuf_free(op);
+  kvbuf_init(op);
+}
+
+static kvbuf crdt_enc(const crdt *c) {
+  kvbuf b;
+  kvbuf_init(&b);
+  must(crdt_encode(c, &b) == 0, "crdt_encode");
+  return b;
+}
+
+static void gen_crdt(void) {
+  kv_slice el[3] = {{(const uint8_t *)"milk", 4},
+                    {(const uint8_t *)"eggs", 4},
+                    {(const uint8_t *)"\xff\x00", 2}};
+  kv_slice f1 = {(const uint8_t *)"owner", 5}, f2 = {(const uint8_t *)"n", 1},
+           f3 = {(const uint8_t *)"items", 5};
+  kv_slice v1 = {(const uint8_t *)"alice", 5}, v2 = {(const uint8_t *)"bob", 3};
+  kvbuf none, op_add, op_rem, op_incr, op_map, op_lww;
+  kvbuf_init(&none);
+  kvbuf_init(&op_add);
+  kvbuf_init(&op_rem);
+  kvbuf_init(&op_incr);
+  kvbuf_init(&op_map);
+  kvbuf_init(&op_lww);
+
+  /* A set at two replicas: concurrent adds, and a remove of what one saw. */
+  crdt *s1 = crdt_new(CRDT_SET), *s2;
+  must(crdt_op_set_add(&op_add, el, 3) == 0, "set add");
+  crdt_apply_buf(s1, &op_add, A1);
+  s2 = crdt_clone(s1);
+  kvbuf ctx;
+  kvbuf_init(&ctx);
+  must(crdt_context(s1, &ctx) == 0, "crdt_context");
+  must(crdt_op_set_add(&op_add, el, 1) == 0, "set add");
+  crdt_apply_buf(s1, &op_add, A1);
+  must(crdt_op_set_rem(&op_rem, el, 2, ctx.data, ctx.len) == 0, "set rem");
+  crdt_apply_buf(s2, &op_rem, A2);
+  must(crdt_op_set_add(&op_add, el + 1, 1) == 0, "set add");
+  crdt_apply_buf(s2, &op_add, A3);
+
+  /* A counter. */
+  crdt *n1 = crdt_new(CRDT_COUNTER), *n2;
+  must(crdt_op_counter_incr(&op_incr, 40) == 0, "incr");
+  crdt_apply_buf(n1, &op_incr, A1);
+  n2 = crdt_clone(n1);
+  must(crdt_op_counter_incr(&op_incr, -2) == 0, "incr");
+  crdt_apply_buf(n2, &op_incr, A2);
+
+  /* Maps: every kind of field, concurrent registers, a removal. */
+  crdt *m1 = crdt_new(CRDT_MAP_MV), *m2;
+  crdt_mapb mb;
+  crdt_mapb_init(&mb, CRDT_NONE);
+  must(crdt_mapb_assign(&mb, f1, v1, 0) == 0 && crdt_mapb_incr(&mb, f2, 5) == 0 &&
+           crdt_mapb_set_add(&mb, f3, el, 2) == 0 &&
+           crdt_mapb_finish(&mb, NULL, 0, &op_map) == 0,
+       "map op");
+  crdt_apply_buf(m1, &op_map, A1);
+  m2 = crdt_clone(m1);
+  kvbuf mctx;
+  kvbuf_init(&mctx);
+  must(crdt_context(m1, &mctx) == 0, "crdt_context");
+  crdt_mapb_init(&mb, CRDT_MAP_MV);
+  must(crdt_mapb_assign(&mb, f1, v2, 0) == 0 &&
+           crdt_mapb_set_rem(&mb, f3, el, 1) == 0 &&
+           crdt_mapb_remove(&mb, f2, CRDT_KIND_ANY) == 0 &&
+           crdt_mapb_finish(&mb, mctx.data, mctx.len, &op_map) == 0,
+       "map op");
+  crdt_apply_buf(m2, &op_map, A2);
+  crdt_mapb_init(&mb, CRDT_NONE);
+  must(crdt_mapb_assign(&mb, f1, v1, 0) == 0 &&
+           crdt_mapb_incr(&mb, f2, -7) == 0 &&
+           crdt_mapb_finish(&mb, NULL, 0, &op_map) == 0,
+       "map op");
+  crdt_apply_buf(m1, &op_map, A3);
+
+  crdt *l1 = crdt_new(CRDT_MAP_LWW), *l2;
+  crdt_mapb_init(&mb, CRDT_MAP_LWW);
+  must(crdt_mapb_assign(&mb, f1, v1, T0 + 5) == 0 &&
+           crdt_mapb_set_add(&mb, f3, el + 1, 2) == 0 &&
+           crdt_mapb_finish(&mb, NULL, 0, &op_lww) == 0,
+       "lww op");
+  crdt_apply_buf(l1, &op_lww, A1);
+  l2 = crdt_clone(l1);
+  crdt_mapb_init(&mb, CRDT_MAP_LWW);
+  must(crdt_mapb_assign(&mb, f1, v2, T0 + 9) == 0 &&
+           crdt_mapb_finish(&mb, NULL, 0, &op_lww) == 0,
+       "lww op");
+  crdt_apply_buf(l2, &op_lww, A2);
+  crdt_mapb_init(&mb, CRDT_MAP_LWW);
+  must(crdt_mapb_assign(&mb, f1, v1, T0 + 7) == 0 &&
+           crdt_mapb_finish(&mb, NULL, 0, &op_lww) == 0,
+       "lww op");
+  crdt_apply_buf(l1, &op_lww, A3);
+
+  /* Operations for the pairs (applying emptied the ones above). */
+  kvbuf o_add, o_rem, o_incr, o_map, o_lww;
+  kvbuf_init(&o_add);
+  kvbuf_init(&o_rem);
+  kvbuf_init(&o_incr);
+  kvbuf_init(&o_map);
+  kvbuf_init(&o_lww);
+  must(crdt_op_set_add(&o_add, el, 3) == 0, "set add");
+  must(crdt_op_set_rem(&o_rem, el, 2, ctx.data, ctx.len) == 0, "set rem");
+  must(crdt_op_counter_incr(&o_incr, -9) == 0, "incr");
+  crdt_mapb_init(&mb, CRDT_NONE);
+  must(crdt_mapb_assign(&mb, f1, v2, 0) == 0 && crdt_mapb_incr(&mb, f2, 3) == 0 &&
+           crdt_mapb_set_add(&mb, f3, el, 3) == 0 &&
+           crdt_mapb_set_rem(&mb, f3, el + 1, 1) == 0 &&
+           crdt_mapb_remove(&mb, f1, CRDT_KIND_REGISTER) == 0 &&
+           crdt_mapb_finish(&mb, mctx.data, mctx.len, &o_map) == 0,
+       "map op");
+  crdt_mapb_init(&mb, CRDT_MAP_LWW);
+  must(crdt_mapb_assign(&mb, f1, v2, T0 + 8) == 0 &&
+           crdt_mapb_finish(&mb, NULL, 0, &o_lww) == 0,
+       "lww op");
+
+  static const struct {
+    const char *name;
+    int kind; /* 0 set, 1 counter, 2 map_mv, 3 map_lww */
+  } families[] = {{"set", 0}, {"counter", 1}, {"map-mv", 2}, {"map-lww", 3}};
+  crdt *a[4] = {s1, n1, m1, l1}, *b[4] = {s2, n2, m2, l2};
+  kvbuf *ops[4][2] = {{&o_add, &o_rem}, {&o_incr, &o_incr}, {&o_map, &o_map},
+                      {&o_lww, &o_map}};
+  char name[96];
+  for (int i = 0; i < 4; i++) {
+    const char *fam = families[i].name;
+    kvbuf ea = crdt_enc(a[i]), eb = crdt_enc(b[i]);
+    crdt *empty = crdt_new(crdt_type_of(a[i]));
+    kvbuf ee = crdt_enc(empty);
+    crdt_free(empty);
+    snprintf(name, sizeof(name), "%s-state", fam);
+    crdt_put(name, 0, &ea, &none);
+    snprintf(name, sizeof(name), "%s-empty", fam);
+    crdt_put(name, 0, &ee, &none);
+    snprintf(name, sizeof(name), "%s-concurrent-pair", fam);
+    crdt_put(name, 0, &ea, &eb);
+    snprintf(name, sizeof(name), "%s-state-op", fam);
+    crdt_put(name, 4, &ea, ops[i][0]);
+    snprintf(name, sizeof(name), "%s-op-state-tight", fam);
+    crdt_put(name, 2 | 8, ops[i][1], &eb);
+    snprintf(name, sizeof(name), "%s-op-only", fam);
+    crdt_put(name, 1, ops[i][0], &none);
+    kvbuf_free(&ea);
+    kvbuf_free(&eb);
+    kvbuf_free(&ee);
+  }
+  /* Types that do not match, and a context beside a state. */
+  kvbuf es = crdt_enc(s1), en = crdt_enc(n1);
+  crdt_put("mismatch-set-counter", 0, &es, &en);
+  crdt_put("mismatch-incr-on-set", 0, &o_incr, &es);
+  crdt_put("context-and-set", 0, &ctx, &es);
+  kvbuf_free(&es);
+  kvbuf_free(&en);
+
+  kvbuf *bufs[] = {&none, &op_add, &op_rem, &op_incr, &op_map, &op_lww,
+                   &ctx,  &mctx,   &o_add,  &o_rem,   &o_incr, &o_map,
+                   &o_lww};
+  for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+    kvbuf_free(bufs[i]);
+  for (int i = 0; i < 4; i++) {
+    crdt_free(a[i]);
+    crdt_free(b[i]);
+  }
 }
 #endif
 
@@ -873,6 +1064,7 @@ int main(int argc, char **argv) {
   gen_auth();
 #ifdef GEN_KVOBJ
   gen_obj();
+  gen_crdt();
 #endif
 #ifdef GEN_KVRING
   gen_ring();

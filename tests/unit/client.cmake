@@ -6,3 +6,18 @@ if(TARGET kvorum_client)
           LIBS kvorum_client Threads::Threads
           TIMEOUT 60 LABELS unit)
 endif()
+
+# libkvorum's TLS, and the kvorum CLI's TLS and login flags, against
+# `openssl s_server` and a throwaway CA the test makes with the openssl
+# command (tests/unit/test_client_tls.c).
+find_program(KV_OPENSSL openssl)
+if(TARGET kvorum_client AND KV_OPENSSL)
+  add_executable(test_client_tls
+                 ${PROJECT_SOURCE_DIR}/tests/unit/test_client_tls.c)
+  target_link_libraries(test_client_tls PRIVATE kvorum_client Threads::Threads)
+  target_include_directories(test_client_tls PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  add_test(NAME test_client_tls
+           COMMAND test_client_tls ${KV_OPENSSL} $<TARGET_FILE:kvorum_cli>)
+  add_dependencies(test_client_tls kvorum_cli)
+  set_tests_properties(test_client_tls PROPERTIES TIMEOUT 120 LABELS unit)
+endif()

@@ -301,6 +301,14 @@ static void test_resp(void) {
   CHECK(sz == resp_get_size(1) && !memcmp(buf, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
                                           sz),
         "GET encoding");
+  const char *auth[] = {"AUTH", "bob", "pw"};
+  size_t auth_lens[] = {4, 3, 2};
+  static const char auth_want[] =
+      "*3\r\n$4\r\nAUTH\r\n$3\r\nbob\r\n$2\r\npw\r\n";
+  sz = resp_encode_cmd(buf, 3, auth, auth_lens);
+  CHECK(sz == resp_cmd_size(3, auth_lens) && sz == sizeof auth_want - 1 &&
+            !memcmp(buf, auth_want, sz),
+        "AUTH encoding");
 }
 
 /* Flag parsing: defaults, values, and errors that name the flag. */
@@ -349,7 +357,11 @@ static void test_opts(void) {
              {"--bogus", "1", "--bogus"},
              {"--seed", "x", "--seed"},
              {"stray", NULL, "stray"},
-             {"--keys", NULL, "needs a value"}};
+             {"--keys", NULL, "needs a value"},
+             {"--password", "pw", "KVORUM_PASSWORD"},
+             {"--tls-key", "k.pem", "--tls-cert"},
+             {"--tls-ca", "", "--tls-ca"},
+             {"--user", "", "--user"}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char *argv[] = {"kvorum-bench", (char *)bad[i].a, (char *)bad[i].b, NULL};
     int argc = bad[i].b ? 3 : 2;
@@ -366,6 +378,21 @@ static void test_opts(void) {
                    NULL};
   CHECK(bench_opts_parse(5, conns, &o, devnull, err, sizeof err) == KV_EINVAL,
         "more connections than concurrency");
+  /* TLS and a user: any --tls-* implies --tls; the password only from the
+   * environment. */
+  char *tls[] = {"kvorum-bench", "--tls-ca", "ca.pem", "--user", "bob", NULL};
+  setenv("KVORUM_PASSWORD", "pw", 1);
+  rc = bench_opts_parse(5, tls, &o, devnull, err, sizeof err);
+  CHECK(rc == 0 && o.tls && !strcmp(o.tls_ca, "ca.pem") &&
+            !strcmp(o.user, "bob") && o.password && !strcmp(o.password, "pw"),
+        "--tls-ca --user: rc %d, '%s'", rc, err);
+  unsetenv("KVORUM_PASSWORD");
+  rc = bench_opts_parse(5, tls, &o, devnull, err, sizeof err);
+  CHECK(rc == KV_EINVAL && strstr(err, "KVORUM_PASSWORD"),
+        "--user without KVORUM_PASSWORD: rc %d, '%s'", rc, err);
+  char *plain[] = {"kvorum-bench", NULL};
+  rc = bench_opts_parse(1, plain, &o, devnull, err, sizeof err);
+  CHECK(rc == 0 && !o.tls && !o.user && !o.password, "no TLS by default");
   fclose(devnull);
 }
 

@@ -4,7 +4,9 @@
  * servers (threads in this process on 127.0.0.1, port 0) that speak HELLO,
  * GET, PUT, DEL and ADMIN through wire.h: replies out of order matched by
  * id, a timeout, an ERROR surfaced verbatim, a server that closes the
- * connection (KV_ECLOSED), a version mismatch, routing by a ring.
+ * connection (KV_ECLOSED), a version mismatch, routing by a ring, and
+ * credentials: HELLO's user and secret as the node decodes them, EAUTH
+ * and EPERM with the node's message, on routed connections too.
  * Prints "N passed, M failed" and exits non-zero on failure.
  * Depends on: libkvorum, kvproto, pthreads.
  */
@@ -186,6 +188,9 @@ typedef struct fake {
   uint64_t version; /* HELLO_OK version */
   bool reverse;     /* hold T_REVERSE_BATCH replies, send them reversed */
   const char *ring_to; /* non-NULL: answer "ring" sending all to this addr */
+  const char *user;    /* non-NULL: HELLO must carry user and secret */
+  const char *secret;
+  size_t secret_len;
   atomic_int stop;
   atomic_int accepted;
   pthread_t th;
@@ -247,6 +252,18 @@ static bool fake_answer(fake *f, const wire_msg *m, kvbuf *out) {
   r.req_id = m->req_id;
   switch (m->type) {
   case WIRE_HELLO:
+    if (f->user && !m->user.ptr) {
+      wire_encode_error(out, m->req_id, KV_EAUTH,
+                        "this node requires a user and password");
+      return false;
+    }
+    if (f->user && (!mp_slice_eq(m->user, f->user) ||
+                    m->secret.len != f->secret_len ||
+                    memcmp(m->secret.ptr, f->secret, f->secret_len) != 0)) {
+      wire_encode_error(out, m->req_id, KV_EAUTH,
+                        "authentication failed: invalid user or password");
+      return false;
+    }
     r.type = WIRE_HELLO_OK;
     r.version = f->version;
     r.text.ptr = (const uint8_t *)f->name;
@@ -284,6 +301,11 @@ static bool fake_answer(fake *f, const wire_msg *m, kvbuf *out) {
     return true;
   if (mp_slice_eq(m->key, "close"))
     return false;
+  if (mp_slice_eq(m->key, "perm")) {
+    wire_encode_error(out, m->req_id, KV_EPERM,
+                      "user %s (role read) may not write", f->user);
+    return true;
+  }
   if (mp_slice_eq(m->key, "err")) {
     wire_encode_error(out, m->req_id, KV_EQUORUM,
                       "only 1 of 2 required replicas answered within 1000 ms");
@@ -593,14 +615,20 @@ static void test_version(void) {
   fake_stop(&g);
 }
 
+/* Starts fakes "a", whose ring sends every key to b, and "b"; their
+ * addresses go to aaddr and baddr (64 bytes each). */
+static void fake_pair(fake *a, fake *b, char *aaddr, char *baddr) {
+  CHECK(fake_start(b, "b") == 0);
+  fake_addr(b, baddr, 64);
+  CHECK(fake_start(a, "a") == 0);
+  fake_addr(a, aaddr, 64);
+  a->ring_to = baddr;
+}
+
 static void test_routing(void) {
   fake a, b;
   char aaddr[64], baddr[64];
-  CHECK(fake_start(&b, "b") == 0);
-  fake_addr(&b, baddr, sizeof(baddr));
-  CHECK(fake_start(&a, "a") == 0);
-  fake_addr(&a, aaddr, sizeof(aaddr));
-  a.ring_to = baddr;
+  fake_pair(&a, &b, aaddr, baddr);
   kv_client *c = NULL;
   char err[256];
   CHECK(kv_connect(aaddr, NULL, &c, err, sizeof(err)) == 0);
@@ -636,6 +664,104 @@ static void test_routing(void) {
   fake_stop(&a);
 }
 
+/* HELLO with credentials: encoded with two trailing fields (a version-1
+ * HELLO stays 4 fields long), decoded back. */
+static void test_hello_encoding(void) {
+  wire_msg m;
+  memset(&m, 0, sizeof(m));
+  m.type = WIRE_HELLO;
+  m.req_id = 1;
+  m.version = WIRE_PROTOCOL_VERSION;
+  m.text.ptr = (const uint8_t *)"t";
+  m.text.len = 1;
+  kvbuf b;
+  kvbuf_init(&b);
+  CHECK(wire_encode(&b, &m) == 0);
+  CHECK(b.len > 4 && b.data[4] == 0x94); /* fixarray of 4 */
+  b.len = 0;
+  m.user.ptr = (const uint8_t *)"bob";
+  m.user.len = 3;
+  m.secret.ptr = (const uint8_t *)"pw\0x";
+  m.secret.len = 4;
+  CHECK(wire_encode(&b, &m) == 0);
+  CHECK(b.len > 4 && b.data[4] == 0x96); /* fixarray of 6 */
+  wire_msg d;
+  memset(&d, 0, sizeof(d));
+  CHECK(wire_decode(b.data + WIRE_HEADER_BYTES, b.len - WIRE_HEADER_BYTES,
+                    &wire_limits_default, &d) == 0);
+  CHECK(d.type == WIRE_HELLO && mp_slice_eq(d.user, "bob") &&
+        d.secret.len == 4 && memcmp(d.secret.ptr, "pw\0x", 4) == 0);
+  /* The example of docs/protocol.md section 2.1, byte for byte. */
+  static const uint8_t spec[] = {0x00, 0x00, 0x00, 0x10, 0x96, 0x01, 0x01,
+                                 0x01, 0xa3, 'c',  'l',  'i',  0xa3, 'b',
+                                 'o',  'b',  0xc4, 0x02, 'p',  'w'};
+  b.len = 0;
+  m.text.ptr = (const uint8_t *)"cli";
+  m.text.len = 3;
+  m.secret.ptr = (const uint8_t *)"pw";
+  m.secret.len = 2;
+  CHECK(wire_encode(&b, &m) == 0 && b.len == sizeof(spec) &&
+        memcmp(b.data, spec, sizeof(spec)) == 0);
+  /* An empty password is still two fields: the user is what counts. */
+  b.len = 0;
+  m.secret.ptr = (const uint8_t *)"";
+  m.secret.len = 0;
+  CHECK(wire_encode(&b, &m) == 0 && b.data[4] == 0x96);
+  kvbuf_free(&b);
+}
+
+static void test_auth(void) {
+  fake a, b;
+  char aaddr[64], baddr[64];
+  fake_pair(&a, &b, aaddr, baddr);
+  static const char pw[] = "s3cr\0t"; /* a password is bytes */
+  a.user = b.user = "bob";
+  a.secret = b.secret = pw;
+  a.secret_len = b.secret_len = sizeof(pw) - 1;
+  kv_client *c = NULL;
+  char err[512];
+
+  /* No credentials, or wrong ones: KV_EAUTH with the node's message. */
+  CHECK(kv_connect(aaddr, NULL, &c, err, sizeof(err)) == KV_EAUTH);
+  CHECK(c == NULL && strstr(err, "refused the connection without credentials") &&
+        strstr(err, "this node requires a user and password"));
+  kv_connect_opts co = {.user = "bob", .password = "s3cr"};
+  CHECK(kv_connect(aaddr, &co, &c, err, sizeof(err)) == KV_EAUTH);
+  CHECK(c == NULL &&
+        strstr(err, "refused the credentials of user bob: invalid user or "
+                    "password") &&
+        !strstr(err, "authentication failed")); /* the caller says that */
+
+  /* Bad settings never reach a node. */
+  co.user = NULL;
+  CHECK(kv_connect(aaddr, &co, &c, err, sizeof(err)) == KV_EINVAL);
+  char longname[WIRE_NAME_MAX + 1];
+  memset(longname, 'u', WIRE_NAME_MAX);
+  longname[WIRE_NAME_MAX] = '\0';
+  co.user = longname;
+  CHECK(kv_connect(aaddr, &co, &c, err, sizeof(err)) == KV_EINVAL);
+
+  /* The right ones, with the password's length given (it holds a NUL):
+   * the first node and the node routing leads to both let the client in;
+   * a request the role does not allow is EPERM with the node's words. */
+  co.user = "bob";
+  co.password = pw;
+  co.password_len = sizeof(pw) - 1;
+  CHECK(kv_connect(aaddr, &co, &c, err, sizeof(err)) == 0);
+  if (c) {
+    kv_result *res = NULL;
+    CHECK(kv_get(c, "key1", 4, NULL, &res) == 0);
+    CHECK(res && res->nsiblings == 2 &&
+          memcmp(res->siblings[0].value, "b:key1", 6) == 0);
+    kv_result_free(res);
+    CHECK(kv_put(c, "perm", 4, "v", 1, NULL, 0, NULL, NULL) == KV_EPERM);
+    CHECK(strcmp(kv_errmsg(c), "user bob (role read) may not write") == 0);
+    kv_close(c);
+  }
+  fake_stop(&a);
+  fake_stop(&b);
+}
+
 int main(void) {
   test_b64();
   test_utf8();
@@ -645,5 +771,7 @@ int main(void) {
   test_out_of_order();
   test_version();
   test_routing();
+  test_hello_encoding();
+  test_auth();
   return check_summary(NULL);
 }

@@ -389,7 +389,11 @@ static void test_unknown_params(void) {
     CHECK_T(err_has(cases[i].named));
   }
   CHECK_T(parse("/kv/k?foo=1") == KV_EINVAL);
-  CHECK_T(err_has("unknown") && err_has("timeout"));
+  CHECK_T(err_has("unknown") && err_has("timeout") && err_has("ttl"));
+  /* ttl: seconds, kept in milliseconds. */
+  CHECK_T(parse("/kv/k?ttl=90") == 0 && tgt.opts.ttl_ms == 90000);
+  CHECK_T(parse("/kv/k?ttl=0") == KV_EINVAL && err_has("ttl=0"));
+  CHECK_T(parse("/kv/k?ttl=x") == KV_EINVAL);
 
   /* Names are read up to 15 bytes, values up to 31 (decoded): one more is
    * malformed. */

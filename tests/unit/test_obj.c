@@ -139,6 +139,58 @@ static void test_tombstones(void) {
   obj_free(o);
 }
 
+/* A value with an expiry keeps it through encode, decode and sync, reads
+ * as gone from its expiry on, and equal expired copies are equal. */
+static void test_expiry(void) {
+  obj *o = obj_new();
+  obj_value v = {.flags = OBJ_EXPIRES, .ts_ms = NOW_MS,
+                 .expires_ms = NOW_MS + 500,
+                 .data = (const uint8_t *)"x", .len = 1};
+  CHECK(obj_update(o, NULL, 0, 7, &v, NOW_MS, NULL, NULL) == 0);
+  CHECK(put(o, NULL, 8, "y", 0, NULL, NULL) == 0);
+  kvbuf b;
+  kvbuf_init(&b);
+  CHECK(obj_encode(o, &b) == 0);
+  obj *d = NULL;
+  CHECK(obj_decode(b.data, b.len, &d) == 0 && d);
+  CHECK(d && obj_equal(o, d));
+  obj_value got;
+  bool seen = false;
+  for (size_t i = 0; d && i < obj_sibling_count(d); i++)
+    if (obj_sibling(d, i, &got) == 0 && got.len == 1 && got.data[0] == 'x') {
+      seen = true;
+      CHECK(got.flags & OBJ_EXPIRES);
+      CHECK(got.expires_ms == NOW_MS + 500);
+      CHECK(!obj_value_gone(&got, NOW_MS + 499));
+      CHECK(obj_value_gone(&got, NOW_MS + 500));
+    }
+  CHECK(seen);
+  /* Not all gone while "y" lives; all gone for an object of "x" alone. */
+  CHECK(!obj_all_gone(d, NOW_MS + 1000));
+  obj *x = obj_new();
+  CHECK(obj_update(x, NULL, 0, 7, &v, NOW_MS, NULL, NULL) == 0);
+  CHECK(!obj_all_gone(x, NOW_MS) && obj_all_gone(x, NOW_MS + 500));
+  obj *y = obj_clone(x);
+  bool changed = true;
+  CHECK(y && obj_sync(y, x, &changed) == 0 && !changed && obj_equal(x, y));
+  /* A decoder refuses an expiry flag without its field, and the reverse. */
+  b.len = 0;
+  CHECK(obj_encode(x, &b) == 0);
+  for (size_t i = 0; i < b.len; i++)
+    if (b.data[i] == 0x94) { /* the value's 4-field array */
+      b.data[i] = 0x93;
+      obj *bad = NULL;
+      CHECK(obj_decode(b.data, b.len, &bad) != 0);
+      obj_free(bad);
+      break;
+    }
+  kvbuf_free(&b);
+  obj_free(o);
+  obj_free(d);
+  obj_free(x);
+  obj_free(y);
+}
+
 static void test_sibling_limits(void) {
   obj_limits lim = lax();
   lim.siblings_warn = 2;
@@ -425,6 +477,7 @@ int main(void) {
   test_siblings_and_replace();
   test_stale_context();
   test_tombstones();
+  test_expiry();
   test_sibling_limits();
   test_pruning();
   test_incarnation();

@@ -719,17 +719,18 @@ static void test_forward_compat(void) {
   CHECK(wire_decode(b.data, b.len, NULL, &d) == 0 && d.opts.r == 0);
   kvbuf_free(&b);
 
-  /* A sibling with a fourth field is read, the field skipped. */
+  /* A sibling's fourth field is its expiry; a fifth is skipped. */
   kvbuf_init(&b);
   mp_packer_init(&pk, &b);
   msgpack_pack_array(&pk, 4);
   msgpack_pack_uint32(&pk, WIRE_GET_OK);
   msgpack_pack_uint64(&pk, 3);
   msgpack_pack_array(&pk, 1);
-  msgpack_pack_array(&pk, 4);
+  msgpack_pack_array(&pk, 5);
   msgpack_pack_uint32(&pk, 0);
   msgpack_pack_uint64(&pk, 9);
   mp_pack_bin(&pk, "v", 1);
+  msgpack_pack_uint64(&pk, 1234);
   mp_pack_cstr(&pk, "extra");
   mp_pack_bin(&pk, "c", 1);
   CHECK(wire_decode(b.data, b.len, NULL, &d) == 0 && d.nsiblings == 1);
@@ -739,7 +740,8 @@ static void test_forward_compat(void) {
   mp_reader_init(&r, d.raw.ptr, d.raw.len);
   CHECK(mp_read_array(&r, &n) == 0 && n == 1);
   CHECK(wire_sibling_next(&r, &s) == 0 && s.ts_ms == 9 &&
-        seq(s.value, S("v")) && mp_remaining(&r) == 0);
+        seq(s.value, S("v")) && s.expires_ms == 1234 &&
+        mp_remaining(&r) == 0);
   kvbuf_free(&b);
 }
 

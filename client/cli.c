@@ -14,8 +14,10 @@
  * operational error (the server's message on stderr; refused credentials
  * and permissions say so first), 2 usage error (message and usage on
  * stderr). Contexts are base64.
+ * set, counter and map operate data types (kv_update with an operation
+ * that crdt.h builds; reads decode the merged state).
  * Depends on: libkvorum (kvorum.h, kvorum_int.h for base64/JSON), mp.h,
- * kvauth (auth.h, for user-add).
+ * crdt.h (kvobj), kvauth (auth.h, for user-add).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -673,6 +675,318 @@ static int cli_get(kv_client *c, const cli_args *a) {
   return CLI_EXIT_OK;
 }
 
+/* ---- data types: set, counter, map (docs/data-types.md) ---- */
+
+/* A subcommand of set, counter or map: the positionals it takes (the
+ * subcommand's name included) and the flags it allows. */
+typedef struct cli_sub {
+  const char *cmd, *sub;
+  int min, max;
+  int flags;
+} cli_sub;
+
+static const cli_sub cli_subs[] = {
+    {"set", "add", 3, CLI_POSITIONAL_MAX, CLI_F_W | CLI_F_TIMEOUT},
+    {"set", "rem", 3, CLI_POSITIONAL_MAX,
+     CLI_F_CONTEXT | CLI_F_W | CLI_F_TIMEOUT},
+    {"set", "members", 2, 2, CLI_F_R | CLI_F_TIMEOUT},
+    {"counter", "incr", 3, 3, CLI_F_W | CLI_F_TIMEOUT},
+    {"counter", "get", 2, 2, CLI_F_R | CLI_F_TIMEOUT},
+    {"map", "set", 4, 4, CLI_F_W | CLI_F_TIMEOUT},
+    {"map", "get", 2, 3, CLI_F_R | CLI_F_TIMEOUT},
+    {"map", "del", 3, 3, CLI_F_W | CLI_F_TIMEOUT},
+    {"map", "incr", 4, 4, CLI_F_W | CLI_F_TIMEOUT},
+};
+
+/* Checks a typed command's subcommand, arguments and flags. Returns the
+ * subcommand, or NULL with a usage error printed. */
+static const cli_sub *cli_typed_check(const cli_args *a, const cli_cmd *cmd) {
+  const cli_sub *s = NULL;
+  for (size_t i = 0; i < sizeof(cli_subs) / sizeof(cli_subs[0]); i++)
+    if (strcmp(cli_subs[i].cmd, cmd->name) == 0 &&
+        strcmp(cli_subs[i].sub, a->pos[0]) == 0)
+      s = &cli_subs[i];
+  if (!s) {
+    cli_bad(cmd, "unknown %s command \"%s\"", cmd->name, a->pos[0]);
+    return NULL;
+  }
+  if (a->npos < s->min || a->npos > s->max) {
+    cli_bad(cmd, "%s %s takes %d%s argument%s after %s, got %d", cmd->name,
+            s->sub, s->min - 1, s->max > s->min ? " or more" : "",
+            s->min == 2 ? "" : "s", s->sub, a->npos - 1);
+    return NULL;
+  }
+  for (size_t f = 0; f < CLI_NFLAGS; f++)
+    if ((a->given & cli_flags[f].bit) && !(s->flags & cli_flags[f].bit)) {
+      cli_bad(cmd, "%s %s does not take --%s", cmd->name, s->sub,
+              cli_flags[f].name);
+      return NULL;
+    }
+  return s;
+}
+
+/* Parses a signed 64-bit N. Returns 0 or CLI_EXIT_USAGE. */
+static int cli_int64(const cli_cmd *cmd, const char *v, int64_t *out) {
+  char *end;
+  errno = 0;
+  long long n = strtoll(v, &end, 10);
+  if (errno || end == v || *end)
+    return cli_bad(cmd, "bad number \"%s\": expected an integer", v);
+  *out = n;
+  return 0;
+}
+
+/* Reads key's data type into *st (NULL: no such key). A key with plain
+ * values, or a type other than want (CRDT_NONE: any map), is WRONGTYPE.
+ * Returns 0 or the exit status, the error printed. */
+static int cli_typed_read(kv_client *c, const cli_args *a,
+                          const kv_options *o, crdt_type want, crdt **st) {
+  *st = NULL;
+  const char *key = a->pos[1];
+  kv_result *res = NULL;
+  int rc = kv_get(c, key, strlen(key), o, &res);
+  if (rc)
+    return cli_fail(c, rc);
+  const kv_sibling *typed = NULL, *plain = NULL;
+  for (size_t i = 0; i < res->nsiblings; i++) {
+    if (res->siblings[i].typed)
+      typed = &res->siblings[i];
+    else if (!res->siblings[i].deleted)
+      plain = &res->siblings[i];
+  }
+  if (typed)
+    rc = crdt_decode(typed->value, typed->len, st);
+  kv_result_free(res);
+  if (rc) {
+    fprintf(stderr, "kvorum: %s holds a state that cannot be read: %s\n",
+            key, kv_strerror(rc));
+    return CLI_EXIT_FAIL;
+  }
+  crdt_type t = *st ? crdt_type_of(*st) : CRDT_NONE;
+  bool fits = !*st || (want == CRDT_NONE
+                           ? t == CRDT_MAP_MV || t == CRDT_MAP_LWW
+                           : t == want);
+  if (plain || !fits) {
+    fprintf(stderr, "kvorum: WRONGTYPE %s holds %s, not a %s\n", key,
+            plain ? "plain values" : crdt_type_name(t),
+            want == CRDT_NONE ? "map" : crdt_type_name(want));
+    crdt_free(*st);
+    *st = NULL;
+    return CLI_EXIT_FAIL;
+  }
+  return 0;
+}
+
+/* Appends byte string v: JSON string when UTF-8, else {"base64": ...}. */
+static void cli_json_bytes(kvbuf *b, kv_slice v) {
+  if (kv_utf8_valid(v.ptr, v.len)) {
+    kv_json_str(b, v.ptr, v.len);
+    return;
+  }
+  kvbuf_append(b, "{\"base64\": \"", 12);
+  kv_b64_encode(b, v.ptr, v.len);
+  kvbuf_append(b, "\"}", 2);
+}
+
+/* Appends v as one line of text (base64:... when not UTF-8). */
+static void cli_text_bytes(kvbuf *b, kv_slice v) {
+  if (kv_utf8_valid(v.ptr, v.len)) {
+    kvbuf_append(b, v.ptr, v.len);
+  } else {
+    kvbuf_append(b, "base64:", 7);
+    kv_b64_encode(b, v.ptr, v.len);
+  }
+  kvbuf_append(b, "\n", 1);
+}
+
+static void cli_print_int(const cli_args *a, const char *name, int64_t v) {
+  if (a->json)
+    printf("{\"%s\": %" PRId64 "}\n", name, v);
+  else
+    printf("%" PRId64 "\n", v);
+}
+
+/* set members KEY: the members and the context to remove with. */
+static int cli_set_members(kv_client *c, const cli_args *a,
+                           const kv_options *o) {
+  crdt *st;
+  int rc = cli_typed_read(c, a, o, CRDT_SET, &st);
+  if (rc)
+    return rc;
+  kvbuf b, ctx;
+  kvbuf_init(&b);
+  kvbuf_init(&ctx);
+  size_t n = st ? crdt_set_count(st) : 0;
+  if (st)
+    crdt_context(st, &ctx);
+  if (a->json)
+    kvbuf_append(&b, "{\"members\": [", 13);
+  for (size_t i = 0; i < n; i++) {
+    kv_slice m;
+    if (crdt_set_member(st, i, &m))
+      break;
+    if (a->json) {
+      kvbuf_append(&b, ", ", i ? 2 : 0);
+      cli_json_bytes(&b, m);
+    } else {
+      cli_text_bytes(&b, m);
+    }
+  }
+  kvbuf_append(&b, a->json ? "], \"context\": \"" : "context: ",
+               a->json ? 15 : 9);
+  kv_b64_encode(&b, ctx.data, ctx.len);
+  kvbuf_append(&b, a->json ? "\"}\n" : "\n", a->json ? 3 : 1);
+  cli_write(&b);
+  kvbuf_free(&b);
+  kvbuf_free(&ctx);
+  crdt_free(st);
+  return CLI_EXIT_OK;
+}
+
+/* map get KEY [FIELD]: one field's value(s), or every field. */
+static int cli_map_get_cmd(kv_client *c, const cli_args *a,
+                           const kv_options *o) {
+  crdt *st;
+  int rc = cli_typed_read(c, a, o, CRDT_NONE, &st);
+  if (rc)
+    return rc;
+  kvbuf b;
+  kvbuf_init(&b);
+  if (a->json) {
+    if (st)
+      crdt_render_json(st, &b);
+    else
+      kvbuf_append(&b, "{\"type\":\"map_mv\",\"fields\":[],\"context\":\"\"}",
+                   41);
+    kvbuf_append(&b, "\n", 1); /* over the render's NUL */
+  }
+  size_t n = st && !a->json ? crdt_map_count(st) : 0;
+  for (size_t i = 0; i < n; i++) {
+    crdt_field f;
+    if (crdt_map_field(st, i, &f))
+      break;
+    if (a->npos == 3 && (f.name.len != strlen(a->pos[2]) ||
+                         memcmp(f.name.ptr, a->pos[2], f.name.len) != 0))
+      continue;
+    char prefix[40];
+    if (a->npos == 2) {
+      kvbuf_append(&b, f.name.ptr, f.name.len);
+      kvbuf_append(&b, ": ", 2);
+    }
+    if (f.kind == CRDT_KIND_COUNTER) {
+      snprintf(prefix, sizeof(prefix), "%" PRId64 "\n",
+               crdt_map_counter(st, i));
+      kvbuf_append(&b, prefix, strlen(prefix));
+    } else if (f.kind == CRDT_KIND_SET) {
+      for (size_t j = 0; j < crdt_map_set_count(st, i); j++) {
+        kv_slice m;
+        if (crdt_map_set_member(st, i, j, &m) == 0)
+          cli_text_bytes(&b, m);
+      }
+    } else {
+      for (size_t j = 0; j < crdt_map_reg_count(st, i); j++) {
+        kv_slice v;
+        if (crdt_map_reg_value(st, i, j, &v, NULL) == 0)
+          cli_text_bytes(&b, v);
+      }
+    }
+  }
+  cli_write(&b);
+  kvbuf_free(&b);
+  crdt_free(st);
+  return CLI_EXIT_OK;
+}
+
+/* set, counter, map: an operation through kv_update, or a read. */
+static int cli_typed(kv_client *c, const cli_args *a) {
+  const cli_cmd *cmd = cli_find(a->cmd);
+  const cli_sub *sub = cli_typed_check(a, cmd);
+  kv_options o;
+  uint8_t *ctx = NULL;
+  size_t ctx_len = 0;
+  if (!sub || cli_options(a, cmd, &o) || cli_context(a, cmd, &ctx, &ctx_len))
+    return CLI_EXIT_USAGE;
+  if (ctx && crdt_context_check(ctx, ctx_len)) {
+    free(ctx);
+    return cli_bad(cmd, "--context is not a data type's context (the "
+                        "\"context\" of set members --json)");
+  }
+  if (!c) { /* main's check before connecting */
+    free(ctx);
+    return 0;
+  }
+  const char *key = a->pos[1];
+  bool is_set = strcmp(cmd->name, "set") == 0;
+  bool is_map = strcmp(cmd->name, "map") == 0;
+  const char *s = sub->sub;
+  if (is_set && strcmp(s, "members") == 0)
+    return cli_set_members(c, a, &o);
+  if (is_map && strcmp(s, "get") == 0)
+    return cli_map_get_cmd(c, a, &o);
+  if (!is_set && !is_map && strcmp(s, "get") == 0) {
+    crdt *st;
+    int rc = cli_typed_read(c, a, &o, CRDT_COUNTER, &st);
+    if (rc)
+      return rc;
+    cli_print_int(a, "value", st ? crdt_counter_value(st) : 0);
+    crdt_free(st);
+    return CLI_EXIT_OK;
+  }
+  int64_t n = 0;
+  if (strcmp(s, "incr") == 0 && cli_int64(cmd, a->pos[a->npos - 1], &n)) {
+    free(ctx);
+    return CLI_EXIT_USAGE;
+  }
+  kvbuf op;
+  kvbuf_init(&op);
+  int rc;
+  if (is_set) {
+    size_t ne = (size_t)a->npos - 2;
+    kv_slice *el = calloc(ne, sizeof(*el));
+    for (size_t i = 0; el && i < ne; i++)
+      el[i] = (kv_slice){(const uint8_t *)a->pos[2 + i], strlen(a->pos[2 + i])};
+    rc = !el ? KV_ENOMEM
+         : strcmp(s, "add") == 0 ? crdt_op_set_add(&op, el, ne)
+                                 : crdt_op_set_rem(&op, el, ne, ctx, ctx_len);
+    free(el);
+  } else if (is_map) {
+    crdt_mapb mb;
+    crdt_mapb_init(&mb, CRDT_NONE);
+    kv_slice name = {(const uint8_t *)a->pos[2], strlen(a->pos[2])};
+    if (strcmp(s, "set") == 0)
+      rc = crdt_mapb_assign(
+          &mb, name, (kv_slice){(const uint8_t *)a->pos[3], strlen(a->pos[3])},
+          0);
+    else if (strcmp(s, "del") == 0)
+      rc = crdt_mapb_remove(&mb, name, CRDT_KIND_ANY);
+    else
+      rc = crdt_mapb_incr(&mb, name, n);
+    rc = rc ? rc : crdt_mapb_finish(&mb, ctx, ctx_len, &op);
+    if (rc)
+      crdt_mapb_free(&mb);
+  } else {
+    rc = crdt_op_counter_incr(&op, n);
+  }
+  free(ctx);
+  if (rc) {
+    kvbuf_free(&op);
+    return cli_report(rc, "cannot build the operation");
+  }
+  kv_result *res = NULL;
+  rc = kv_update(c, key, strlen(key), op.data, op.len, &o, &res);
+  kvbuf_free(&op);
+  if (rc)
+    return cli_fail(c, rc);
+  if (strcmp(s, "incr") == 0)
+    cli_print_int(a, "value", res->value);
+  else if (strcmp(s, "add") == 0 || strcmp(s, "set") == 0)
+    cli_print_int(a, "added", res->added);
+  else
+    cli_print_int(a, "removed", res->removed);
+  kv_result_free(res);
+  return CLI_EXIT_OK;
+}
+
 /* ---- admin commands ---- */
 
 /* Renders the msgpack object at r as text into buf: strings bare, other
@@ -1219,6 +1533,8 @@ int main(int argc, char **argv) {
   if (cli_options(&a, cmd, &o) || cli_context(&a, cmd, &ctx, &ctx_len))
     return CLI_EXIT_USAGE;
   free(ctx);
+  if (cmd->fn == cli_typed && cli_typed(NULL, &a))
+    return CLI_EXIT_USAGE;
   if (cmd->fn == cli_user_add) /* edits a file; talks to no node */
     return cli_user_add(NULL, &a);
   /* With --region, requests go to a coordinator in that region (get

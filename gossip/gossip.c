@@ -3,11 +3,11 @@
  * as a sans-IO state machine. See gossip.h for the design and the wire
  * format.
  *
- * The member table is kept sorted by id, with two small arrays beside it
- * that every sync touches (the low 16 bits of each heartbeat, the time
- * each alive member's phi reaches the threshold), so that applying a
- * heartbeat vector of 1000 members or checking their liveness walks a few
- * kilobytes instead of the whole table.
+ * The member table is kept sorted by id, with small arrays beside it that
+ * every sync touches (the low byte of each heartbeat, when each member was
+ * last known alive, when each alive member's phi reaches the threshold),
+ * so that applying a vector of 1000 members or checking their liveness
+ * walks a few kilobytes instead of the whole table.
  *
  * Depends on: ring.h (ring state, its encoding and deltas), mp.h
  * (msgpack), phi.h (the failure detector), rng.h (splitmix64), kv_err.h,
@@ -27,11 +27,12 @@
 
 #define GOSSIP__HEARTBEAT_FIELDS 5
 #define GOSSIP__DIGEST_FIELDS 8
-#define GOSSIP__SYNC_FIELDS 11
+#define GOSSIP__SYNC_FIELDS 12
 #define GOSSIP__ENTRY_FIELDS 11     /* what this node sends */
 #define GOSSIP__ENTRY_FIELDS_MIN 10 /* what it takes: no software version */
 #define GOSSIP__SEED_SLOTS (GOSSIP_SEEDS_MAX + 1) /* + the gossip_join seed */
 #define GOSSIP__TABLE_MIN 16 /* first capacity of the member table */
+#define GOSSIP__AGE_UNKNOWN 0xff /* an age vector's "no news" (or too old) */
 
 enum {
   GOSSIP__MSG_HEARTBEAT = 1, /* taken, no longer sent */
@@ -56,6 +57,10 @@ typedef struct gossip__member {
   uint64_t status_version;
   uint64_t status_incarnation; /* the member's incarnation the status is for */
   uint64_t hash; /* gossip__entry_hash: its term of members_hash */
+  /* The heartbeat of the newest news of it whose time we know (a message
+   * from it, or a vector); hb8 beside the table is its low byte. Relayed
+   * entries may carry a higher pub.heartbeat, but not when it was sent. */
+  uint64_t news_hb;
   gossip_phi phi;
   /* We have evidence it ran since we learned of it: a message from it, or
    * its heartbeat counter moving. A member known only from another
@@ -96,7 +101,8 @@ typedef struct gossip__msg {
   /* sync only */
   uint32_t flags;
   uint64_t members_hash;
-  kv_slice counters; /* ptr NULL when absent */
+  uint64_t age_unit_ms;
+  kv_slice vector; /* (heartbeat byte, age) per member; ptr NULL: none */
   uint64_t base_version, base_hash; /* of the deltas */
   uint32_t ndeltas;
   kv_slice deltas[GOSSIP_RING_HISTORY];
@@ -133,11 +139,13 @@ struct gossip {
   gossip__delta hist[GOSSIP_RING_HISTORY]; /* a chain, oldest first */
   size_t nhist;
 
-  /* The table, sorted by id, and beside it per member: the low 16 bits of
-   * its heartbeat, and when its phi reaches the threshold (UINT64_MAX
-   * while it is down). cap slots each, grown up to GOSSIP_MEMBERS_MAX. */
+  /* The table, sorted by id, and beside it per member: the low byte of
+   * its news_hb, when it was last known alive (0: never), and when its
+   * phi reaches the threshold (UINT64_MAX while it is down). cap slots
+   * each, grown up to GOSSIP_MEMBERS_MAX. */
   gossip__member *members;
-  uint16_t *hb16;
+  uint8_t *hb8;
+  uint64_t *alive_at_ms;
   uint64_t *suspect_ms;
   size_t nmembers, cap;
   size_t self;
@@ -150,11 +158,12 @@ struct gossip {
   uint64_t next_check_ms; /* liveness and claimant, every GOSSIP_CHECK_MS */
   uint64_t boot_until_ms; /* no brand-new ring before this */
   uint32_t full_budget;   /* whole-table digests left this round */
+  uint32_t age_unit_ms;   /* of the ages we send: interval / GOSSIP_AGE_STEPS */
 
   gossip__entry *scratch; /* decoded entries, scratch_cap slots */
   size_t scratch_cap;
   kvbuf out;
-  uint8_t *vec; /* 2 * GOSSIP_MEMBERS_MAX bytes: a heartbeat vector */
+  uint8_t *vec; /* 2 * GOSSIP_MEMBERS_MAX bytes: a vector to send */
 };
 
 /* ---- small helpers ---- */
@@ -224,10 +233,14 @@ static int gossip__table_grow(gossip *g) {
   if (!m)
     return KV_ENOMEM;
   g->members = m;
-  uint16_t *hb = realloc(g->hb16, cap * sizeof(*hb));
+  uint8_t *hb = realloc(g->hb8, cap * sizeof(*hb));
   if (!hb)
     return KV_ENOMEM;
-  g->hb16 = hb;
+  g->hb8 = hb;
+  uint64_t *at = realloc(g->alive_at_ms, cap * sizeof(*at));
+  if (!at)
+    return KV_ENOMEM;
+  g->alive_at_ms = at;
   uint64_t *sus = realloc(g->suspect_ms, cap * sizeof(*sus));
   if (!sus)
     return KV_ENOMEM;
@@ -237,10 +250,9 @@ static int gossip__table_grow(gossip *g) {
 }
 
 /* XXH3 of everything in m's entry but the heartbeat, which every round
- * changes and the heartbeat vector carries. Two nodes whose tables have
- * the same XOR of these agree on every member's entry (but heartbeats),
- * and so on the positions in a heartbeat vector. A field added to entries
- * must be added here too. */
+ * changes. Two nodes whose tables have the same XOR of these agree on
+ * every member's entry (but heartbeats), and so on the positions in a
+ * vector. A field added to entries must be added here too. */
 static uint64_t gossip__entry_hash(const gossip__member *m) {
   uint8_t buf[5 * RING_NAME_MAX + 2 * GOSSIP_ADDR_MAX + GOSSIP_VERSION_MAX +
               4 * sizeof(uint64_t)];
@@ -298,7 +310,9 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
     return NULL;
   size_t tail = g->nmembers - at;
   memmove(&g->members[at + 1], &g->members[at], tail * sizeof(*g->members));
-  memmove(&g->hb16[at + 1], &g->hb16[at], tail * sizeof(*g->hb16));
+  memmove(&g->hb8[at + 1], &g->hb8[at], tail * sizeof(*g->hb8));
+  memmove(&g->alive_at_ms[at + 1], &g->alive_at_ms[at],
+          tail * sizeof(*g->alive_at_ms));
   memmove(&g->suspect_ms[at + 1], &g->suspect_ms[at],
           tail * sizeof(*g->suspect_ms));
   g->nmembers++;
@@ -320,8 +334,11 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
   m->status_version = e->status_version;
   m->status_incarnation = e->status_incarnation;
   gossip_phi_init(&m->phi, g->interval_ms, gossip__min_std(g));
-  gossip_phi_heartbeat(&m->phi, now_ms);
-  g->hb16[at] = (uint16_t)e->heartbeat;
+  if (heard) /* else phi starts with the first news of it */
+    gossip_phi_heartbeat(&m->phi, now_ms);
+  m->news_hb = e->heartbeat;
+  g->hb8[at] = (uint8_t)e->heartbeat;
+  g->alive_at_ms[at] = heard ? now_ms : 0;
   g->suspect_ms[at] = UINT64_MAX;
   if (heard && at != g->self) {
     g->suspect_ms[at] = gossip_phi_deadline(&m->phi, g->phi_y);
@@ -339,12 +356,14 @@ static void gossip__changed(gossip *g, const gossip__member *m) {
     g->io.member_changed(g->io.ctx, &m->pub);
 }
 
-/* Member i's heartbeat moved at now_ms: a phi arrival. It counts as heard
- * and, while phi stays under the threshold, alive. Returns whether it just
- * became alive. */
-static bool gossip__arrival(gossip *g, size_t i, uint64_t now_ms) {
+/* News at now_ms that member i was alive at alive_at_ms (newer than what
+ * we had): a phi arrival. It counts as heard and, while phi stays under
+ * the threshold, alive. Returns whether it just became alive. */
+static bool gossip__arrival(gossip *g, size_t i, uint64_t now_ms,
+                            uint64_t alive_at_ms) {
   gossip__member *m = &g->members[i];
-  gossip_phi_heartbeat(&m->phi, now_ms);
+  gossip_phi_evidence(&m->phi, now_ms, alive_at_ms);
+  g->alive_at_ms[i] = alive_at_ms;
   uint64_t deadline = gossip_phi_deadline(&m->phi, g->phi_y);
   if (g->nmembers <= GOSSIP_PHI_EAGER_MAX)
     m->pub.phi = gossip_phi_value(&m->phi, now_ms);
@@ -516,7 +535,7 @@ static void gossip__send_digest(gossip *g, const char *addr, bool want_reply) {
 /* What a sync carries besides its header. */
 typedef struct gossip__sync_opts {
   uint32_t flags;
-  bool counters; /* the heartbeat vector */
+  bool vector;   /* the (heartbeat byte, age) vector */
   int ring;      /* GOSSIP__RING_*: none, the whole ring, deltas */
   uint64_t base_version, base_hash; /* deltas from this ring */
 } gossip__sync_opts;
@@ -550,11 +569,20 @@ static void gossip__send_sync(gossip *g, const char *addr,
   msgpack_pack_uint64(&pk, g->ring_hash);
   msgpack_pack_uint32(&pk, o->flags);
   msgpack_pack_uint64(&pk, g->members_hash);
-  if (o->counters) {
+  msgpack_pack_uint32(&pk, g->age_unit_ms);
+  if (o->vector) {
+    uint64_t unit = g->age_unit_ms;
     for (size_t i = 0; i < g->nmembers; i++) {
-      g->vec[2 * i] = (uint8_t)(g->hb16[i] >> 8);
-      g->vec[2 * i + 1] = (uint8_t)g->hb16[i];
+      uint64_t at = g->alive_at_ms[i];
+      uint64_t age = at == 0 || at > g->now_ms
+                         ? GOSSIP__AGE_UNKNOWN
+                         : (g->now_ms - at + unit - 1) / unit; /* ceil */
+      g->vec[2 * i] = g->hb8[i];
+      g->vec[2 * i + 1] = age >= GOSSIP__AGE_UNKNOWN ? GOSSIP__AGE_UNKNOWN
+                                                     : (uint8_t)age;
     }
+    g->vec[2 * g->self] = (uint8_t)gossip__me(g)->pub.heartbeat;
+    g->vec[2 * g->self + 1] = 0;
     mp_pack_bin(&pk, g->vec, 2 * g->nmembers);
   } else {
     msgpack_pack_nil(&pk);
@@ -732,13 +760,15 @@ static int gossip__decode(gossip *g, const uint8_t *buf, size_t len,
     }
   } else if (kind == GOSSIP__MSG_SYNC) {
     if (mp_read_uint(&r, &m->ring_hash) || mp_read_u32(&r, &m->flags) ||
-        mp_read_uint(&r, &m->members_hash))
+        mp_read_uint(&r, &m->members_hash) ||
+        mp_read_uint(&r, &m->age_unit_ms) ||
+        m->age_unit_ms > GOSSIP_AGE_UNIT_MS_MAX)
       return KV_EPROTO;
     if (mp_peek(&r) == MP_NIL) {
       if (mp_read_nil(&r))
         return KV_EPROTO;
-    } else if (mp_read_bytes(&r, &m->counters) || m->counters.len % 2 ||
-               m->counters.len / 2 > GOSSIP_MEMBERS_MAX) {
+    } else if (mp_read_bytes(&r, &m->vector) || m->vector.len % 2 ||
+               m->vector.len / 2 > GOSSIP_MEMBERS_MAX) {
       return KV_EPROTO;
     }
     if (gossip__read_entries(g, &r, &m->nentries) ||
@@ -779,10 +809,8 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
     /* Our own entry: our heartbeat must stay ahead of any copy out there
      * (a restart with the same incarnation starts counting again). */
     if (e->incarnation == m->pub.incarnation &&
-        e->heartbeat > m->pub.heartbeat) {
-      m->pub.heartbeat = e->heartbeat + 1;
-      g->hb16[i] = (uint16_t)m->pub.heartbeat;
-    }
+        e->heartbeat > m->pub.heartbeat)
+      m->pub.heartbeat = e->heartbeat + 1; /* (hb8 of self is unused) */
     if (gossip__status_newer(e->status_version, e->status, m->status_version,
                              m->pub.status)) {
       if (e->status == GOSSIP_REMOVED &&
@@ -816,15 +844,28 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
      * entry relayed by a node that does not carry versions has none. */
     if (e->version[0] || e->incarnation != m->pub.incarnation)
       memcpy(m->pub.version, e->version, sizeof(m->pub.version));
+    if (e->incarnation != m->pub.incarnation) { /* counting anew */
+      m->news_hb = e->heartbeat;
+      g->hb8[i] = (uint8_t)e->heartbeat;
+    }
     m->pub.incarnation = e->incarnation;
     m->pub.heartbeat = e->heartbeat;
-    g->hb16[i] = (uint16_t)e->heartbeat;
     memcpy(m->pub.region, e->region, sizeof(m->pub.region));
     memcpy(m->pub.zone, e->zone, sizeof(m->pub.zone));
     memcpy(m->pub.client_addr, e->client_addr, sizeof(m->pub.client_addr));
     memcpy(m->pub.peer_addr, e->peer_addr, sizeof(m->pub.peer_addr));
-    changed = gossip__arrival(g, i, now_ms);
     entry = true;
+  }
+  /* The sender's own entry is news that it is alive now, newer heartbeat
+   * or not (a relay may have brought the heartbeat first). A newer
+   * heartbeat relayed by someone else says when it was alive no better
+   * than the vectors do: it is no news for phi. */
+  if (direct && now_ms > g->alive_at_ms[i]) {
+    if (e->incarnation == m->pub.incarnation && e->heartbeat > m->news_hb) {
+      m->news_hb = e->heartbeat;
+      g->hb8[i] = (uint8_t)e->heartbeat;
+    }
+    changed = gossip__arrival(g, i, now_ms, now_ms);
   }
   if (gossip__status_newer(e->status_version, e->status, m->status_version,
                            m->pub.status)) {
@@ -840,26 +881,41 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
     gossip__changed(g, m);
 }
 
-/* Applies a heartbeat vector (2 bytes per member, in table order, the low
- * 16 bits of each heartbeat) from a node whose table hashes like ours. A
- * counter ahead of ours by less than 2^15 is a newer heartbeat; our own
- * jumps past a copy ahead of it, as in gossip__merge. */
-static void gossip__apply_counters(gossip *g, const uint8_t *c,
-                                   uint64_t now_ms) {
+/* Applies a vector (per member in table order: the low byte of the
+ * heartbeat of the sender's newest news of it, and how many units of
+ * unit_ms ago it was alive then, GOSSIP__AGE_UNKNOWN for no news) from a
+ * node whose table hashes like ours. A heartbeat byte ahead of our news'
+ * by 1..127 is newer news, and its age says when the member was alive: a
+ * phi arrival when that is newer than what we knew. The heartbeat is what makes news new: a time
+ * alone, relayed round and round, would look fresher at every hop by the
+ * time in transit. A member we have down also takes a byte that looks
+ * older, when its age is newer than our news (it went on counting while
+ * we were cut off from it for more than 127 rounds). Our own byte ahead of
+ * ours makes our heartbeat jump past it, as in gossip__merge. */
+static void gossip__apply_vector(gossip *g, const uint8_t *v,
+                                 uint64_t unit_ms, uint64_t now_ms) {
   for (size_t i = 0; i < g->nmembers; i++) {
-    uint16_t v = (uint16_t)((uint16_t)c[2 * i] << 8 | c[2 * i + 1]);
-    uint16_t d = (uint16_t)(v - g->hb16[i]);
-    if (d == 0 || d >= 0x8000)
+    uint8_t hb = v[2 * i], age = v[2 * i + 1];
+    uint8_t d = (uint8_t)(hb - g->hb8[i]);
+    if (d == 0 || age == GOSSIP__AGE_UNKNOWN)
       continue;
     gossip__member *m = &g->members[i];
     if (i == g->self) {
-      m->pub.heartbeat += (uint64_t)d + 1;
-      g->hb16[i] = (uint16_t)m->pub.heartbeat;
+      d = (uint8_t)(hb - (uint8_t)m->pub.heartbeat);
+      if (d != 0 && d < 0x80)
+        m->pub.heartbeat += (uint64_t)d + 1;
       continue;
     }
-    m->pub.heartbeat += d;
-    g->hb16[i] = v;
-    if (gossip__arrival(g, i, now_ms))
+    uint64_t ago = (uint64_t)age * unit_ms;
+    uint64_t at = ago < now_ms ? now_ms - ago : 0;
+    bool newer_news = at > g->alive_at_ms[i];
+    if (d >= 0x80 && (m->pub.alive || !newer_news))
+      continue;
+    m->news_hb += d;
+    g->hb8[i] = hb;
+    if (m->news_hb > m->pub.heartbeat)
+      m->pub.heartbeat = m->news_hb;
+    if (newer_news && gossip__arrival(g, i, now_ms, at))
       gossip__changed(g, m);
   }
 }
@@ -941,7 +997,6 @@ static void gossip__spread(gossip *g, bool ring_changed, const char *skip,
 static void gossip__round(gossip *g) {
   gossip__member *me = gossip__me(g);
   me->pub.heartbeat++;
-  g->hb16[g->self] = (uint16_t)me->pub.heartbeat;
   g->full_budget = GOSSIP_FULL_PER_ROUND;
   size_t others = 0, down = 0;
   for (size_t i = 0; i < g->nmembers; i++) {
@@ -958,7 +1013,7 @@ static void gossip__round(gossip *g) {
       const gossip__member *m = &g->members[i];
       if (i == g->self || m->pub.status == GOSSIP_REMOVED)
         continue;
-      gossip__sync_opts o = {.counters = true, .ring = GOSSIP__RING_NONE};
+      gossip__sync_opts o = {.vector = true, .ring = GOSSIP__RING_NONE};
       for (size_t k = 0; k < n; k++)
         if (pick[k] == i)
           o.flags = GOSSIP__F_REPLY;
@@ -968,7 +1023,7 @@ static void gossip__round(gossip *g) {
     size_t pick[GOSSIP_FANOUT_MAX];
     size_t n = gossip__pick_alive(g, g->fanout, NULL, pick);
     gossip__sync_opts o = {.flags = GOSSIP__F_REPLY,
-                           .counters = true,
+                           .vector = true,
                            .ring = GOSSIP__RING_NONE};
     for (size_t k = 0; k < n; k++)
       gossip__send_sync(g, g->members[pick[k]].pub.peer_addr, &o);
@@ -1222,10 +1277,10 @@ static void gossip__receive_sync(gossip *g, gossip__msg *m, uint64_t now_ms) {
     gossip__spread(g, true, m->sender.peer_addr, NULL, 0);
 
   bool mismatch = false;
-  if (m->counters.ptr) {
+  if (m->vector.ptr) {
     if (m->members_hash == g->members_hash &&
-        m->counters.len == 2 * g->nmembers)
-      gossip__apply_counters(g, m->counters.ptr, now_ms);
+        m->vector.len == 2 * g->nmembers)
+      gossip__apply_vector(g, m->vector.ptr, m->age_unit_ms, now_ms);
     else
       mismatch = true;
   }
@@ -1243,7 +1298,7 @@ static void gossip__receive_sync(gossip *g, gossip__msg *m, uint64_t now_ms) {
     o.base_version = m->ring_version;
     o.base_hash = m->ring_hash;
   }
-  o.counters = (m->flags & GOSSIP__F_REPLY) != 0;
+  o.vector = (m->flags & GOSSIP__F_REPLY) != 0;
   if (mismatch) {
     if (m->flags & GOSSIP__F_MISMATCH) {
       /* Our recent entries did not make the tables agree either: whole
@@ -1251,10 +1306,10 @@ static void gossip__receive_sync(gossip *g, gossip__msg *m, uint64_t now_ms) {
       gossip__send_digest(g, to, true);
     } else {
       o.flags |= GOSSIP__F_MISMATCH;
-      o.counters = true;
+      o.vector = true;
     }
   }
-  if (o.flags || o.counters || o.ring != GOSSIP__RING_NONE)
+  if (o.flags || o.vector || o.ring != GOSSIP__RING_NONE)
     gossip__send_sync(g, to, &o);
 }
 
@@ -1299,6 +1354,11 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
   g->phi_threshold = cfg->phi_threshold > 0 ? cfg->phi_threshold
                                             : GOSSIP_PHI_THRESHOLD_DEFAULT;
   g->phi_y = gossip_phi_y(g->phi_threshold);
+  g->age_unit_ms = g->interval_ms / GOSSIP_AGE_STEPS;
+  if (g->age_unit_ms == 0)
+    g->age_unit_ms = 1;
+  if (g->age_unit_ms > GOSSIP_AGE_UNIT_MS_MAX)
+    g->age_unit_ms = GOSSIP_AGE_UNIT_MS_MAX;
   g->next_suspect_ms = UINT64_MAX;
   g->q = cfg->q ? cfg->q : RING_Q_DEFAULT;
   g->n = cfg->n ? cfg->n : GOSSIP_N_DEFAULT;
@@ -1393,7 +1453,8 @@ void gossip_free(gossip *g) {
   kvbuf_free(&g->out);
   gossip__hist_clear(g);
   free(g->members);
-  free(g->hb16);
+  free(g->hb8);
+  free(g->alive_at_ms);
   free(g->suspect_ms);
   free(g->scratch);
   free(g->vec);
@@ -1483,10 +1544,8 @@ int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms) {
   g->now_ms = now_ms;
   gossip__set_ring(g, r, "");
   /* Only ourselves remain, joining. */
-  if (g->self != 0) {
-    g->members[0] = *me;
-    g->hb16[0] = g->hb16[g->self];
-  }
+  if (g->self != 0)
+    g->members[0] = *me; /* hb8 of self is unused */
   g->self = 0;
   g->nmembers = 1;
   g->suspect_ms[0] = UINT64_MAX;

@@ -32,27 +32,41 @@
  * - Scuttlebutt, not whole tables (issue #18, docs/scaling.md): a round's
  *   message is a "sync": the sender's entry, its ring's (version,
  *   claimant, hash), a hash of its member table, the heartbeat vector (two
- *   bytes per member: the low 16 bits of each heartbeat, in table order)
- *   and the entries that changed there in the last GOSSIP_RECENT_ROUNDS
- *   rounds (at most GOSSIP_RECENT_MAX). The table hash is the XOR of an
- *   XXH3 of every member's entry without its heartbeat, so equal hashes
- *   mean equal tables but heartbeats, and the vector is read by position.
+ *   byte per member, in table order: how long ago the sender last knew it
+ *   alive) and the entries that changed there in the last
+ *   GOSSIP_RECENT_ROUNDS rounds (at most GOSSIP_RECENT_MAX). The table
+ *   hash is the XOR of an XXH3 of every member's entry without its
+ *   heartbeat, so equal hashes mean equal tables but heartbeats, and the
+ *   vector is read by position.
  *   A receiver merges the entries first; if the hashes then differ it
  *   answers with its own recent entries (MISMATCH), and if that does not
  *   make them agree either, the two swap whole tables (digests, at most
- *   GOSSIP_FULL_PER_ROUND a round). 1000 members: ~2 KB a sync instead of
+ *   GOSSIP_FULL_PER_ROUND a round). 1000 members: ~1 KB a sync instead of
  *   ~130 KB of table and ring.
  * - Small clusters (at most GOSSIP_DIRECT_MAX other members not removed):
  *   every round a node syncs with every one of them, down ones included,
  *   so every node sees every heartbeat within one latency (a dead node is
- *   seen down in ~4 s) and a partition heals. Larger ones: bounded fan-out
- *   and push-pull: fanout random alive members get a sync that asks for
- *   theirs back, and one random down member gets a probe (a sync without
- *   the vector) that asks for an answer, so a partition heals too.
- * - Heartbeats by vector: a counter ahead of ours by less than 2^15 is a
- *   newer heartbeat (an arrival for phi); a node more than 2^15 rounds
- *   behind on a member (nine hours at 1 s) learns it from the member's own
- *   entry, which every message from it carries.
+ *   seen down in ~4 s) and a partition heals; fanout of them answer with
+ *   theirs. Larger ones: bounded fan-out and push-pull: fanout random
+ *   alive members get a sync that asks for theirs back, and one random
+ *   down member gets a probe (a sync without the ages) that asks for an
+ *   answer, so a partition heals too.
+ * - Liveness by age: every node keeps, per member, the time it was last
+ *   known alive: when a message from it arrived, or, from an age vector,
+ *   the receiver's now minus the age (rounded up to units of interval_ms
+ *   / GOSSIP_AGE_STEPS; 255 units or more is "no news"). News newer than
+ *   ours is a phi arrival whose time is the news' time, and phi measures
+ *   the silence since then (gossip/phi.h, gossip_phi_evidence). So a node
+ *   that heard a member directly does not take the older news relays
+ *   bring next for silence, and a large cluster's detector learns how old
+ *   news usually is there. Counters could not say that: a fresh counter
+ *   from a direct message followed by relayed older ones looked like
+ *   seconds of silence (docs/scaling.md). Ages are not inflated by
+ *   relaying (each hop rounds up) but a message held up in transit makes
+ *   its news look fresher by the delay. Heartbeat counters still travel
+ *   in entries: they order entries, and a node seeing its own ahead of it
+ *   jumps past it. A relayed entry with a newer heartbeat is no news for
+ *   phi (its age is unknown); the member's own entry is.
  * - Rings by delta: a sync says which ring its sender has; the one behind
  *   asks (WANT_RING) and gets the chain of ring deltas (ring.h) from its
  *   ring to the sender's, kept for the last GOSSIP_RING_HISTORY changes,
@@ -117,10 +131,10 @@
  *   digest    = [version, 2, sender entry, ring version, claimant,
  *                want_reply, [entry...], ring_encode() bin | nil]
  *   sync      = [version, 3, sender entry, ring version, claimant,
- *                ring hash, flags, members hash, vector bin | nil,
+ *                ring hash, flags, members hash, age unit, ages bin | nil,
  *                [recent entry...], ring part | nil]
  *     ring hash     XXH3-64 of the sender's ring_encode() (0: no ring)
- *     flags         1 REPLY: answer with a sync (with your vector);
+ *     flags         1 REPLY: answer with a sync (with your ages);
  *                   2 MISMATCH: an answer to a sync whose members hash
  *                     differed from ours (after its entries were merged);
  *                   4 WANT_RING: your ring beats mine, send deltas from
@@ -128,9 +142,10 @@
  *                     holds); 8 WANT_FULL: send the whole ring
  *     members hash  XOR over the table of XXH3 of each entry without its
  *                   heartbeat
- *     vector        2 bytes (big-endian) per member in table order: the
- *                   low 16 bits of its heartbeat; read only when the
- *                   members hashes are equal
+ *     age unit      milliseconds per unit of the ages
+ *     ages          1 byte per member in table order: how many units ago
+ *                   the sender last knew it alive (0 for itself; 255: no
+ *                   news); read only when the members hashes are equal
  *     ring part     [0, ring_encode() bin] | [1, base ring version, base
  *                   ring hash, [ring delta bin...]] (ring_delta_encode,
  *                   oldest first, leading from the base to the header's
@@ -180,6 +195,8 @@
 #define GOSSIP_RING_HISTORY 8    /* ring deltas kept for peers behind */
 #define GOSSIP_FULL_PER_ROUND 4  /* digests (whole tables) sent per round */
 #define GOSSIP_PHI_EAGER_MAX 64  /* tables up to this: phi at every check */
+#define GOSSIP_AGE_STEPS 16      /* units of an age per interval_ms */
+#define GOSSIP_AGE_UNIT_MS_MAX 65535 /* largest age unit a sync may say */
 
 typedef enum gossip_status {
   GOSSIP_JOINING,

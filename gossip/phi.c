@@ -11,8 +11,9 @@
 static void phi__refresh(gossip_phi *d) {
   double mean, std;
   if (d->count < GOSSIP_PHI_MIN_SAMPLES) {
-    /* The first estimate: heartbeats at the configured interval. */
-    mean = d->interval_ms;
+    /* The first estimate: heartbeats at the configured interval, news as
+     * old as the first was. */
+    mean = (double)d->interval_ms + d->first_age_ms;
     std = d->interval_ms / 4.0;
   } else {
     mean = (double)d->sum_ms / d->count;
@@ -55,6 +56,11 @@ void gossip_phi_evidence(gossip_phi *d, uint64_t now_ms,
         d->count++;
       phi__refresh(d);
     }
+  }
+  if (!d->have_last) {
+    uint64_t age = now_ms - alive_at_ms;
+    d->first_age_ms = age < UINT32_MAX ? (uint32_t)age : UINT32_MAX;
+    phi__refresh(d);
   }
   d->last_ms = alive_at_ms;
   d->have_last = true;

@@ -12,7 +12,9 @@
  * approximation of its tail that Akka uses). The standard deviation never
  * drops below a minimum, so a very regular member is not declared dead
  * after one late heartbeat; until enough samples are in, a first estimate
- * (mean = the heartbeat interval) stands in for the data. The window's sums
+ * (mean = the heartbeat interval, plus the age of the first news when it
+ * was relayed: the next news will be about as old) stands in for the
+ * data. The window's sums
  * are kept as samples come and go, so an arrival costs O(1).
  *
  * Pure: no clock (times are passed in), no allocation.
@@ -36,6 +38,7 @@ typedef struct gossip_phi {
   uint64_t last_ms;                       /* last arrival */
   bool have_last;
   uint32_t interval_ms; /* expected heartbeat interval: first estimate */
+  uint32_t first_age_ms; /* how old the first news was: first estimate too */
   uint32_t min_std_ms;  /* floor of the standard deviation */
   uint64_t sum_ms, sumsq_ms; /* of the samples in the window */
   double mean_ms, std_ms; /* of the window, refreshed on every arrival */

@@ -167,3 +167,51 @@ int http_target_parse(const char *target, size_t len, http_target *out,
     return http__query(out, qm + 1, len - pl - 1, err, errlen);
   return 0;
 }
+
+int http_types_target(const char *target, size_t len, http_target *out,
+                      const char **query, size_t *qlen, char *err,
+                      size_t errlen) {
+  const char *qm = memchr(target, '?', len);
+  size_t pl = qm ? (size_t)(qm - target) : len;
+  if (pl < 7 || memcmp(target, "/types/", 7) != 0)
+    return 1;
+  long k = http_unescape(target + 7, pl - 7, out->key, sizeof(out->key));
+  if (k == -1 || k == 0) {
+    snprintf(err, errlen, k ? "the key has a malformed %%-escape"
+                            : "/types/{key} needs a key");
+    return KV_EINVAL;
+  }
+  if (k == -2) {
+    snprintf(err, errlen, "the key is longer than %u bytes", KV_KEY_MAX);
+    return KV_ETOOBIG;
+  }
+  out->klen = (size_t)k;
+  *query = qm ? qm + 1 : target + len;
+  *qlen = qm ? len - pl - 1 : 0;
+  return 0;
+}
+
+int http_query_next(const char *q, size_t len, size_t *pos, char *name,
+                    size_t ncap, uint8_t *val, size_t vcap, size_t *vlen,
+                    char *err, size_t errlen) {
+  while (*pos < len && q[*pos] == '&')
+    (*pos)++;
+  if (*pos >= len || ncap == 0)
+    return 0;
+  const char *s = q + *pos;
+  const char *amp = memchr(s, '&', len - *pos);
+  size_t pl = amp ? (size_t)(amp - s) : len - *pos;
+  const char *eq = memchr(s, '=', pl);
+  size_t nl = eq ? (size_t)(eq - s) : pl;
+  long n = http_unescape(s, nl, (uint8_t *)name, ncap - 1);
+  long v = eq ? http_unescape(eq + 1, pl - nl - 1, val, vcap) : 0;
+  if (n < 0 || v < 0 || memchr(name, '\0', n > 0 ? (size_t)n : 0)) {
+    snprintf(err, errlen, "malformed or too long query parameter \"%.*s\"",
+             (int)(pl > 64 ? 64 : pl), s);
+    return KV_EINVAL;
+  }
+  name[n] = '\0';
+  *vlen = (size_t)v;
+  *pos += pl;
+  return 1;
+}

@@ -48,6 +48,25 @@ typedef struct http_target {
 int http_target_parse(const char *target, size_t len, http_target *out,
                       char *err, size_t errlen);
 
+/* Whether target[0..len) is /types/{key} (docs/http.md, data types):
+ * then the decoded key in out->key, out->klen, and the query (after '?',
+ * still escaped) in *query, *qlen, and returns 0; KV_EINVAL (a bad escape,
+ * an empty key) or KV_ETOOBIG (a key over KV_KEY_MAX) with a message in
+ * err; 1 when the path is another. out->route is left as it was
+ * (http_target_parse knows nothing of /types). */
+int http_types_target(const char *target, size_t len, http_target *out,
+                      const char **query, size_t *qlen, char *err,
+                      size_t errlen);
+
+/* The next name=value pair of the query q[0..len) from *pos on (empty
+ * pairs passed over): the decoded name, NUL-terminated, in name (ncap
+ * bytes with the NUL), the decoded value in val (vcap bytes) and *vlen.
+ * Returns 1 and moves *pos past it, 0 at the end, or KV_EINVAL (a bad
+ * escape, a name or value too long, a NUL in the name) with a message. */
+int http_query_next(const char *q, size_t len, size_t *pos, char *name,
+                    size_t ncap, uint8_t *val, size_t vcap, size_t *vlen,
+                    char *err, size_t errlen);
+
 /* Decodes %XX escapes of s[0..len) into out (cap bytes; '+' stays '+').
  * Returns the decoded length, -1 for a malformed escape, -2 when it does
  * not fit. */

@@ -24,6 +24,7 @@
 #define H2O_USE_LIBUV 1
 #include "uv_http.h"
 
+#include <errno.h>
 #include <h2o.h>
 #include <openssl/crypto.h>
 #include <strings.h>
@@ -35,6 +36,7 @@
 #include "uv_auth.h"
 #include "kv_base64.h"
 #include "kv_err.h"
+#include "crdt.h"
 #include "kv_json.h"
 #include "wire.h"
 
@@ -46,7 +48,15 @@
 #define UVH_JSON "application/json"
 
 /* What a waiting request asked the core. */
-typedef enum uvh_kind { UVH_GET, UVH_PUT, UVH_DEL, UVH_ADMIN, UVH_AUTH } uvh_kind;
+typedef enum uvh_kind {
+  UVH_GET,
+  UVH_PUT,
+  UVH_DEL,
+  UVH_ADMIN,
+  UVH_AUTH,
+  UVH_TGET, /* GET /types/{key} */
+  UVH_TPOST /* POST /types/{key} */
+} uvh_kind;
 
 typedef struct uvh_pending {
   h2o_req_t *req; /* NULL when the client went away */
@@ -140,7 +150,8 @@ static int uvh__status_of(int code) {
   case KV_EVERSION:
   case KV_EUNKNOWN: return 400;
   case KV_ETIMEDOUT: return 504;
-  case KV_ESTATE: return 409;
+  case KV_ESTATE:
+  case KV_ETYPE: return 409;
   case KV_EAUTH: return 401;
   case KV_EPERM: return 403;
   case KV_ENOSPC:
@@ -252,6 +263,54 @@ static void uvh__get_ok(h2o_req_t *req, bool json, const wire_msg *m) {
   uvh__json(req, cnt > 1 ? 300 : 200, b);
 }
 
+/* A data type's state as JSON (crdt_render_json), 200. */
+static void uvh__state(h2o_req_t *req, kv_slice enc) {
+  crdt *st = NULL;
+  if (crdt_decode(enc.ptr, enc.len, &st)) {
+    uvh__errorf(req, 500, KV_ECORRUPT, "the key's state does not decode");
+    return;
+  }
+  kvbuf *b = &uvh.buf;
+  b->len = 0;
+  int rc = crdt_render_json(st, b);
+  crdt_free(st);
+  if (rc || b->oom || kvbuf_append(b, "\n", 1)) {
+    b->oom = 0;
+    uvh__errorf(req, 500, KV_ENOMEM, "out of memory");
+    return;
+  }
+  uvh__json(req, 200, b);
+}
+
+/* GET /types/{key}: the joined state of a data type, 404 when there is no
+ * key, 409 when it holds plain values only. */
+static void uvh__types_get_ok(h2o_req_t *req, const wire_msg *m) {
+  uvh__context_header(req, m->context);
+  mp_reader rd;
+  mp_reader_init(&rd, m->raw.ptr, m->raw.len);
+  uint32_t cnt = 0;
+  if (mp_read_array(&rd, &cnt)) {
+    uvh__errorf(req, 500, KV_EPROTO, "malformed answer from the core");
+    return;
+  }
+  bool plain = false;
+  for (uint32_t i = 0; i < cnt; i++) {
+    wire_sibling s;
+    if (wire_sibling_next(&rd, &s))
+      break;
+    if (s.flags & WIRE_SIB_TYPED) {
+      uvh__state(req, s.value);
+      return;
+    }
+    plain |= !(s.flags & WIRE_SIB_DELETED);
+  }
+  if (plain)
+    uvh__errorf(req, 409, KV_ETYPE,
+                "WRONGTYPE the key holds plain values, not a data type");
+  else
+    uvh__errorf(req, 404, KV_ENOTFOUND, "not found");
+}
+
 static void uvh__answer(h2o_req_t *req, const uvh_pending *p,
                         const wire_msg *m) {
   if (m->type == WIRE_ERROR) {
@@ -276,6 +335,19 @@ static void uvh__answer(h2o_req_t *req, const uvh_pending *p,
     break;
   case UVH_AUTH:
     break; /* answered by uvh__login_done */
+  case UVH_TGET:
+    if (m->type == WIRE_GET_OK) {
+      uvh__types_get_ok(req, m);
+      return;
+    }
+    break;
+  case UVH_TPOST:
+    if (m->type == WIRE_PUT_OK) {
+      uvh__context_header(req, m->context);
+      uvh__state(req, m->value);
+      return;
+    }
+    break;
   case UVH_ADMIN:
     if (m->type == WIRE_ADMIN_OK) {
       kvbuf *b = &uvh.buf;
@@ -445,6 +517,170 @@ static void uvh__admin(h2o_req_t *req, const http_target *t) {
   uvh__to_core(req, UVH_ADMIN, &m, true);
 }
 
+/* ---- data types (docs/http.md) ---- */
+
+#define UVH_TNAME_MAX 16
+
+static bool uvh__slice_is(kv_slice v, const char *lit) {
+  return v.len == strlen(lit) && memcmp(v.ptr, lit, v.len) == 0;
+}
+
+/* Builds the operation that POST /types/{key}'s query names (docs/http.md)
+ * into op. dec: room for the decoded values (qlen bytes). Returns NULL or
+ * the error message. */
+static const char *uvh__types_op(const char *q, size_t qlen, uint8_t *dec,
+                                 kvbuf *op, char *err, size_t errlen) {
+  char name[UVH_TNAME_MAX];
+  size_t pos = 0, used = 0, vlen, nel = 0;
+  crdt_type type = CRDT_NONE;
+  bool have_type = false, adds = false, rems = false, incr = false;
+  int64_t delta = 0;
+  kv_slice *el = calloc(qlen / 2 + 1, sizeof(*el)), field = {NULL, 0};
+  kv_slice ctx = {NULL, 0};
+  crdt_mapb b;
+  crdt_mapb_init(&b, CRDT_NONE);
+  const char *bad = NULL;
+  int rc = 0;
+  if (!el)
+    bad = "out of memory";
+  while (!bad && (rc = http_query_next(q, qlen, &pos, name, sizeof(name),
+                                       dec + used, qlen - used, &vlen, err,
+                                       errlen)) == 1) {
+    kv_slice v = {dec + used, vlen};
+    used += vlen;
+    if (strcmp(name, "type") == 0) {
+      have_type = true;
+      type = uvh__slice_is(v, "set")       ? CRDT_SET
+             : uvh__slice_is(v, "counter") ? CRDT_COUNTER
+                                         : CRDT_NONE;
+      if (type == CRDT_NONE && !uvh__slice_is(v, "map"))
+        bad = "type is set, counter or map";
+    } else if (!have_type) {
+      bad = "type=set, counter or map comes first";
+    } else if (strcmp(name, "context") == 0) {
+      uint8_t *raw = NULL;
+      size_t rl = 0;
+      if (kv_b64_decode((const char *)v.ptr, v.len, &raw, &rl) ||
+          rl > v.len) {
+        free(raw);
+        bad = "context is not the base64 of a context";
+      } else {
+        memcpy((uint8_t *)v.ptr, raw, rl); /* shorter: fits in place */
+        free(raw);
+        ctx = (kv_slice){v.ptr, rl};
+      }
+    } else if (strcmp(name, "field") == 0 && type == CRDT_NONE) {
+      field = v;
+    } else if (strcmp(name, "delete") == 0 && type == CRDT_NONE) {
+      nel++;
+      if (crdt_mapb_remove(&b, v, CRDT_KIND_ANY))
+        bad = "out of memory";
+    } else if (strcmp(name, "incr") == 0) {
+      char num[24];
+      char *end = NULL;
+      snprintf(num, sizeof(num), "%.*s", (int)(v.len < 23 ? v.len : 23),
+               (const char *)v.ptr);
+      errno = 0;
+      long long d = strtoll(num, &end, 10);
+      if (!v.len || v.len > 20 || *end || errno)
+        bad = "incr takes an integer";
+      else if (type == CRDT_SET)
+        bad = "a set takes add and remove";
+      else if (type == CRDT_COUNTER)
+        incr = true, delta = d;
+      else if (!field.ptr)
+        bad = "field=NAME comes before incr";
+      else if (crdt_mapb_incr(&b, field, d))
+        bad = "out of memory";
+      nel++;
+    } else if (strcmp(name, "add") == 0 || strcmp(name, "remove") == 0) {
+      bool add = name[0] == 'a';
+      if (type == CRDT_COUNTER)
+        bad = "a counter takes incr";
+      else if (type == CRDT_SET)
+        el[nel++] = v, adds |= add, rems |= !add;
+      else if (!field.ptr)
+        bad = "field=NAME comes before add and remove";
+      else if (add ? crdt_mapb_set_add(&b, field, &v, 1)
+                   : crdt_mapb_set_rem(&b, field, &v, 1))
+        bad = "out of memory";
+      else
+        nel++;
+    } else if (strcmp(name, "set") == 0 && type == CRDT_NONE) {
+      if (!field.ptr)
+        bad = "field=NAME comes before set";
+      else if (crdt_mapb_assign(&b, field, v, 0))
+        bad = "out of memory";
+      nel++;
+    } else {
+      snprintf(err, errlen, "unknown or misplaced query parameter \"%s\"",
+               name);
+      bad = err;
+    }
+  }
+  if (!bad && rc < 0)
+    bad = err;
+  if (!bad && !have_type)
+    bad = "type=set, counter or map is required";
+  if (!bad && type == CRDT_SET && adds && rems)
+    bad = "add and remove go in separate requests";
+  if (!bad && !nel && !incr)
+    bad = "no operation: see docs/http.md for add, remove, incr, set, delete";
+  bool mapb_live = true;
+  if (!bad) {
+    int r;
+    if (type == CRDT_SET)
+      r = adds ? crdt_op_set_add(op, el, nel)
+               : crdt_op_set_rem(op, el, nel, ctx.ptr, ctx.len);
+    else if (type == CRDT_COUNTER)
+      r = crdt_op_counter_incr(op, delta);
+    else {
+      r = crdt_mapb_finish(&b, ctx.ptr, ctx.len, op); /* frees b */
+      mapb_live = false;
+    }
+    if (r)
+      bad = "out of memory";
+  }
+  if (mapb_live)
+    crdt_mapb_free(&b);
+  free(el);
+  return bad;
+}
+
+static void uvh__types(h2o_req_t *req, http_target *t, const char *q,
+                       size_t qlen) {
+  bool get = uvh__method(req, "GET") || uvh__method(req, "HEAD");
+  if (!get && !uvh__method(req, "POST")) {
+    uvh__header(req, "allow", H2O_STRLIT("GET, HEAD, POST"));
+    uvh__errorf(req, 405, KV_EINVAL, "/types/{key} takes GET or POST");
+    return;
+  }
+  wire_msg m = {.type = get ? WIRE_GET : WIRE_PUT};
+  m.key.ptr = t->key;
+  m.key.len = t->klen;
+  m.opts.r = m.opts.w = m.opts.dw = m.opts.pr = m.opts.pw = WIRE_Q_DEFAULT;
+  if (get) {
+    uvh__to_core(req, UVH_TGET, &m, true);
+    return;
+  }
+  char err[WIRE_ERRMSG_MAX];
+  kvbuf op;
+  kvbuf_init(&op);
+  uint8_t *dec = malloc(qlen + 1);
+  const char *bad = dec ? uvh__types_op(q, qlen, dec, &op, err, sizeof(err))
+                        : "out of memory";
+  if (bad || op.oom) {
+    uvh__errorf(req, 400, KV_EINVAL, "%s", bad ? bad : "out of memory");
+  } else {
+    m.value.ptr = op.data;
+    m.value.len = op.len;
+    m.opts.flags = WIRE_OPT_TYPED;
+    uvh__to_core(req, UVH_TPOST, &m, true);
+  }
+  free(dec);
+  kvbuf_free(&op);
+}
+
 /* ---- health ---- */
 
 static void uvh__ready(h2o_req_t *req) {
@@ -506,7 +742,26 @@ static auth_op uvh__op(const h2o_req_t *req, const http_target *t) {
 static void uvh__serve(h2o_req_t *req, auth_role role) {
   char err[WIRE_ERRMSG_MAX];
   http_target *t = &uvh__target;
-  int rc = http_target_parse(req->path.base, req->path.len, t, err,
+  const char *tq = NULL;
+  size_t tql = 0;
+  int rc = http_types_target(req->path.base, req->path.len, t, &tq, &tql,
+                             err, sizeof(err));
+  if (rc == 0) {
+    bool rd = uvh__method(req, "GET") || uvh__method(req, "HEAD");
+    if (!auth_allows(role, rd ? AUTH_OP_READ : AUTH_OP_WRITE)) {
+      uvh__errorf(req, 403, KV_EPERM, "role %s may not %.*s %.*s",
+                  auth_role_name(role), (int)req->method.len,
+                  req->method.base, (int)req->path.len, req->path.base);
+      return;
+    }
+    uvh__types(req, t, tq, tql);
+    return;
+  }
+  if (rc != 1) {
+    uvh__error(req, uvh__status_of(rc), rc, err, strlen(err));
+    return;
+  }
+  rc = http_target_parse(req->path.base, req->path.len, t, err,
                              sizeof(err));
   if (rc) {
     uvh__error(req, uvh__status_of(rc), rc, err, strlen(err));

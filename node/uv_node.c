@@ -319,7 +319,9 @@ static bool uvn__tls_in(uvn_conn *c) {
   if (rc) {
     if (rc == KV_ECONN)
       uvn__tls_refused(c, err);
-    /* Send the alert that says why (in c->tout), then close. */
+    /* Send the alert that says why (in c->tout), then close; what waited
+     * for the handshake is never sent. */
+    c->out.len = 0;
     c->close_after_write = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
     uvn__mark_dirty(c);

@@ -311,7 +311,7 @@ static void uvr__kvget(uvr_conn *rc, uvr_op *op, const wire_msg *m) {
 /* A read of phase 0 answered for key k. */
 static void uvr__read_done(uvr_conn *rc, uvr_op *op, uvr_key *k,
                            const wire_msg *m) {
-  kv_slice v;
+  kv_slice v = {NULL, 0};
   uint64_t exp = 0;
   bool found = m->type == WIRE_GET_OK && uvr__winner(m, &v, &exp);
   if (op->kind == UVR_TREAD) {

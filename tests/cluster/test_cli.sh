@@ -4,7 +4,9 @@
 # Starts a single node (n=1, r=1, w=1) on free 127.0.0.1 ports, waits for it
 # by polling `kvorum status` in a bounded loop, then checks: two context-less
 # puts give two siblings; a put with the context of the get replaces both;
-# after a delete, get --json says "found": false (exit 0); 200 acknowledged
+# after a delete, get --json says "found": false (exit 0); set, counter
+# and map commands work, a remove with a context keeps a later add, and
+# WRONGTYPE and limits exit 1; 200 acknowledged
 # writes survive kill -9 and a restart; bad flags and unknown commands exit
 # 2; an unreachable host exits 1. Logs: every line of those runs is logfmt;
 # a node started with --log-format json and a seed that never answers
@@ -105,6 +107,50 @@ check "node answers status" wait_up || finish
 check "status lists n1" sh -c "'$CLI' --host '$HOST' status | grep -q n1"
 st=$(kv --json status)
 check "status --json has members" test "$(json_get "$st" 'j["members"][0]["id"]')" = n1
+
+# Data types through the CLI (docs/data-types.md).
+check "set add prints the new members" test "$(kv set add ts a b c)" = 3
+check "set add of a member again adds none" test "$(kv set add ts a)" = 0
+check "set rem prints the members removed" test "$(kv set rem ts b)" = 1
+check "set members lists them and the context" \
+  test "$(kv set members ts | head -n 2)" = "$(printf 'a\nc')"
+sm=$(kv --json set members ts)
+check "set members --json is exactly {members, context}" \
+  python3 -c 'import json,sys; j=json.loads(sys.argv[1]); assert list(j) == ["members", "context"] and j["members"] == ["a", "c"] and j["context"], j' "$sm"
+sctx=$(json_get "$sm" 'j["context"]')
+check "set add after the read" kv set add ts a
+check "set rem --context keeps an add it did not see (add-wins)" \
+  test "$(kv set rem ts a c --context "$sctx")" = 1
+check "the concurrent add of a survives" \
+  test "$(kv set members ts | head -n 1)" = a
+check "set rem with a bad context exits 2" \
+  test "$(status_of kv set rem ts a --context AAAA)" = 2
+check "set members takes no --context" \
+  test "$(status_of kv set members ts --context "$sctx")" = 2
+check "counter incr prints the new value" test "$(kv counter incr tc 5)" = 5
+check "counter incr takes a negative N" test "$(kv counter incr tc -7)" = -2
+check "counter get" test "$(kv counter get tc)" = -2
+check "counter get --json" test "$(kv --json counter get tc)" = '{"value": -2}'
+check "counter get of a missing key is 0" test "$(kv counter get tc-none)" = 0
+check "counter incr N must be a number" test "$(status_of kv counter incr tc x)" = 2
+check "map set prints 1 for a new field" test "$(kv map set tm color red)" = 1
+check "map incr prints the field's value" test "$(kv map incr tm n 3)" = 3
+check "map get FIELD" test "$(kv map get tm color)" = red
+check "map get lists the fields" \
+  test "$(kv map get tm)" = "$(printf 'color: red\nn: 3')"
+check "map get --json is the map's JSON" \
+  sh -c "'$CLI' --host '$HOST' --json map get tm | grep -q '\"type\":\"map_mv\"'"
+check "map del prints the fields removed" test "$(kv map del tm color)" = 1
+check "map get after del" test "$(kv map get tm)" = "n: 3"
+check "set add on a counter exits 1" test "$(status_of kv set add tc x)" = 1
+check "WRONGTYPE says so" sh -c "'$CLI' --host '$HOST' set add tc x 2>&1 | grep -q WRONGTYPE"
+kv put tplain v >/dev/null
+check "counter incr on a plain key is WRONGTYPE, exit 1" \
+  sh -c "'$CLI' --host '$HOST' counter incr tplain 1 2>&1; test \$? = 1" 
+check "counter get of a set is WRONGTYPE, exit 1" test "$(status_of kv counter get ts)" = 1
+check "an unknown set command exits 2" test "$(status_of kv set frob ts)" = 2
+long=$(python3 -c 'print("x" * 2000)')
+check "an element over the size limit exits 1" test "$(status_of kv set add ts "$long")" = 1
 
 check "first put" kv put cart apple
 check "second put" kv put cart pear

@@ -75,8 +75,13 @@ try:
             "kv.get" in out, f"COMMAND INFO describes commands: {out!r}")
     t.check(rcli(1, "FOO")[1] == "ERR unknown command 'FOO'",
             "an unknown command is a clear error")
-    t.check(rcli(1, "SET", "k", "v", "EX", "10")[1].startswith("ERR"),
-            "SET EX is refused clearly until expiry exists")
+    t.check(rcli(1, "SET", "k", "v", "EX", "100")[1] == "OK",
+            "SET EX gives the value a time to live")
+    ttl = rcli(2, "TTL", "k")[1]
+    t.check(ttl.isdigit() and 90 <= int(ttl) <= 100,
+            f"TTL through another node shows it: {ttl!r}")
+    t.check(rcli(1, "SET", "k", "v", "EXAT", "10")[1].startswith("ERR"),
+            "SET EXAT is refused clearly")
 
     # Sequential SETs through the three nodes replace each other.
     for i in (1, 2, 3):

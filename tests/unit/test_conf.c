@@ -186,6 +186,15 @@ static void test_errors(void) {
   line[CONF_LINE_MAX + 1] = '\0';
   CHECK(fails_with(line, "t.conf:1: the line is longer than"));
   free(line);
+  /* What a file could not say, a flag may not say either. */
+  conf_init(&c);
+  CHECK(conf_set(&c, CONF_DATA, "/a #b", err, sizeof(err)) == KV_EINVAL &&
+        strstr(err, "comment"));
+  CHECK(conf_set(&c, CONF_DATA, ";a", err, sizeof(err)) == KV_EINVAL);
+  CHECK(conf_set(&c, CONF_DATA, " /a", err, sizeof(err)) == KV_EINVAL);
+  CHECK(conf_set(&c, CONF_DATA, "/a\tb", err, sizeof(err)) == KV_EINVAL);
+  CHECK(conf_set(&c, CONF_DATA, "/a#b;c", err, sizeof(err)) == 0);
+  conf_free(&c);
   /* A missing file. */
   conf_init(&c);
   CHECK(conf_load_file(&c, "/nonexistent/kvorum.conf", err, sizeof(err)) ==

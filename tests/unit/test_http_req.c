@@ -462,6 +462,53 @@ static void test_err_buffer(void) {
   free(t);
 }
 
+/* /types/{key} (http_types_target) and its query (http_query_next). */
+static void test_types(void) {
+  const char *q = NULL;
+  size_t ql = 0;
+  cur = "types";
+  const char *p = "/types/a%20b?type=set&add=x";
+  CHECK_T(http_types_target(p, strlen(p), &tgt, &q, &ql, err, sizeof(err)) == 0);
+  CHECK_T(tgt.klen == 3 && memcmp(tgt.key, "a b", 3) == 0);
+  CHECK_T(ql == strlen("type=set&add=x") && memcmp(q, "type=set&add=x", ql) == 0);
+  p = "/types/k";
+  CHECK_T(http_types_target(p, strlen(p), &tgt, &q, &ql, err, sizeof(err)) == 0);
+  CHECK_T(ql == 0 && tgt.klen == 1);
+  p = "/kv/k";
+  CHECK_T(http_types_target(p, strlen(p), &tgt, &q, &ql, err, sizeof(err)) == 1);
+  p = "/types/";
+  CHECK_T(http_types_target(p, strlen(p), &tgt, &q, &ql, err, sizeof(err)) ==
+        KV_EINVAL);
+  p = "/types/%zz";
+  CHECK_T(http_types_target(p, strlen(p), &tgt, &q, &ql, err, sizeof(err)) ==
+        KV_EINVAL);
+  /* http_target_parse itself knows nothing of /types. */
+  CHECK_T(parse("/types/k?type=set") == 0 && tgt.route == HTTP_R_UNKNOWN);
+
+  const char *qs = "&type=map&&field=a%26b&set=&x=1%";
+  size_t pos = 0, vl = 0;
+  char name[16];
+  uint8_t val[16];
+  CHECK_T(http_query_next(qs, strlen(qs), &pos, name, sizeof(name), val,
+                        sizeof(val), &vl, err, sizeof(err)) == 1);
+  CHECK_T(strcmp(name, "type") == 0 && vl == 3 && memcmp(val, "map", 3) == 0);
+  CHECK_T(http_query_next(qs, strlen(qs), &pos, name, sizeof(name), val,
+                        sizeof(val), &vl, err, sizeof(err)) == 1);
+  CHECK_T(strcmp(name, "field") == 0 && vl == 3 && memcmp(val, "a&b", 3) == 0);
+  CHECK_T(http_query_next(qs, strlen(qs), &pos, name, sizeof(name), val,
+                        sizeof(val), &vl, err, sizeof(err)) == 1);
+  CHECK_T(strcmp(name, "set") == 0 && vl == 0);
+  CHECK_T(http_query_next(qs, strlen(qs), &pos, name, sizeof(name), val,
+                        sizeof(val), &vl, err, sizeof(err)) == KV_EINVAL);
+  pos = strlen(qs);
+  CHECK_T(http_query_next(qs, strlen(qs), &pos, name, sizeof(name), val,
+                        sizeof(val), &vl, err, sizeof(err)) == 0);
+  const char *lng = "add=0123456789abcdefg";
+  pos = 0;
+  CHECK_T(http_query_next(lng, strlen(lng), &pos, name, sizeof(name), val,
+                        sizeof(val), &vl, err, sizeof(err)) == KV_EINVAL);
+}
+
 int main(void) {
   test_routes();
   test_unescape();
@@ -471,5 +518,6 @@ int main(void) {
   test_unknown_params();
   test_nul_params();
   test_err_buffer();
+  test_types();
   return check_summary("test_http_req");
 }

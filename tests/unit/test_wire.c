@@ -127,6 +127,7 @@ static void test_roundtrip_all(void) {
       m.text = S("node-a");
       m.partitions = 64;
       m.region = S("r1");
+      m.server_version = S("0.1.0");
       break;
     case WIRE_ERROR:
       m.code = KV_EQUORUM;
@@ -209,7 +210,7 @@ static void test_roundtrip_all(void) {
       break;
     case WIRE_HELLO_OK:
       CHECK(d.version == 7 && seq(d.text, m.text) && d.partitions == 64 &&
-            seq(d.region, m.region));
+            seq(d.region, m.region) && seq(d.server_version, S("0.1.0")));
       break;
     case WIRE_ERROR:
       CHECK(d.code == KV_EQUORUM && seq(d.text, m.text));
@@ -707,6 +708,28 @@ static void test_forward_compat(void) {
   CHECK(d.opts.r == WIRE_Q_ALL && d.opts.timeout_ms == 250 &&
         seq(d.opts.region, S("us")) && d.opts.w == 0);
   kvbuf_free(&b);
+
+  /* HELLO_OK: the server's version is a trailing field; a node before it
+   * sends four fields (no version), a later one may send more. */
+  for (int extra = 0; extra < 3; extra++) {
+    kvbuf_init(&b);
+    mp_packer_init(&pk, &b);
+    msgpack_pack_array(&pk, (uint32_t)(6 + extra));
+    msgpack_pack_uint32(&pk, WIRE_HELLO_OK);
+    msgpack_pack_uint64(&pk, 5);
+    msgpack_pack_uint32(&pk, WIRE_PROTOCOL_VERSION);
+    mp_pack_cstr(&pk, "n1");
+    msgpack_pack_uint32(&pk, 64);
+    mp_pack_cstr(&pk, "r1");
+    if (extra >= 1)
+      mp_pack_cstr(&pk, "0.2.0");
+    if (extra >= 2)
+      msgpack_pack_uint32(&pk, 99);
+    CHECK(wire_decode(b.data, b.len, NULL, &d) == 0 && d.partitions == 64);
+    CHECK(extra ? seq(d.server_version, S("0.2.0"))
+                : d.server_version.ptr == NULL);
+    kvbuf_free(&b);
+  }
 
   /* nil opts mean all defaults. */
   kvbuf_init(&b);

@@ -9,16 +9,20 @@
 
 /* Recomputes the mean and deviation the detector uses from the window. */
 static void phi__refresh(gossip_phi *d) {
+  /* The first estimate: heartbeats at the configured interval, news as
+   * old as the first was. */
+  double first = (double)d->interval_ms + d->first_age_ms;
   double mean, std;
   if (d->count < GOSSIP_PHI_MIN_SAMPLES) {
-    /* The first estimate: heartbeats at the configured interval, news as
-     * old as the first was. */
-    mean = (double)d->interval_ms + d->first_age_ms;
+    mean = first;
     std = d->interval_ms / 4.0;
   } else {
     mean = (double)d->sum_ms / d->count;
     double var = (double)d->sumsq_ms / d->count - mean * mean;
     std = var > 0 ? sqrt(var) : 0;
+    /* A few samples do not overrule the first estimate downwards. */
+    if (d->count < GOSSIP_PHI_TRUSTED_SAMPLES && mean < first)
+      mean = first;
   }
   if (std < d->min_std_ms)
     std = d->min_std_ms;

@@ -27,6 +27,8 @@
 
 #define GOSSIP_PHI_WINDOW 64       /* inter-arrival samples kept */
 #define GOSSIP_PHI_MIN_SAMPLES 3   /* below this the first estimate is used */
+/* Below this the mean is at least the first estimate's. */
+#define GOSSIP_PHI_TRUSTED_SAMPLES 16
 /* Gaps longer than this many intervals are not samples (the member was
  * silent or down); the detector restarts from the new arrival. */
 #define GOSSIP_PHI_GAP_MAX_INTERVALS 10

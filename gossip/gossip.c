@@ -33,6 +33,16 @@
 #define GOSSIP__SEED_SLOTS (GOSSIP_SEEDS_MAX + 1) /* + the gossip_join seed */
 #define GOSSIP__TABLE_MIN 16 /* first capacity of the member table */
 #define GOSSIP__AGE_UNKNOWN 0xff /* an age vector's "no news" (or too old) */
+/* Tables up to this are walked to pick peers and to count the others;
+ * larger ones are sampled and always use fan-out. */
+#define GOSSIP__WALK_MAX (4 * GOSSIP_DIRECT_MAX)
+
+/* Asks for the cache line at p ahead of its use (a hint; nothing else). */
+#if defined(__GNUC__) || defined(__clang__)
+#define GOSSIP__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define GOSSIP__PREFETCH(p) ((void)(p))
+#endif
 
 enum {
   GOSSIP__MSG_HEARTBEAT = 1, /* taken, no longer sent */
@@ -57,18 +67,18 @@ typedef struct gossip__member {
   uint64_t status_version;
   uint64_t status_incarnation; /* the member's incarnation the status is for */
   uint64_t hash; /* gossip__entry_hash: its term of members_hash */
-  /* The heartbeat of the newest news of it whose time we know (a message
-   * from it, or a vector); hb8 beside the table is its low byte. Relayed
-   * entries may carry a higher pub.heartbeat, but not when it was sent. */
-  uint64_t news_hb;
-  gossip_phi phi;
-  /* We have evidence it ran since we learned of it: a message from it, or
-   * its heartbeat counter moving. A member known only from another
-   * node's table is not alive until then: that table may be stale (a node
-   * removed, and dead, while this one was down), and a dead node taken
-   * for alive would be put back into the ring. */
-  bool heard;
 } gossip__member;
+
+/* What this node last heard of a member, beside the table (gossip.news):
+ * only an arrival of newer news touches it. */
+typedef struct gossip__news {
+  /* The heartbeat of the newest news of it whose time we know (a message
+   * from it, or a vector); gossip.hb8 holds its low byte, gossip.alive_at
+   * its time. Relayed entries may carry a higher pub.heartbeat, but not
+   * when it was sent. */
+  uint64_t hb;
+  gossip_phi phi;
+} gossip__news;
 
 /* One member as a message carries it (decoded, not yet applied). */
 typedef struct gossip__entry {
@@ -140,13 +150,23 @@ struct gossip {
   size_t nhist;
 
   /* The table, sorted by id, and beside it per member: the low byte of
-   * its news_hb, when it was last known alive (0: never), and when its
-   * phi reaches the threshold (UINT64_MAX while it is down). cap slots
-   * each, grown up to GOSSIP_MEMBERS_MAX. */
+   * the heartbeat of its news, when its phi reaches the threshold
+   * (UINT64_MAX while it is down), the time its news says, and its news.
+   * cap slots each, grown up to GOSSIP_MEMBERS_MAX. A sync reads the
+   * first three of every member and the news only of members it brings
+   * news of.
+   *
+   * alive_at_ms 0 means never heard: no evidence it ran since we learned
+   * of it (a message from it, or news with a newer heartbeat). A member
+   * known only from another node's table is not alive until then: that
+   * table may be stale (a node removed, and dead, while this one was
+   * down), and a dead node taken for alive would be put back into the
+   * ring. */
   gossip__member *members;
   uint8_t *hb8;
   uint64_t *alive_at_ms;
-  uint64_t *suspect_ms;
+  gossip__news *news;
+  uint64_t *suspect_ms; /* (so: alive exactly when not UINT64_MAX) */
   size_t nmembers, cap;
   size_t self;
   uint64_t members_hash;    /* XOR of every member's hash */
@@ -158,12 +178,16 @@ struct gossip {
   uint64_t next_check_ms; /* liveness and claimant, every GOSSIP_CHECK_MS */
   uint64_t boot_until_ms; /* no brand-new ring before this */
   uint32_t full_budget;   /* whole-table digests left this round */
+  bool claim_dirty;       /* a member or the ring changed since the claim */
   uint32_t age_unit_ms;   /* of the ages we send: interval / GOSSIP_AGE_STEPS */
 
   gossip__entry *scratch; /* decoded entries, scratch_cap slots */
   size_t scratch_cap;
   kvbuf out;
   uint8_t *vec; /* 2 * GOSSIP_MEMBERS_MAX bytes: a vector to send */
+  uint32_t *take; /* GOSSIP_MEMBERS_MAX: members a vector has news of */
+  bool in_round;  /* gossip__round is sending: nothing changes meanwhile */
+  bool vec_ready; /* vec holds this round's vector */
 };
 
 /* ---- small helpers ---- */
@@ -237,6 +261,10 @@ static int gossip__table_grow(gossip *g) {
   if (!hb)
     return KV_ENOMEM;
   g->hb8 = hb;
+  gossip__news *nw = realloc(g->news, cap * sizeof(*nw));
+  if (!nw)
+    return KV_ENOMEM;
+  g->news = nw;
   uint64_t *at = realloc(g->alive_at_ms, cap * sizeof(*at));
   if (!at)
     return KV_ENOMEM;
@@ -293,6 +321,7 @@ static void gossip__rehash(gossip *g, gossip__member *m) {
   uint64_t h = gossip__entry_hash(m);
   if (h == m->hash)
     return;
+  g->claim_dirty = true;
   g->members_hash ^= m->hash ^ h;
   m->hash = h;
   gossip__log(g, m->pub.id, g->now_ms);
@@ -311,6 +340,7 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
   size_t tail = g->nmembers - at;
   memmove(&g->members[at + 1], &g->members[at], tail * sizeof(*g->members));
   memmove(&g->hb8[at + 1], &g->hb8[at], tail * sizeof(*g->hb8));
+  memmove(&g->news[at + 1], &g->news[at], tail * sizeof(*g->news));
   memmove(&g->alive_at_ms[at + 1], &g->alive_at_ms[at],
           tail * sizeof(*g->alive_at_ms));
   memmove(&g->suspect_ms[at + 1], &g->suspect_ms[at],
@@ -330,18 +360,18 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
   m->pub.heartbeat = e->heartbeat;
   m->pub.status = e->status;
   m->pub.alive = heard;
-  m->heard = heard;
   m->status_version = e->status_version;
   m->status_incarnation = e->status_incarnation;
-  gossip_phi_init(&m->phi, g->interval_ms, gossip__min_std(g));
+  gossip__news *nw = &g->news[at];
+  gossip_phi_init(&nw->phi, g->interval_ms, gossip__min_std(g));
   if (heard) /* else phi starts with the first news of it */
-    gossip_phi_heartbeat(&m->phi, now_ms);
-  m->news_hb = e->heartbeat;
-  g->hb8[at] = (uint8_t)e->heartbeat;
+    gossip_phi_heartbeat(&nw->phi, now_ms);
+  nw->hb = e->heartbeat;
   g->alive_at_ms[at] = heard ? now_ms : 0;
+  g->hb8[at] = (uint8_t)e->heartbeat;
   g->suspect_ms[at] = UINT64_MAX;
   if (heard && at != g->self) {
-    g->suspect_ms[at] = gossip_phi_deadline(&m->phi, g->phi_y);
+    g->suspect_ms[at] = gossip_phi_deadline(&nw->phi, g->phi_y);
     if (g->suspect_ms[at] < g->next_suspect_ms)
       g->next_suspect_ms = g->suspect_ms[at];
   }
@@ -352,6 +382,7 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
 }
 
 static void gossip__changed(gossip *g, const gossip__member *m) {
+  g->claim_dirty = true;
   if (g->io.member_changed)
     g->io.member_changed(g->io.ctx, &m->pub);
 }
@@ -362,18 +393,19 @@ static void gossip__changed(gossip *g, const gossip__member *m) {
 static bool gossip__arrival(gossip *g, size_t i, uint64_t now_ms,
                             uint64_t alive_at_ms) {
   gossip__member *m = &g->members[i];
-  gossip_phi_evidence(&m->phi, now_ms, alive_at_ms);
+  gossip__news *nw = &g->news[i];
+  gossip_phi_evidence(&nw->phi, now_ms, alive_at_ms);
   g->alive_at_ms[i] = alive_at_ms;
-  uint64_t deadline = gossip_phi_deadline(&m->phi, g->phi_y);
+  uint64_t deadline = gossip_phi_deadline(&nw->phi, g->phi_y);
   if (g->nmembers <= GOSSIP_PHI_EAGER_MAX)
-    m->pub.phi = gossip_phi_value(&m->phi, now_ms);
-  m->heard = true;
-  bool up = false;
-  if (!m->pub.alive && now_ms < deadline) {
-    m->pub.alive = true;
-    up = true;
+    m->pub.phi = gossip_phi_value(&nw->phi, now_ms);
+  /* Alive exactly when it has a deadline: the table itself is touched
+   * only when that changes. */
+  bool alive = g->suspect_ms[i] != UINT64_MAX, up = false;
+  if (!alive && now_ms < deadline) {
+    m->pub.alive = alive = up = true;
   }
-  if (m->pub.alive) {
+  if (alive) {
     g->suspect_ms[i] = deadline;
     if (deadline < g->next_suspect_ms)
       g->next_suspect_ms = deadline;
@@ -419,6 +451,7 @@ static void gossip__set_ring(gossip *g, ring *r, const char *claimant) {
   d.from_hash = g->ring_hash;
   ring_free(g->ring);
   g->ring = r;
+  g->claim_dirty = true;
   kv_strcopy(g->claimant, sizeof(g->claimant), claimant);
   g->ring_enc.len = 0;
   g->ring_enc.oom = 0;
@@ -571,18 +604,22 @@ static void gossip__send_sync(gossip *g, const char *addr,
   msgpack_pack_uint64(&pk, g->members_hash);
   msgpack_pack_uint32(&pk, g->age_unit_ms);
   if (o->vector) {
-    uint64_t unit = g->age_unit_ms;
-    for (size_t i = 0; i < g->nmembers; i++) {
-      uint64_t at = g->alive_at_ms[i];
-      uint64_t age = at == 0 || at > g->now_ms
-                         ? GOSSIP__AGE_UNKNOWN
-                         : (g->now_ms - at + unit - 1) / unit; /* ceil */
-      g->vec[2 * i] = g->hb8[i];
-      g->vec[2 * i + 1] = age >= GOSSIP__AGE_UNKNOWN ? GOSSIP__AGE_UNKNOWN
-                                                     : (uint8_t)age;
+    if (!g->vec_ready) {
+      uint32_t unit = g->age_unit_ms;
+      /* Ages of GOSSIP__AGE_UNKNOWN units or more are no news. */
+      uint64_t far = (uint64_t)unit * (GOSSIP__AGE_UNKNOWN - 1);
+      for (size_t i = 0; i < g->nmembers; i++) {
+        uint64_t at = g->alive_at_ms[i];
+        uint8_t age = GOSSIP__AGE_UNKNOWN;
+        if (at && at <= g->now_ms && g->now_ms - at <= far)
+          age = (uint8_t)(((uint32_t)(g->now_ms - at) + unit - 1) / unit);
+        g->vec[2 * i] = g->hb8[i];
+        g->vec[2 * i + 1] = age;
+      }
+      g->vec[2 * g->self] = (uint8_t)gossip__me(g)->pub.heartbeat;
+      g->vec[2 * g->self + 1] = 0;
+      g->vec_ready = g->in_round; /* the round's other syncs reuse it */
     }
-    g->vec[2 * g->self] = (uint8_t)gossip__me(g)->pub.heartbeat;
-    g->vec[2 * g->self + 1] = 0;
     mp_pack_bin(&pk, g->vec, 2 * g->nmembers);
   } else {
     msgpack_pack_nil(&pk);
@@ -845,7 +882,7 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
     if (e->version[0] || e->incarnation != m->pub.incarnation)
       memcpy(m->pub.version, e->version, sizeof(m->pub.version));
     if (e->incarnation != m->pub.incarnation) { /* counting anew */
-      m->news_hb = e->heartbeat;
+      g->news[i].hb = e->heartbeat;
       g->hb8[i] = (uint8_t)e->heartbeat;
     }
     m->pub.incarnation = e->incarnation;
@@ -861,8 +898,9 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
    * heartbeat relayed by someone else says when it was alive no better
    * than the vectors do: it is no news for phi. */
   if (direct && now_ms > g->alive_at_ms[i]) {
-    if (e->incarnation == m->pub.incarnation && e->heartbeat > m->news_hb) {
-      m->news_hb = e->heartbeat;
+    if (e->incarnation == m->pub.incarnation &&
+        e->heartbeat > g->news[i].hb) {
+      g->news[i].hb = e->heartbeat;
       g->hb8[i] = (uint8_t)e->heartbeat;
     }
     changed = gossip__arrival(g, i, now_ms, now_ms);
@@ -886,37 +924,70 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
  * unit_ms ago it was alive then, GOSSIP__AGE_UNKNOWN for no news) from a
  * node whose table hashes like ours. A heartbeat byte ahead of our news'
  * by 1..127 is newer news, and its age says when the member was alive: a
- * phi arrival when that is newer than what we knew. The heartbeat is what makes news new: a time
- * alone, relayed round and round, would look fresher at every hop by the
- * time in transit. A member we have down also takes a byte that looks
- * older, when its age is newer than our news (it went on counting while
- * we were cut off from it for more than 127 rounds). Our own byte ahead of
- * ours makes our heartbeat jump past it, as in gossip__merge. */
+ * phi arrival when that is newer than what we knew. The heartbeat is what
+ * makes news new: a time alone, relayed round and round, would look
+ * fresher at every hop by the time in transit. A member we have down (or
+ * never heard) takes any byte whose time is newer than our news (it went
+ * on counting while we were cut off from it, maybe for more than 127
+ * rounds). Our own byte ahead of ours makes our heartbeat jump past it,
+ * as in gossip__merge. */
 static void gossip__apply_vector(gossip *g, const uint8_t *v,
                                  uint64_t unit_ms, uint64_t now_ms) {
+  /* Two passes: the first reads only the small arrays and picks the
+   * members with news (about one in six: each round brings each member's
+   * news about once, by one of ~6 syncs) and asks for their news to be
+   * fetched; the second takes the news. */
+  uint32_t *take = g->take;
+  size_t ntake = 0;
   for (size_t i = 0; i < g->nmembers; i++) {
     uint8_t hb = v[2 * i], age = v[2 * i + 1];
+    if (i == g->self) {
+      gossip__member *me = gossip__me(g);
+      int8_t ahead = (int8_t)(uint8_t)(hb - (uint8_t)me->pub.heartbeat);
+      if (ahead > 0 && age != GOSSIP__AGE_UNKNOWN)
+        me->pub.heartbeat += (uint64_t)ahead + 1;
+      continue;
+    }
     uint8_t d = (uint8_t)(hb - g->hb8[i]);
     if (d == 0 || age == GOSSIP__AGE_UNKNOWN)
       continue;
-    gossip__member *m = &g->members[i];
-    if (i == g->self) {
-      d = (uint8_t)(hb - (uint8_t)m->pub.heartbeat);
-      if (d != 0 && d < 0x80)
-        m->pub.heartbeat += (uint64_t)d + 1;
+    /* Alive members have a deadline: most bytes end here, at older news,
+     * without touching the table itself. */
+    if (g->suspect_ms[i] != UINT64_MAX && (int8_t)d <= 0)
       continue;
-    }
+    take[ntake++] = (uint32_t)i;
+    GOSSIP__PREFETCH(&g->news[i]);
+  }
+  for (size_t k = 0; k < ntake; k++) {
+    size_t i = take[k];
+    uint8_t hb = v[2 * i], age = v[2 * i + 1];
+    int64_t delta = (int8_t)(uint8_t)(hb - g->hb8[i]);
+    bool alive = g->suspect_ms[i] != UINT64_MAX;
+    gossip__news *nw = &g->news[i];
     uint64_t ago = (uint64_t)age * unit_ms;
     uint64_t at = ago < now_ms ? now_ms - ago : 0;
     bool newer_news = at > g->alive_at_ms[i];
-    if (d >= 0x80 && (m->pub.alive || !newer_news))
+    if (!alive) {
+      /* Down here (or never heard): newer news is taken whatever the byte
+       * says, read as the heartbeat nearest to what the time between the
+       * two pieces of news makes likely. */
+      if (!newer_news)
+        continue;
+      int64_t expect =
+          g->alive_at_ms[i]
+              ? (int64_t)((at - g->alive_at_ms[i]) / g->interval_ms)
+              : 0;
+      int64_t wraps = (expect - delta + 128) / 256;
+      if (expect - delta + 128 < 0)
+        wraps = -((delta - expect + 127) / 256);
+      delta += 256 * wraps;
+    }
+    if (delta < 0 && (uint64_t)-delta > nw->hb)
       continue;
-    m->news_hb += d;
+    nw->hb = (uint64_t)((int64_t)nw->hb + delta);
     g->hb8[i] = hb;
-    if (m->news_hb > m->pub.heartbeat)
-      m->pub.heartbeat = m->news_hb;
     if (newer_news && gossip__arrival(g, i, now_ms, at))
-      gossip__changed(g, m);
+      gossip__changed(g, &g->members[i]);
   }
 }
 
@@ -930,17 +1001,41 @@ static bool gossip__has_peers(const gossip *g) {
   return false;
 }
 
-/* Up to want distinct random indices of alive, not removed members other
- * than ourselves and skip (all of them when there are at most want) into
- * out. Returns how many. */
-static size_t gossip__pick_alive(gossip *g, size_t want, const char *skip,
-                                 size_t *out) {
-  size_t n = 0, seen = 0;
+/* Whether member i may be picked for a sync: not us, not removed, and
+ * alive (or, with down, down). */
+static bool gossip__pickable(const gossip *g, size_t i, bool down,
+                             const char *skip) {
+  if (i == g->self || (g->suspect_ms[i] == UINT64_MAX) != down)
+    return false;
+  const gossip__member *m = &g->members[i];
+  return m->pub.status != GOSSIP_REMOVED &&
+         !(skip && strcmp(m->pub.peer_addr, skip) == 0);
+}
+
+/* Up to want distinct random indices of pickable members (all of them
+ * when there are at most want) into out. Returns how many. A large table
+ * is sampled (a few tries per pick, touching a few members), a small one
+ * or a sparse choice is walked. */
+static size_t gossip__pick(gossip *g, size_t want, bool down,
+                           const char *skip, size_t *out) {
+  size_t n = 0;
+  if (g->nmembers > GOSSIP__WALK_MAX) {
+    for (size_t tries = 0; tries < 8 * want && n < want; tries++) {
+      size_t i = (size_t)(kv_splitmix64(&g->rng) % g->nmembers);
+      bool dup = false;
+      for (size_t k = 0; k < n && !dup; k++)
+        dup = out[k] == i;
+      if (!dup && gossip__pickable(g, i, down, skip))
+        out[n++] = i;
+    }
+    if (n == want || down)
+      return n; /* a probe of a down member may wait for another round */
+    n = 0;
+  }
   /* Reservoir sampling: one pass, no list of candidates. */
+  size_t seen = 0;
   for (size_t i = 0; i < g->nmembers; i++) {
-    const gossip__member *m = &g->members[i];
-    if (i == g->self || !m->pub.alive || m->pub.status == GOSSIP_REMOVED ||
-        (skip && strcmp(m->pub.peer_addr, skip) == 0))
+    if (!gossip__pickable(g, i, down, skip))
       continue;
     seen++;
     if (n < want) {
@@ -971,9 +1066,11 @@ static void gossip__spread(gossip *g, bool ring_changed, const char *skip,
     }
   }
   size_t pick[GOSSIP_DIRECT_MAX + 1];
-  size_t n = gossip__pick_alive(g, GOSSIP_DIRECT_MAX + 1, skip, pick);
+  size_t n = g->nmembers > GOSSIP__WALK_MAX
+                 ? GOSSIP_DIRECT_MAX + 1
+                 : gossip__pick(g, GOSSIP_DIRECT_MAX + 1, false, skip, pick);
   if (n > GOSSIP_DIRECT_MAX)
-    n = gossip__pick_alive(g, g->fanout, skip, pick);
+    n = gossip__pick(g, g->fanout, false, skip, pick);
   for (size_t k = 0; k < n; k++)
     gossip__send_sync(g, g->members[pick[k]].pub.peer_addr, &o);
   for (size_t k = 0; k < nextra; k++) {
@@ -998,17 +1095,14 @@ static void gossip__round(gossip *g) {
   gossip__member *me = gossip__me(g);
   me->pub.heartbeat++;
   g->full_budget = GOSSIP_FULL_PER_ROUND;
-  size_t others = 0, down = 0;
-  for (size_t i = 0; i < g->nmembers; i++) {
-    const gossip__member *m = &g->members[i];
-    if (i == g->self || m->pub.status == GOSSIP_REMOVED)
-      continue;
-    others++;
-    down += !m->pub.alive;
-  }
-  if (others <= GOSSIP_DIRECT_MAX) {
+  g->in_round = true;
+  g->vec_ready = false;
+  size_t others = 0;
+  for (size_t i = 0; i < g->nmembers && g->nmembers <= GOSSIP__WALK_MAX; i++)
+    others += i != g->self && g->members[i].pub.status != GOSSIP_REMOVED;
+  if (g->nmembers <= GOSSIP__WALK_MAX && others <= GOSSIP_DIRECT_MAX) {
     size_t pick[GOSSIP_FANOUT_MAX];
-    size_t n = gossip__pick_alive(g, g->fanout, NULL, pick);
+    size_t n = gossip__pick(g, g->fanout, false, NULL, pick);
     for (size_t i = 0; i < g->nmembers; i++) {
       const gossip__member *m = &g->members[i];
       if (i == g->self || m->pub.status == GOSSIP_REMOVED)
@@ -1021,27 +1115,19 @@ static void gossip__round(gossip *g) {
     }
   } else {
     size_t pick[GOSSIP_FANOUT_MAX];
-    size_t n = gossip__pick_alive(g, g->fanout, NULL, pick);
+    size_t n = gossip__pick(g, g->fanout, false, NULL, pick);
     gossip__sync_opts o = {.flags = GOSSIP__F_REPLY,
                            .vector = true,
                            .ring = GOSSIP__RING_NONE};
     for (size_t k = 0; k < n; k++)
       gossip__send_sync(g, g->members[pick[k]].pub.peer_addr, &o);
-    if (down > 0) {
-      size_t j = (size_t)(kv_splitmix64(&g->rng) % down);
-      for (size_t i = 0; i < g->nmembers; i++) {
-        const gossip__member *m = &g->members[i];
-        if (i == g->self || m->pub.status == GOSSIP_REMOVED || m->pub.alive)
-          continue;
-        if (j-- == 0) {
-          gossip__sync_opts probe = {.flags = GOSSIP__F_REPLY,
-                                     .ring = GOSSIP__RING_NONE};
-          gossip__send_sync(g, m->pub.peer_addr, &probe);
-          break;
-        }
-      }
+    if (gossip__pick(g, 1, true, NULL, pick) == 1) {
+      gossip__sync_opts probe = {.flags = GOSSIP__F_REPLY,
+                                 .ring = GOSSIP__RING_NONE};
+      gossip__send_sync(g, g->members[pick[0]].pub.peer_addr, &probe);
     }
   }
+  g->in_round = g->vec_ready = false;
   if (!gossip__has_peers(g))
     for (size_t i = 0; i < g->nseeds; i++)
       gossip__send_digest(g, g->seeds[i], true);
@@ -1056,25 +1142,25 @@ static void gossip__liveness(gossip *g, uint64_t now_ms) {
     return;
   uint64_t next = UINT64_MAX;
   for (size_t i = 0; i < g->nmembers; i++) {
+    if (eager) {
+      gossip__member *m = &g->members[i];
+      m->pub.phi = i == g->self ? 0 : gossip_phi_value(&g->news[i].phi,
+                                                      now_ms);
+    }
+    uint64_t deadline = g->suspect_ms[i];
+    if (deadline == UINT64_MAX || i == g->self)
+      continue; /* down (or us) */
+    if (now_ms < deadline) {
+      if (deadline < next)
+        next = deadline;
+      continue;
+    }
     gossip__member *m = &g->members[i];
-    if (i == g->self) {
-      m->pub.alive = true;
-      m->pub.phi = 0;
-      continue;
-    }
-    if (eager)
-      m->pub.phi = gossip_phi_value(&m->phi, now_ms);
-    if (!m->pub.alive)
-      continue;
-    if (now_ms >= g->suspect_ms[i]) {
-      m->pub.alive = false;
-      g->suspect_ms[i] = UINT64_MAX;
-      if (!eager)
-        m->pub.phi = gossip_phi_value(&m->phi, now_ms);
-      gossip__changed(g, m);
-    } else if (g->suspect_ms[i] < next) {
-      next = g->suspect_ms[i];
-    }
+    m->pub.alive = false;
+    g->suspect_ms[i] = UINT64_MAX;
+    if (!eager)
+      m->pub.phi = gossip_phi_value(&g->news[i].phi, now_ms);
+    gossip__changed(g, m);
   }
   g->next_suspect_ms = next;
 }
@@ -1116,6 +1202,11 @@ static bool gossip__claim_due(const gossip *g, const gossip__member *m) {
 #define GOSSIP__CLAIM_TELL_MAX 64
 
 static void gossip__claim(gossip *g, uint64_t now_ms) {
+  /* Nothing to decide while nothing changed, but for the brand-new
+   * cluster, whose turn comes with time. */
+  if (!g->claim_dirty && ring_node_count(g->ring) > 0)
+    return;
+  g->claim_dirty = false;
   const gossip__member *c = gossip__claimant(g, now_ms);
   if (c != gossip__me(g))
     return;
@@ -1343,7 +1434,8 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
   g->io = *io;
   g->now_ms = now_ms;
   g->vec = malloc(2 * GOSSIP_MEMBERS_MAX);
-  if (!g->vec || gossip__table_grow(g) ||
+  g->take = malloc(GOSSIP_MEMBERS_MAX * sizeof(*g->take));
+  if (!g->vec || !g->take || gossip__table_grow(g) ||
       gossip__scratch_reserve(g, GOSSIP__TABLE_MIN))
     goto fail;
   g->interval_ms =
@@ -1454,10 +1546,12 @@ void gossip_free(gossip *g) {
   gossip__hist_clear(g);
   free(g->members);
   free(g->hb8);
+  free(g->news);
   free(g->alive_at_ms);
   free(g->suspect_ms);
   free(g->scratch);
   free(g->vec);
+  free(g->take);
   free(g);
 }
 
@@ -1545,7 +1639,7 @@ int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms) {
   gossip__set_ring(g, r, "");
   /* Only ourselves remain, joining. */
   if (g->self != 0)
-    g->members[0] = *me; /* hb8 of self is unused */
+    g->members[0] = *me; /* (hb8 and news of self are unused) */
   g->self = 0;
   g->nmembers = 1;
   g->suspect_ms[0] = UINT64_MAX;

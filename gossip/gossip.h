@@ -87,8 +87,9 @@
  *   incarnation it was decided for: a node removed in an earlier
  *   incarnation that starts again as joining (no ring with itself in it)
  *   joins again; a remove of the running incarnation sticks.
- * - Phi: a normal model of the last GOSSIP_PHI_WINDOW inter-arrival times
- *   (gossip/phi.h), standard deviation at least interval_ms /
+ * - Phi: a normal model of the recent inter-arrival times, exponentially
+ *   weighted over ~GOSSIP_PHI_WINDOW of them (gossip/phi.h), standard
+ *   deviation at least interval_ms /
  *   GOSSIP_PHI_MIN_STD_DIVISOR, first estimate mean = interval_ms. With
  *   1 s rounds and threshold 8 a member is down after ~3.6 s of silence.
  *   Each arrival sets the time at which phi will reach the threshold; a
@@ -215,7 +216,7 @@ typedef struct gossip_member {
   char client_addr[GOSSIP_ADDR_MAX]; /* --listen */
   char peer_addr[GOSSIP_ADDR_MAX];   /* --peer */
   uint64_t incarnation;
-  uint64_t heartbeat;
+  uint64_t heartbeat; /* as its entries carried it (vectors only feed phi) */
   gossip_status status;
   bool alive;  /* local view (phi < threshold); self is always alive */
   double phi;  /* last computed phi */

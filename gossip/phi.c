@@ -7,35 +7,15 @@
 #include <math.h>
 #include <string.h>
 
-/* Recomputes the mean and deviation the detector uses from the window. */
-static void phi__refresh(gossip_phi *d) {
-  /* The first estimate: heartbeats at the configured interval, news as
-   * old as the first was. */
-  double first = (double)d->interval_ms + d->first_age_ms;
-  double mean, std;
-  if (d->count < GOSSIP_PHI_MIN_SAMPLES) {
-    mean = first;
-    std = d->interval_ms / 4.0;
-  } else {
-    mean = (double)d->sum_ms / d->count;
-    double var = (double)d->sumsq_ms / d->count - mean * mean;
-    std = var > 0 ? sqrt(var) : 0;
-    /* A few samples do not overrule the first estimate downwards. */
-    if (d->count < GOSSIP_PHI_TRUSTED_SAMPLES && mean < first)
-      mean = first;
-  }
-  if (std < d->min_std_ms)
-    std = d->min_std_ms;
-  d->mean_ms = mean;
-  d->std_ms = std;
-}
-
 void gossip_phi_init(gossip_phi *d, uint32_t interval_ms,
                      uint32_t min_std_ms) {
   memset(d, 0, sizeof(*d));
   d->interval_ms = interval_ms ? interval_ms : 1;
   d->min_std_ms = min_std_ms ? min_std_ms : 1;
-  phi__refresh(d);
+  d->first_ms = d->interval_ms;
+  d->mean_ms = (float)d->interval_ms;
+  double std = d->interval_ms / 4.0;
+  d->var_ms = (float)(std * std);
 }
 
 void gossip_phi_evidence(gossip_phi *d, uint64_t now_ms,
@@ -44,27 +24,26 @@ void gossip_phi_evidence(gossip_phi *d, uint64_t now_ms,
     alive_at_ms = now_ms;
   if (d->have_last && alive_at_ms <= d->last_ms)
     return; /* nothing newer */
-  if (d->have_last) {
+  if (!d->have_last) {
+    /* The first estimate: heartbeats at the configured interval, news as
+     * old as the first was. */
+    uint64_t first = d->interval_ms + (now_ms - alive_at_ms);
+    d->first_ms = first < UINT32_MAX ? (uint32_t)first : UINT32_MAX;
+    d->mean_ms = (float)d->first_ms;
+  } else {
     uint64_t gap = now_ms - d->last_ms;
     if (gap <= (uint64_t)d->interval_ms * GOSSIP_PHI_GAP_MAX_INTERVALS) {
-      if (d->count == GOSSIP_PHI_WINDOW) { /* the oldest sample goes */
-        uint64_t old = d->samples_ms[d->next];
-        d->sum_ms -= old;
-        d->sumsq_ms -= old * old;
-      }
-      d->sum_ms += gap;
-      d->sumsq_ms += gap * gap;
-      d->samples_ms[d->next] = (uint32_t)gap;
-      d->next = (d->next + 1) % GOSSIP_PHI_WINDOW;
-      if (d->count < GOSSIP_PHI_WINDOW)
+      /* Weighted mean and variance, updated in place (West, 1979). */
+      double w = d->count + 2.0 < GOSSIP_PHI_WINDOW
+                     ? 1.0 / (d->count + 2.0)
+                     : 1.0 / GOSSIP_PHI_WINDOW;
+      double diff = (double)gap - d->mean_ms;
+      double incr = diff * w;
+      d->mean_ms = (float)(d->mean_ms + incr);
+      d->var_ms = (float)((1.0 - w) * (d->var_ms + diff * incr));
+      if (d->count < UINT16_MAX)
         d->count++;
-      phi__refresh(d);
     }
-  }
-  if (!d->have_last) {
-    uint64_t age = now_ms - alive_at_ms;
-    d->first_age_ms = age < UINT32_MAX ? (uint32_t)age : UINT32_MAX;
-    phi__refresh(d);
   }
   d->last_ms = alive_at_ms;
   d->have_last = true;
@@ -75,8 +54,11 @@ void gossip_phi_heartbeat(gossip_phi *d, uint64_t now_ms) {
 }
 
 void gossip_phi_stats(const gossip_phi *d, double *mean_ms, double *std_ms) {
-  *mean_ms = d->mean_ms;
-  *std_ms = d->std_ms;
+  double std = sqrtf(d->var_ms > 0 ? d->var_ms : 0);
+  *mean_ms = d->count < GOSSIP_PHI_TRUSTED_SAMPLES && d->mean_ms < d->first_ms
+                 ? d->first_ms
+                 : d->mean_ms;
+  *std_ms = std < d->min_std_ms ? d->min_std_ms : std;
 }
 
 double gossip_phi_value(const gossip_phi *d, uint64_t now_ms) {
@@ -113,7 +95,9 @@ double gossip_phi_y(double phi) {
 uint64_t gossip_phi_deadline(const gossip_phi *d, double y) {
   if (!d->have_last)
     return UINT64_MAX;
-  double t = d->mean_ms + y * d->std_ms;
+  double mean, std;
+  gossip_phi_stats(d, &mean, &std);
+  double t = mean + y * std;
   if (t < 0)
     t = 0;
   return d->last_ms + (uint64_t)ceil(t);

@@ -3,19 +3,26 @@
  * al., "The phi accrual failure detector", SRDS 2004), as used by Akka and
  * Cassandra. Internal to gossip/.
  *
- * The detector keeps a bounded window of the inter-arrival times of one
- * member's heartbeat increases and answers how suspicious the silence since
- * the last arrival is: phi = -log10(P(a heartbeat comes later than now)),
- * (with news relayed by other nodes, "arrival" is the time the news says
- * the member was alive, and a sample is the silence the news ended),
- * with the arrivals modelled as a normal distribution (the logistic
- * approximation of its tail that Akka uses). The standard deviation never
- * drops below a minimum, so a very regular member is not declared dead
- * after one late heartbeat; until enough samples are in, a first estimate
- * (mean = the heartbeat interval, plus the age of the first news when it
- * was relayed: the next news will be about as old) stands in for the
- * data. The window's sums
- * are kept as samples come and go, so an arrival costs O(1).
+ * The detector learns how long the silences between a member's heartbeat
+ * arrivals last and answers how suspicious the silence since the last
+ * arrival is: phi = -log10(P(a heartbeat comes later than now)), with the
+ * silences modelled as a normal distribution (the logistic approximation
+ * of its tail that Akka uses). With news relayed by other nodes, an
+ * "arrival" is the time the news says the member was alive, and a sample
+ * is the silence the news ended (gossip_phi_evidence).
+ *
+ * Mean and variance start from a first estimate (mean = the heartbeat
+ * interval, plus the age of the first news when it was relayed: the next
+ * news will be about as old; standard deviation a quarter interval), which
+ * counts as one sample; the k-th sample then weighs 1/(k+1) until that is
+ * 1/GOSSIP_PHI_WINDOW, and from then on every sample weighs that much
+ * (exponential weighting: the last ~GOSSIP_PHI_WINDOW samples count). So an
+ * arrival costs O(1) time and a detector 32 bytes: gossip keeps one per
+ * member of tables of thousands and feeds them several times a round.
+ * While fewer than GOSSIP_PHI_TRUSTED_SAMPLES samples are in, the mean is
+ * at least the first estimate's. The standard deviation never drops below
+ * a minimum, so a very regular member is not declared dead after one late
+ * heartbeat.
  *
  * Pure: no clock (times are passed in), no allocation.
  */
@@ -25,25 +32,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define GOSSIP_PHI_WINDOW 64       /* inter-arrival samples kept */
-#define GOSSIP_PHI_MIN_SAMPLES 3   /* below this the first estimate is used */
-/* Below this the mean is at least the first estimate's. */
+#define GOSSIP_PHI_WINDOW 64 /* a sample weighs at least 1/this */
+/* Below this many samples the mean is at least the first estimate's. */
 #define GOSSIP_PHI_TRUSTED_SAMPLES 16
 /* Gaps longer than this many intervals are not samples (the member was
  * silent or down); the detector restarts from the new arrival. */
 #define GOSSIP_PHI_GAP_MAX_INTERVALS 10
 
 typedef struct gossip_phi {
-  uint32_t samples_ms[GOSSIP_PHI_WINDOW]; /* ring buffer */
-  uint32_t count;                         /* samples in the window */
-  uint32_t next;                          /* where the next one goes */
-  uint64_t last_ms;                       /* last arrival */
+  uint64_t last_ms;      /* last arrival (the time it says) */
+  float mean_ms, var_ms; /* of the silences, weighted (floats: 32 bytes) */
+  uint32_t first_ms;     /* the first estimate's mean */
+  uint32_t interval_ms;  /* expected heartbeat interval: first estimate */
+  uint32_t min_std_ms;   /* floor of the standard deviation */
+  uint16_t count;        /* samples taken (stops at UINT16_MAX) */
   bool have_last;
-  uint32_t interval_ms; /* expected heartbeat interval: first estimate */
-  uint32_t first_age_ms; /* how old the first news was: first estimate too */
-  uint32_t min_std_ms;  /* floor of the standard deviation */
-  uint64_t sum_ms, sumsq_ms; /* of the samples in the window */
-  double mean_ms, std_ms; /* of the window, refreshed on every arrival */
 } gossip_phi;
 
 /* Initialises a detector for a member heartbeating every interval_ms, with

@@ -495,9 +495,10 @@ const char *conf_tls_mode(const conf *c, conf_id id) {
   return c->val[CONF_TLS_CERT] ? "tls" : "plain";
 }
 
-size_t conf_seeds(const conf *c, char *buf, size_t cap, const char **v,
-                  size_t max) {
-  const char *s = c->val[CONF_SEEDS];
+/* Splits the text of a comma-separated setting (a copy in buf, cap bytes)
+ * into at most max pieces. Returns how many. */
+static size_t conf__split(const char *s, char *buf, size_t cap, char **v,
+                          size_t max) {
   if (!s || cap == 0)
     return 0;
   snprintf(buf, cap, "%s", s);
@@ -509,25 +510,28 @@ size_t conf_seeds(const conf *c, char *buf, size_t cap, const char **v,
   return n;
 }
 
+size_t conf_seeds(const conf *c, char *buf, size_t cap, const char **v,
+                  size_t max) {
+  char *tok[CONF_SEEDS_MAX];
+  size_t n = conf__split(c->val[CONF_SEEDS], buf, cap, tok,
+                         max < CONF_SEEDS_MAX ? max : CONF_SEEDS_MAX);
+  for (size_t i = 0; i < n; i++)
+    v[i] = tok[i];
+  return n;
+}
+
 size_t conf_replicas(const conf *c, char *buf, size_t cap,
                      gossip_replicas *out, uint32_t *total) {
-  const char *s = c->val[CONF_REPLICAS];
+  char *tok[RING_REGIONS_MAX];
+  size_t n = conf__split(c->val[CONF_REPLICAS], buf, cap, tok,
+                         RING_REGIONS_MAX);
   *total = 0;
-  if (!s || cap == 0)
-    return 0;
-  snprintf(buf, cap, "%s", s);
-  size_t n = 0;
-  char *save = NULL;
-  for (char *tok = strtok_r(buf, ",", &save); tok && n < RING_REGIONS_MAX;
-       tok = strtok_r(NULL, ",", &save)) {
-    char *eq = strchr(tok, '=');
-    if (!eq)
-      continue;
+  for (size_t i = 0; i < n; i++) {
+    char *eq = strchr(tok[i], '='); /* conf_set checked there is one */
     *eq = '\0';
-    out[n].region = tok;
-    out[n].n = (uint32_t)strtoul(eq + 1, NULL, 10);
-    *total += out[n].n;
-    n++;
+    out[i].region = tok[i];
+    out[i].n = (uint32_t)strtoul(eq + 1, NULL, 10);
+    *total += out[i].n;
   }
   return n;
 }

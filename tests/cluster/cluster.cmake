@@ -15,4 +15,9 @@ if(TARGET kvorumd AND TARGET kvorum_cli)
   endforeach()
   # Hundreds of CLI processes: slow under the sanitizers.
   set_tests_properties(cluster_join_leave PROPERTIES TIMEOUT 400)
+  if(KV_SANITIZE)
+    # Timing bounds polled through the CLI stretch under the sanitizers.
+    set_tests_properties(cluster_membership PROPERTIES
+                         ENVIRONMENT KV_TIME_FACTOR=2)
+  endif()
 endif()

@@ -150,7 +150,7 @@ last = j["series"][-1]
 assert last["ops"] > 0 and last["errors"] == 0, j["series"]
 PY
 }
-check_restart 6
+check_restart 10
 
 # ---- TLS and a user ----
 
@@ -211,7 +211,7 @@ PY
 
   # A restart: dial, handshake and AUTH again (a longer run: a loaded
   # machine may take a while to restart the server).
-  KVORUM_PASSWORD=s3cret check_restart 8 --tls-ca "$dir/ca.pem" --user bench
+  KVORUM_PASSWORD=s3cret check_restart 12 --tls-ca "$dir/ca.pem" --user bench
 fi
 
 echo "$pass passed, $fail failed"

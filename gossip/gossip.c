@@ -31,13 +31,15 @@
 #define GOSSIP__ENTRY_FIELDS 11     /* what this node sends */
 #define GOSSIP__ENTRY_FIELDS_MIN 10 /* what it takes: no software version */
 #define GOSSIP__SEED_SLOTS (GOSSIP_SEEDS_MAX + 1) /* + the gossip_join seed */
-#define GOSSIP__TABLE_MIN 16 /* first capacity of the member table */
-#define GOSSIP__AGE_UNKNOWN 0xff /* an age vector's "no news" (or too old) */
+#define GOSSIP__TABLE_MIN 16     /* first capacity of the member table */
+#define GOSSIP__AGE_UNKNOWN 0xff /* a vector's age "no news" (or too old) */
 /* Tables up to this are walked to pick peers and to count the others;
  * larger ones are sampled and always use fan-out. */
 #define GOSSIP__WALK_MAX (4 * GOSSIP_DIRECT_MAX)
 
-/* Asks for the cache line at p ahead of its use (a hint; nothing else). */
+/* Asks for the cache line at p ahead of its use (a hint; nothing else),
+ * GOSSIP__AHEAD items ahead in a loop. */
+#define GOSSIP__AHEAD 8
 #if defined(__GNUC__) || defined(__clang__)
 #define GOSSIP__PREFETCH(p) __builtin_prefetch(p)
 #else
@@ -56,6 +58,7 @@ enum {
   GOSSIP__F_MISMATCH = 2,  /* the tables differed: my recent entries */
   GOSSIP__F_WANT_RING = 4, /* your ring is better: deltas from mine */
   GOSSIP__F_WANT_FULL = 8, /* ... or the whole ring: a delta did not fit */
+  GOSSIP__F_MISMATCH_AGAIN = 16, /* ... and yours did not help: mine */
 };
 
 /* The ring part of a sync: none, deltas from a base, the whole ring. */
@@ -73,7 +76,7 @@ typedef struct gossip__member {
  * only an arrival of newer news touches it. */
 typedef struct gossip__news {
   /* The heartbeat of the newest news of it whose time we know (a message
-   * from it, or a vector); gossip.hb8 holds its low byte, gossip.alive_at
+   * from it, or a vector); gossip.hb8 holds its low byte, gossip.alive_at_ms
    * its time. Relayed entries may carry a higher pub.heartbeat, but not
    * when it was sent. */
   uint64_t hb;
@@ -163,6 +166,7 @@ struct gossip {
    * down), and a dead node taken for alive would be put back into the
    * ring. */
   gossip__member *members;
+  uint64_t *idkey; /* gossip__key of each id: searches stay in here */
   uint8_t *hb8;
   uint64_t *alive_at_ms;
   gossip__news *news;
@@ -184,7 +188,7 @@ struct gossip {
   gossip__entry *scratch; /* decoded entries, scratch_cap slots */
   size_t scratch_cap;
   kvbuf out;
-  uint8_t *vec; /* 2 * GOSSIP_MEMBERS_MAX bytes: a vector to send */
+  uint8_t *vec;   /* 2 * GOSSIP_MEMBERS_MAX bytes: a vector to send */
   uint32_t *take; /* GOSSIP_MEMBERS_MAX: members a vector has news of */
   bool in_round;  /* gossip__round is sending: nothing changes meanwhile */
   bool vec_ready; /* vec holds this round's vector */
@@ -195,21 +199,35 @@ struct gossip {
 static gossip__member *gossip__me(gossip *g) { return &g->members[g->self]; }
 
 /* Index of id in the sorted table, or where it would go (*found false). */
+/* The first 8 bytes of id, big-endian, zeros after its end: keys order
+ * like the ids (strcmp) as far as they go. */
+static uint64_t gossip__key(const char *id) {
+  uint64_t k = 0;
+  size_t i = 0;
+  for (; i < 8 && id[i]; i++)
+    k = k << 8 | (uint8_t)id[i];
+  return k << (8 * (8 - i));
+}
+
+/* Orders member i against (key, id) as strcmp orders ids. */
+static int gossip__cmp(const gossip *g, size_t i, uint64_t key,
+                       const char *id) {
+  uint64_t k = g->idkey[i];
+  return k < key ? -1 : k > key ? 1 : strcmp(g->members[i].pub.id, id);
+}
+
 static size_t gossip__search(const gossip *g, const char *id, bool *found) {
+  uint64_t key = gossip__key(id);
+  /* The first member not before id. */
   size_t lo = 0, hi = g->nmembers;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    int c = strcmp(g->members[mid].pub.id, id);
-    if (c == 0) {
-      *found = true;
-      return mid;
-    }
-    if (c < 0)
+    if (gossip__cmp(g, mid, key, id) < 0)
       lo = mid + 1;
     else
       hi = mid;
   }
-  *found = false;
+  *found = lo < g->nmembers && gossip__cmp(g, lo, key, id) == 0;
   return lo;
 }
 
@@ -227,52 +245,50 @@ static uint32_t gossip__min_std(const gossip *g) {
   return g->interval_ms / GOSSIP_PHI_MIN_STD_DIVISOR;
 }
 
+/* The capacity to grow an array of cap slots to for want (doubling from
+ * GOSSIP__TABLE_MIN), at most GOSSIP_MEMBERS_MAX. */
+static size_t gossip__cap_for(size_t cap, size_t want) {
+  if (!cap)
+    cap = GOSSIP__TABLE_MIN;
+  while (cap < want)
+    cap *= 2;
+  return cap < GOSSIP_MEMBERS_MAX ? cap : GOSSIP_MEMBERS_MAX;
+}
+
+/* Grows array p (of its own element type) to cap slots, or returns
+ * KV_ENOMEM from the calling function (p is then unchanged). */
+#define GOSSIP__REALLOC(p, cap)                                                \
+  do {                                                                         \
+    void *grown_ = realloc((p), (cap) * sizeof(*(p)));                         \
+    if (!grown_)                                                               \
+      return KV_ENOMEM;                                                        \
+    (p) = grown_;                                                              \
+  } while (0)
+
 /* Room for n decoded entries in scratch. Returns 0 or KV_ENOMEM. */
 static int gossip__scratch_reserve(gossip *g, size_t n) {
   if (n <= g->scratch_cap)
     return 0;
-  size_t cap = g->scratch_cap ? g->scratch_cap : GOSSIP__TABLE_MIN;
-  while (cap < n)
-    cap *= 2;
-  if (cap > GOSSIP_MEMBERS_MAX)
-    cap = GOSSIP_MEMBERS_MAX;
-  gossip__entry *s = realloc(g->scratch, cap * sizeof(*s));
-  if (!s)
-    return KV_ENOMEM;
-  g->scratch = s;
+  size_t cap = gossip__cap_for(g->scratch_cap, n);
+  GOSSIP__REALLOC(g->scratch, cap);
   g->scratch_cap = cap;
   return 0;
 }
 
-/* Room for one more member. Returns 0, KV_EFULL or KV_ENOMEM. */
-static int gossip__table_grow(gossip *g) {
-  if (g->nmembers < g->cap)
+/* Room for want members (at most GOSSIP_MEMBERS_MAX). Returns 0, KV_EFULL
+ * or KV_ENOMEM. */
+static int gossip__table_reserve(gossip *g, size_t want) {
+  if (want <= g->cap)
     return 0;
   if (g->cap >= GOSSIP_MEMBERS_MAX)
     return KV_EFULL;
-  size_t cap = g->cap ? g->cap * 2 : GOSSIP__TABLE_MIN;
-  if (cap > GOSSIP_MEMBERS_MAX)
-    cap = GOSSIP_MEMBERS_MAX;
-  gossip__member *m = realloc(g->members, cap * sizeof(*m));
-  if (!m)
-    return KV_ENOMEM;
-  g->members = m;
-  uint8_t *hb = realloc(g->hb8, cap * sizeof(*hb));
-  if (!hb)
-    return KV_ENOMEM;
-  g->hb8 = hb;
-  gossip__news *nw = realloc(g->news, cap * sizeof(*nw));
-  if (!nw)
-    return KV_ENOMEM;
-  g->news = nw;
-  uint64_t *at = realloc(g->alive_at_ms, cap * sizeof(*at));
-  if (!at)
-    return KV_ENOMEM;
-  g->alive_at_ms = at;
-  uint64_t *sus = realloc(g->suspect_ms, cap * sizeof(*sus));
-  if (!sus)
-    return KV_ENOMEM;
-  g->suspect_ms = sus;
+  size_t cap = gossip__cap_for(g->cap, want);
+  GOSSIP__REALLOC(g->members, cap);
+  GOSSIP__REALLOC(g->idkey, cap);
+  GOSSIP__REALLOC(g->hb8, cap);
+  GOSSIP__REALLOC(g->news, cap);
+  GOSSIP__REALLOC(g->alive_at_ms, cap);
+  GOSSIP__REALLOC(g->suspect_ms, cap);
   g->cap = cap;
   return 0;
 }
@@ -335,10 +351,11 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
   size_t at = gossip__search(g, e->id, &found);
   if (found)
     return &g->members[at];
-  if (gossip__table_grow(g))
+  if (gossip__table_reserve(g, g->nmembers + 1))
     return NULL;
   size_t tail = g->nmembers - at;
   memmove(&g->members[at + 1], &g->members[at], tail * sizeof(*g->members));
+  memmove(&g->idkey[at + 1], &g->idkey[at], tail * sizeof(*g->idkey));
   memmove(&g->hb8[at + 1], &g->hb8[at], tail * sizeof(*g->hb8));
   memmove(&g->news[at + 1], &g->news[at], tail * sizeof(*g->news));
   memmove(&g->alive_at_ms[at + 1], &g->alive_at_ms[at],
@@ -367,6 +384,7 @@ static gossip__member *gossip__insert(gossip *g, const gossip__entry *e,
   if (heard) /* else phi starts with the first news of it */
     gossip_phi_heartbeat(&nw->phi, now_ms);
   nw->hb = e->heartbeat;
+  g->idkey[at] = gossip__key(e->id);
   g->alive_at_ms[at] = heard ? now_ms : 0;
   g->hb8[at] = (uint8_t)e->heartbeat;
   g->suspect_ms[at] = UINT64_MAX;
@@ -531,26 +549,32 @@ static void gossip__emit(gossip *g, const char *addr) {
     g->io.send(g->io.ctx, addr, g->out.data, g->out.len);
 }
 
+/* Starts a message of kind with fields elements in g->out: the header
+ * every kind has (gossip.h), up to the ring version and claimant. */
+static void gossip__pack_head(gossip *g, msgpack_packer *pk, uint32_t fields,
+                              uint32_t kind) {
+  g->out.len = 0;
+  g->out.oom = 0;
+  mp_packer_init(pk, &g->out);
+  msgpack_pack_array(pk, fields);
+  msgpack_pack_uint32(pk, GOSSIP_WIRE_VERSION);
+  msgpack_pack_uint32(pk, kind);
+  gossip__pack_member(pk, gossip__me(g));
+  msgpack_pack_uint64(pk, ring_version(g->ring));
+  mp_pack_cstr(pk, g->claimant);
+}
+
 /* Sends a digest (the whole table and the ring) to addr, when this
  * round's budget of whole tables allows. */
 static void gossip__send_digest(gossip *g, const char *addr, bool want_reply) {
   if (!gossip__addr_ok(g, addr) || g->full_budget == 0)
     return;
-  uint64_t version = ring_version(g->ring);
   bool with_ring = g->ring_enc.len > 0;
-  if (version > 0 && !with_ring)
+  if (ring_version(g->ring) > 0 && !with_ring)
     return; /* the ring did not encode (OOM): send nothing rather than lie */
   g->full_budget--;
-  g->out.len = 0;
-  g->out.oom = 0;
   msgpack_packer pk;
-  mp_packer_init(&pk, &g->out);
-  msgpack_pack_array(&pk, GOSSIP__DIGEST_FIELDS);
-  msgpack_pack_uint32(&pk, GOSSIP_WIRE_VERSION);
-  msgpack_pack_uint32(&pk, GOSSIP__MSG_DIGEST);
-  gossip__pack_member(&pk, gossip__me(g));
-  msgpack_pack_uint64(&pk, version);
-  mp_pack_cstr(&pk, g->claimant);
+  gossip__pack_head(g, &pk, GOSSIP__DIGEST_FIELDS, GOSSIP__MSG_DIGEST);
   if (want_reply)
     msgpack_pack_true(&pk);
   else
@@ -568,8 +592,8 @@ static void gossip__send_digest(gossip *g, const char *addr, bool want_reply) {
 /* What a sync carries besides its header. */
 typedef struct gossip__sync_opts {
   uint32_t flags;
-  bool vector;   /* the (heartbeat byte, age) vector */
-  int ring;      /* GOSSIP__RING_*: none, the whole ring, deltas */
+  bool vector; /* the (heartbeat byte, age) vector */
+  int ring;    /* GOSSIP__RING_*: none, the whole ring, deltas */
   uint64_t base_version, base_hash; /* deltas from this ring */
 } gossip__sync_opts;
 
@@ -589,16 +613,8 @@ static void gossip__send_sync(gossip *g, const char *addr,
   }
   if (ring_part == GOSSIP__RING_FULL && g->ring_enc.len == 0)
     ring_part = GOSSIP__RING_NONE;
-  g->out.len = 0;
-  g->out.oom = 0;
   msgpack_packer pk;
-  mp_packer_init(&pk, &g->out);
-  msgpack_pack_array(&pk, GOSSIP__SYNC_FIELDS);
-  msgpack_pack_uint32(&pk, GOSSIP_WIRE_VERSION);
-  msgpack_pack_uint32(&pk, GOSSIP__MSG_SYNC);
-  gossip__pack_member(&pk, gossip__me(g));
-  msgpack_pack_uint64(&pk, ring_version(g->ring));
-  mp_pack_cstr(&pk, g->claimant);
+  gossip__pack_head(g, &pk, GOSSIP__SYNC_FIELDS, GOSSIP__MSG_SYNC);
   msgpack_pack_uint64(&pk, g->ring_hash);
   msgpack_pack_uint32(&pk, o->flags);
   msgpack_pack_uint64(&pk, g->members_hash);
@@ -898,8 +914,7 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
    * heartbeat relayed by someone else says when it was alive no better
    * than the vectors do: it is no news for phi. */
   if (direct && now_ms > g->alive_at_ms[i]) {
-    if (e->incarnation == m->pub.incarnation &&
-        e->heartbeat > g->news[i].hb) {
+    if (e->incarnation == m->pub.incarnation && e->heartbeat > g->news[i].hb) {
       g->news[i].hb = e->heartbeat;
       g->hb8[i] = (uint8_t)e->heartbeat;
     }
@@ -931,34 +946,38 @@ static void gossip__merge(gossip *g, const gossip__entry *e, uint64_t now_ms,
  * on counting while we were cut off from it, maybe for more than 127
  * rounds). Our own byte ahead of ours makes our heartbeat jump past it,
  * as in gossip__merge. */
-static void gossip__apply_vector(gossip *g, const uint8_t *v,
-                                 uint64_t unit_ms, uint64_t now_ms) {
+static void gossip__apply_vector(gossip *g, const uint8_t *v, uint64_t unit_ms,
+                                 uint64_t now_ms) {
   /* Two passes: the first reads only the small arrays and picks the
    * members with news (about one in six: each round brings each member's
-   * news about once, by one of ~6 syncs) and asks for their news to be
-   * fetched; the second takes the news. */
+   * news about once, by one of ~6 syncs); the second takes the news,
+   * asking a few members ahead for theirs to be fetched. */
   uint32_t *take = g->take;
   size_t ntake = 0;
+  const uint64_t *suspect = g->suspect_ms;
+  const uint8_t *hb8 = g->hb8;
   for (size_t i = 0; i < g->nmembers; i++) {
+    /* Without branches: which members get news is random, so a branch
+     * per member would mostly guess wrong. Alive members have a deadline:
+     * most bytes end here, at older news, without touching the table. */
     uint8_t hb = v[2 * i], age = v[2 * i + 1];
-    if (i == g->self) {
-      gossip__member *me = gossip__me(g);
-      int8_t ahead = (int8_t)(uint8_t)(hb - (uint8_t)me->pub.heartbeat);
-      if (ahead > 0 && age != GOSSIP__AGE_UNKNOWN)
-        me->pub.heartbeat += (uint64_t)ahead + 1;
-      continue;
-    }
-    uint8_t d = (uint8_t)(hb - g->hb8[i]);
-    if (d == 0 || age == GOSSIP__AGE_UNKNOWN)
-      continue;
-    /* Alive members have a deadline: most bytes end here, at older news,
-     * without touching the table itself. */
-    if (g->suspect_ms[i] != UINT64_MAX && (int8_t)d <= 0)
-      continue;
-    take[ntake++] = (uint32_t)i;
-    GOSSIP__PREFETCH(&g->news[i]);
+    uint8_t d = (uint8_t)(hb - hb8[i]);
+    unsigned take_it = (d != 0) & (age != GOSSIP__AGE_UNKNOWN) &
+                       ((suspect[i] == UINT64_MAX) | ((int8_t)d > 0)) &
+                       (i != g->self);
+    take[ntake] = (uint32_t)i;
+    ntake += take_it;
+  }
+  {
+    uint8_t hb = v[2 * g->self], age = v[2 * g->self + 1];
+    gossip__member *me = gossip__me(g);
+    int8_t ahead = (int8_t)(uint8_t)(hb - (uint8_t)me->pub.heartbeat);
+    if (ahead > 0 && age != GOSSIP__AGE_UNKNOWN)
+      me->pub.heartbeat += (uint64_t)ahead + 1;
   }
   for (size_t k = 0; k < ntake; k++) {
+    if (k + GOSSIP__AHEAD < ntake)
+      GOSSIP__PREFETCH(&g->news[take[k + GOSSIP__AHEAD]]);
     size_t i = take[k];
     uint8_t hb = v[2 * i], age = v[2 * i + 1];
     int64_t delta = (int8_t)(uint8_t)(hb - g->hb8[i]);
@@ -1016,8 +1035,8 @@ static bool gossip__pickable(const gossip *g, size_t i, bool down,
  * when there are at most want) into out. Returns how many. A large table
  * is sampled (a few tries per pick, touching a few members), a small one
  * or a sparse choice is walked. */
-static size_t gossip__pick(gossip *g, size_t want, bool down,
-                           const char *skip, size_t *out) {
+static size_t gossip__pick(gossip *g, size_t want, bool down, const char *skip,
+                           size_t *out) {
   size_t n = 0;
   if (g->nmembers > GOSSIP__WALK_MAX) {
     for (size_t tries = 0; tries < 8 * want && n < want; tries++) {
@@ -1144,8 +1163,7 @@ static void gossip__liveness(gossip *g, uint64_t now_ms) {
   for (size_t i = 0; i < g->nmembers; i++) {
     if (eager) {
       gossip__member *m = &g->members[i];
-      m->pub.phi = i == g->self ? 0 : gossip_phi_value(&g->news[i].phi,
-                                                      now_ms);
+      m->pub.phi = i == g->self ? 0 : gossip_phi_value(&g->news[i].phi, now_ms);
     }
     uint64_t deadline = g->suspect_ms[i];
     if (deadline == UINT64_MAX || i == g->self)
@@ -1309,8 +1327,7 @@ static ring *gossip__apply_deltas(const gossip *g, const gossip__msg *m,
  * same ring (we restarted with it) only teaches who made it. */
 static bool gossip__adopt(gossip *g, ring *rg, const gossip__msg *m) {
   if (!gossip__ring_better(m->ring_version, m->claimant, m->ring_hash,
-                           ring_version(g->ring), g->claimant,
-                           g->ring_hash)) {
+                           ring_version(g->ring), g->claimant, g->ring_hash)) {
     ring_free(rg);
     return false;
   }
@@ -1369,8 +1386,7 @@ static void gossip__receive_sync(gossip *g, gossip__msg *m, uint64_t now_ms) {
 
   bool mismatch = false;
   if (m->vector.ptr) {
-    if (m->members_hash == g->members_hash &&
-        m->vector.len == 2 * g->nmembers)
+    if (m->members_hash == g->members_hash && m->vector.len == 2 * g->nmembers)
       gossip__apply_vector(g, m->vector.ptr, m->age_unit_ms, now_ms);
     else
       mismatch = true;
@@ -1382,8 +1398,8 @@ static void gossip__receive_sync(gossip *g, gossip__msg *m, uint64_t now_ms) {
   if (gossip__ring_better(m->ring_version, m->claimant, m->ring_hash, ours,
                           g->claimant, g->ring_hash))
     o.flags |= GOSSIP__F_WANT_RING | (ring_failed ? GOSSIP__F_WANT_FULL : 0);
-  else if (gossip__ring_better(ours, g->claimant, g->ring_hash,
-                               m->ring_version, m->claimant, m->ring_hash)) {
+  else if (gossip__ring_better(ours, g->claimant, g->ring_hash, m->ring_version,
+                               m->claimant, m->ring_hash)) {
     o.ring = m->flags & GOSSIP__F_WANT_FULL ? GOSSIP__RING_FULL
                                             : GOSSIP__RING_DELTAS;
     o.base_version = m->ring_version;
@@ -1391,12 +1407,15 @@ static void gossip__receive_sync(gossip *g, gossip__msg *m, uint64_t now_ms) {
   }
   o.vector = (m->flags & GOSSIP__F_REPLY) != 0;
   if (mismatch) {
-    if (m->flags & GOSSIP__F_MISMATCH) {
-      /* Our recent entries did not make the tables agree either: whole
-       * tables, both ways. */
+    if (m->flags & GOSSIP__F_MISMATCH_AGAIN) {
+      /* Both sides' recent entries went both ways and the tables still
+       * differ: whole tables, both ways. */
       gossip__send_digest(g, to, true);
     } else {
-      o.flags |= GOSSIP__F_MISMATCH;
+      /* Ours may make them agree (or the sender's did not: it moved on
+       * meanwhile, as during a leave that the claimant finishes at once). */
+      o.flags |= m->flags & GOSSIP__F_MISMATCH ? GOSSIP__F_MISMATCH_AGAIN
+                                               : GOSSIP__F_MISMATCH;
       o.vector = true;
     }
   }
@@ -1435,7 +1454,7 @@ gossip *gossip_new(const gossip_config *cfg, const gossip_io *io,
   g->now_ms = now_ms;
   g->vec = malloc(2 * GOSSIP_MEMBERS_MAX);
   g->take = malloc(GOSSIP_MEMBERS_MAX * sizeof(*g->take));
-  if (!g->vec || !g->take || gossip__table_grow(g) ||
+  if (!g->vec || !g->take || gossip__table_reserve(g, 1) ||
       gossip__scratch_reserve(g, GOSSIP__TABLE_MIN))
     goto fail;
   g->interval_ms =
@@ -1545,6 +1564,7 @@ void gossip_free(gossip *g) {
   kvbuf_free(&g->out);
   gossip__hist_clear(g);
   free(g->members);
+  free(g->idkey);
   free(g->hb8);
   free(g->news);
   free(g->alive_at_ms);
@@ -1638,8 +1658,10 @@ int gossip_join(gossip *g, const char *seed_addr, uint64_t now_ms) {
   g->now_ms = now_ms;
   gossip__set_ring(g, r, "");
   /* Only ourselves remain, joining. */
-  if (g->self != 0)
+  if (g->self != 0) {
     g->members[0] = *me; /* (hb8 and news of self are unused) */
+    g->idkey[0] = g->idkey[g->self];
+  }
   g->self = 0;
   g->nmembers = 1;
   g->suspect_ms[0] = UINT64_MAX;
@@ -1755,11 +1777,13 @@ int gossip_members_restore(gossip *g, const uint8_t *buf, size_t len,
   if (r.err || mp_remaining(&r) != 0)
     return KV_EPROTO;
   g->now_ms = now_ms;
+  gossip__table_reserve(g, g->nmembers + cnt); /* else grown one by one */
   for (uint32_t i = 0; i < cnt; i++) {
     const gossip__entry *e = &g->scratch[i];
     if (gossip__lookup(g, e->id))
       continue; /* this node, or known already */
     gossip__insert(g, e, now_ms, false);
   }
+  g->nrecent = 0; /* what the cluster had: no news to carry in syncs */
   return 0;
 }

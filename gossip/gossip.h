@@ -10,8 +10,9 @@
  * digest to a seed until it has peers); newer entries win by
  * (incarnation, heartbeat).
  *
- * Liveness is local: phi-accrual over the arrival times of each member's
- * heartbeat updates; alive when phi < phi_threshold.
+ * Liveness is local: phi-accrual over the arrivals of news that each
+ * member is alive (its messages, newer heartbeats relayed by others);
+ * alive when phi < phi_threshold.
  *
  * The ring is versioned and spread by gossip; the highest version wins.
  * Only one node decides ring changes at a time: the claimant, the member
@@ -31,42 +32,50 @@
  *
  * - Scuttlebutt, not whole tables (issue #18, docs/scaling.md): a round's
  *   message is a "sync": the sender's entry, its ring's (version,
- *   claimant, hash), a hash of its member table, the heartbeat vector (two
- *   byte per member, in table order: how long ago the sender last knew it
- *   alive) and the entries that changed there in the last
+ *   claimant, hash), a hash of its member table, the news vector (two
+ *   bytes per member, in table order: the low byte of the heartbeat of the
+ *   sender's newest news of the member, and how long ago that news says
+ *   it was alive) and the entries that changed there in the last
  *   GOSSIP_RECENT_ROUNDS rounds (at most GOSSIP_RECENT_MAX). The table
  *   hash is the XOR of an XXH3 of every member's entry without its
  *   heartbeat, so equal hashes mean equal tables but heartbeats, and the
- *   vector is read by position.
- *   A receiver merges the entries first; if the hashes then differ it
- *   answers with its own recent entries (MISMATCH), and if that does not
+ *   vector is read by position. A receiver merges the entries first; if
+ *   the hashes then differ it answers with its own recent entries
+ *   (MISMATCH), the other answers that with its own again if they still
+ *   differ (MISMATCH_AGAIN: changes that crossed), and if that does not
  *   make them agree either, the two swap whole tables (digests, at most
- *   GOSSIP_FULL_PER_ROUND a round). 1000 members: ~1 KB a sync instead of
- *   ~130 KB of table and ring.
+ *   GOSSIP_FULL_PER_ROUND a round). 1000 members: ~2 KB a sync instead of
+ *   ~107 KB of table and ring.
  * - Small clusters (at most GOSSIP_DIRECT_MAX other members not removed):
  *   every round a node syncs with every one of them, down ones included,
  *   so every node sees every heartbeat within one latency (a dead node is
  *   seen down in ~4 s) and a partition heals; fanout of them answer with
  *   theirs. Larger ones: bounded fan-out and push-pull: fanout random
  *   alive members get a sync that asks for theirs back, and one random
- *   down member gets a probe (a sync without the ages) that asks for an
- *   answer, so a partition heals too.
- * - Liveness by age: every node keeps, per member, the time it was last
- *   known alive: when a message from it arrived, or, from an age vector,
- *   the receiver's now minus the age (rounded up to units of interval_ms
- *   / GOSSIP_AGE_STEPS; 255 units or more is "no news"). News newer than
- *   ours is a phi arrival whose time is the news' time, and phi measures
- *   the silence since then (gossip/phi.h, gossip_phi_evidence). So a node
- *   that heard a member directly does not take the older news relays
- *   bring next for silence, and a large cluster's detector learns how old
- *   news usually is there. Counters could not say that: a fresh counter
- *   from a direct message followed by relayed older ones looked like
- *   seconds of silence (docs/scaling.md). Ages are not inflated by
- *   relaying (each hop rounds up) but a message held up in transit makes
- *   its news look fresher by the delay. Heartbeat counters still travel
- *   in entries: they order entries, and a node seeing its own ahead of it
- *   jumps past it. A relayed entry with a newer heartbeat is no news for
- *   phi (its age is unknown); the member's own entry is.
+ *   down member gets a probe (a sync without the vector) that asks for an
+ *   answer, so a partition heals too. (Tables of more than 4 *
+ *   GOSSIP_DIRECT_MAX members always use fan-out and pick peers by
+ *   sampling.)
+ * - News with a time: every node keeps, per member, its newest news: a
+ *   heartbeat and the time the member was alive then (a message from it:
+ *   now; a vector: now minus the age, in units of interval_ms /
+ *   GOSSIP_AGE_STEPS rounded up; 255 units or more is "no news"). A
+ *   vector's byte ahead of ours by 1..127 is newer news (a member we have
+ *   down takes any byte whose time is newer than ours: it may have counted
+ *   on for more than 127 rounds); its time is a phi arrival, and phi
+ *   measures the silence since then (gossip/phi.h, gossip_phi_evidence).
+ *   So a node that heard a member directly does not take the older news
+ *   relays bring next for silence, and a large cluster's detector learns
+ *   how old news usually is there. Heartbeats alone could not say that: a
+ *   fresh one from a direct message, then relayed older ones, looked like
+ *   seconds of silence (docs/scaling.md). Times alone could not either:
+ *   relayed round and round, news looks fresher at every hop by its time
+ *   in transit, so a dead node never went down; the heartbeat is what
+ *   makes news new. A message held up in transit still makes its news
+ *   look fresher by the delay (once). Heartbeats also travel in entries:
+ *   they order entries, and a node seeing its own ahead of it jumps past
+ *   it; a relayed entry with a newer heartbeat is no news for phi (its
+ *   time is unknown), the member's own entry is.
  * - Rings by delta: a sync says which ring its sender has; the one behind
  *   asks (WANT_RING) and gets the chain of ring deltas (ring.h) from its
  *   ring to the sender's, kept for the last GOSSIP_RING_HISTORY changes,
@@ -77,8 +86,8 @@
  *   everyone in ~log(N) latencies, with the rounds' syncs for stragglers.
  *   A join of 1000 nodes and 4096 partitions: a delta of ~100 bytes.
  * - Entries merge field by field: (incarnation, heartbeat) belongs to the
- *   member itself, the higher pair wins and counts as a heartbeat arrival
- *   for phi. The status carries its own status version, bumped by whoever
+ *   member itself, and the higher pair's addresses, region, zone and
+ *   version win. The status carries its own status version, bumped by whoever
  *   changes it (claimant or operator); the higher status version wins, and
  *   on equal versions the later status (joining < valid < leaving <
  *   removed) wins, so an operator's leave/remove beats older entries. A
@@ -86,12 +95,15 @@
  *   the same incarnation) jumps past it. A status remembers the member's
  *   incarnation it was decided for: a node removed in an earlier
  *   incarnation that starts again as joining (no ring with itself in it)
- *   joins again; a remove of the running incarnation sticks.
- * - Phi: a normal model of the recent inter-arrival times, exponentially
- *   weighted over ~GOSSIP_PHI_WINDOW of them (gossip/phi.h), standard
- *   deviation at least interval_ms /
- *   GOSSIP_PHI_MIN_STD_DIVISOR, first estimate mean = interval_ms. With
- *   1 s rounds and threshold 8 a member is down after ~3.6 s of silence.
+ *   joins again, even when a stale entry of that life made it valid
+ *   meanwhile; a remove of the running incarnation sticks.
+ * - Phi: a normal model of the recent silences, exponentially weighted over
+ *   ~GOSSIP_PHI_WINDOW of them (gossip/phi.h), standard deviation at least
+ *   interval_ms / GOSSIP_PHI_MIN_STD_DIVISOR, first estimate mean =
+ *   interval_ms (plus the age of the first news). With 1 s rounds and
+ *   threshold 8 a member heard directly is down after ~3.6 s of silence;
+ *   in a cluster of 1000 news is ~3 s old and a dead member is down
+ *   everywhere after ~5 s.
  *   Each arrival sets the time at which phi will reach the threshold; a
  *   check compares times (and in tables of more than GOSSIP_PHI_EAGER_MAX
  *   members runs only once the earliest of them passed), so
@@ -120,8 +132,11 @@
  *   forms a cluster of its own (and merges when a seed answers later, as
  *   clusters of one do); the last valid member cannot leave (no claimant
  *   is left to take it out); a message that would exceed GOSSIP_MSG_MAX
- *   is not sent; ring_changed is not called when gossip_join drops the
- *   old ring, only when the new one arrives.
+ *   is not sent (a digest of GOSSIP_MEMBERS_MAX members with the longest
+ *   names, and the ring, stays under it); ring_changed is not called when
+ *   gossip_join drops the old ring, only when the new one arrives;
+ *   io->send must not call back into gossip (a round builds its vector
+ *   once for all its syncs).
  *
  * Wire format (msgpack; GOSSIP_WIRE_VERSION):
  *   entry     = [id, region, zone, client_addr, peer_addr, incarnation,
@@ -132,21 +147,25 @@
  *   digest    = [version, 2, sender entry, ring version, claimant,
  *                want_reply, [entry...], ring_encode() bin | nil]
  *   sync      = [version, 3, sender entry, ring version, claimant,
- *                ring hash, flags, members hash, age unit, ages bin | nil,
- *                [recent entry...], ring part | nil]
+ *                ring hash, flags, members hash, age unit, vector bin |
+ *                nil, [recent entry...], ring part | nil]
  *     ring hash     XXH3-64 of the sender's ring_encode() (0: no ring)
- *     flags         1 REPLY: answer with a sync (with your ages);
+ *     flags         1 REPLY: answer with a sync (with your vector);
  *                   2 MISMATCH: an answer to a sync whose members hash
  *                     differed from ours (after its entries were merged);
  *                   4 WANT_RING: your ring beats mine, send deltas from
  *                     mine (whose version and hash this sync's header
- *                     holds); 8 WANT_FULL: send the whole ring
+ *                     holds); 8 WANT_FULL: send the whole ring;
+ *                   16 MISMATCH_AGAIN: an answer to a MISMATCH whose
+ *                     entries did not make the hashes equal either
  *     members hash  XOR over the table of XXH3 of each entry without its
  *                   heartbeat
  *     age unit      milliseconds per unit of the ages
- *     ages          1 byte per member in table order: how many units ago
- *                   the sender last knew it alive (0 for itself; 255: no
- *                   news); read only when the members hashes are equal
+ *     vector        2 bytes per member in table order: the low byte of
+ *                   the heartbeat of the sender's newest news of it, and
+ *                   how many units ago that news says it was alive (0 for
+ *                   the sender itself; 255: no news); read only when the
+ *                   members hashes are equal
  *     ring part     [0, ring_encode() bin] | [1, base ring version, base
  *                   ring hash, [ring delta bin...]] (ring_delta_encode,
  *                   oldest first, leading from the base to the header's
@@ -190,13 +209,13 @@
 #define GOSSIP_WIRE_VERSION 1
 #define GOSSIP_VERSION_MAX 32 /* a member's software version, NUL included */
 /* Scale (docs/scaling.md): */
-#define GOSSIP_DIRECT_MAX 16 /* up to this many others: sync with them all */
-#define GOSSIP_RECENT_MAX 16 /* changed entries a sync carries, at most */
-#define GOSSIP_RECENT_ROUNDS 10  /* ... changed within this many rounds */
-#define GOSSIP_RING_HISTORY 8    /* ring deltas kept for peers behind */
-#define GOSSIP_FULL_PER_ROUND 4  /* digests (whole tables) sent per round */
-#define GOSSIP_PHI_EAGER_MAX 64  /* tables up to this: phi at every check */
-#define GOSSIP_AGE_STEPS 16      /* units of an age per interval_ms */
+#define GOSSIP_DIRECT_MAX 16    /* up to this many others: sync with them all */
+#define GOSSIP_RECENT_MAX 16    /* changed entries a sync carries, at most */
+#define GOSSIP_RECENT_ROUNDS 10 /* ... changed within this many rounds */
+#define GOSSIP_RING_HISTORY 8   /* ring deltas kept for peers behind */
+#define GOSSIP_FULL_PER_ROUND 4 /* digests (whole tables) sent per round */
+#define GOSSIP_PHI_EAGER_MAX 64 /* tables up to this: phi at every check */
+#define GOSSIP_AGE_STEPS 16     /* units of an age per interval_ms */
 #define GOSSIP_AGE_UNIT_MS_MAX 65535 /* largest age unit a sync may say */
 
 typedef enum gossip_status {

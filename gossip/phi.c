@@ -18,8 +18,7 @@ void gossip_phi_init(gossip_phi *d, uint32_t interval_ms,
   d->var_ms = (float)(std * std);
 }
 
-void gossip_phi_evidence(gossip_phi *d, uint64_t now_ms,
-                         uint64_t alive_at_ms) {
+void gossip_phi_evidence(gossip_phi *d, uint64_t now_ms, uint64_t alive_at_ms) {
   if (alive_at_ms > now_ms)
     alive_at_ms = now_ms;
   if (d->have_last && alive_at_ms <= d->last_ms)
@@ -34,9 +33,8 @@ void gossip_phi_evidence(gossip_phi *d, uint64_t now_ms,
     uint64_t gap = now_ms - d->last_ms;
     if (gap <= (uint64_t)d->interval_ms * GOSSIP_PHI_GAP_MAX_INTERVALS) {
       /* Weighted mean and variance, updated in place (West, 1979). */
-      double w = d->count + 2.0 < GOSSIP_PHI_WINDOW
-                     ? 1.0 / (d->count + 2.0)
-                     : 1.0 / GOSSIP_PHI_WINDOW;
+      double w = d->count + 2.0 < GOSSIP_PHI_WINDOW ? 1.0 / (d->count + 2.0)
+                                                    : 1.0 / GOSSIP_PHI_WINDOW;
       double diff = (double)gap - d->mean_ms;
       double incr = diff * w;
       d->mean_ms = (float)(d->mean_ms + incr);

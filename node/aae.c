@@ -127,8 +127,8 @@ static void aae__start(node *n) {
 static bool aae__enqueue(node *n, uint32_t p, const char *peer,
                          uint32_t round, bool repair) {
   aae_state *a = &n->aae;
-  if (!a->queue)
-    return false;
+  if (!a->queue || a->len == AAE_CATCHUP_MAX)
+    return false; /* full: before the scan, which a full queue makes long */
   for (uint32_t i = 0; i < a->len; i++) {
     aae_catchup *e = &a->queue[(a->head + i) % AAE_CATCHUP_MAX];
     if (e->part == p && strcmp(e->peer, peer) == 0) {
@@ -136,8 +136,6 @@ static bool aae__enqueue(node *n, uint32_t p, const char *peer,
       return true;
     }
   }
-  if (a->len == AAE_CATCHUP_MAX)
-    return false;
   aae_catchup *e = &a->queue[(a->head + a->len) % AAE_CATCHUP_MAX];
   e->part = p;
   e->round = round;
@@ -245,25 +243,36 @@ uint32_t aae_repair(node *n, uint32_t part, uint32_t *parts) {
   *parts = 0;
   if (ring_node_count(rg) == 0 || q != n->trees_q)
     return 0;
-  uint32_t from = part == UINT32_MAX ? 0 : part;
-  uint32_t to = part == UINT32_MAX ? q : part + 1;
-  for (uint32_t p = from; p < to && p < q; p++) {
+  /* Every partition: from where the last repair found the queue full, so
+   * that asking again covers the rest. */
+  bool all = part == UINT32_MAX;
+  uint32_t start = all ? n->aae.repair_next % q : part;
+  uint32_t count = all ? q : 1;
+  for (uint32_t k = 0; k < count; k++) {
+    uint32_t p = (start + k) % q;
+    if (!core__is_primary_of(rg, p, n->id))
+      continue;
     size_t idx[NODE_FANOUT_MAX];
     size_t np = 0;
     core__preflist(rg, p, idx, &np);
-    if (!core__is_primary_of(rg, p, n->id))
-      continue;
-    bool any = false;
-    for (size_t i = 0; i < np; i++) {
+    bool any = false, full = false;
+    for (size_t i = 0; i < np && !full; i++) {
       const char *id = ring_node_id(rg, idx[i]);
       if (strcmp(id, n->id) == 0 || !core__member_up(n, id))
         continue;
       if (aae__enqueue(n, p, id, 0, true)) {
         queued++;
         any = true;
+      } else {
+        full = true;
       }
     }
     *parts += any;
+    if (full) {
+      if (all)
+        n->aae.repair_next = p;
+      break;
+    }
   }
   if (queued)
     core__log(n, NODE_LOG_INFO,

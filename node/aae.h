@@ -83,6 +83,7 @@ typedef struct aae_state {
   uint64_t window_ms;    /* start of the current second of catch-up */
   uint64_t window_bytes; /* stats.aae_bytes at its start */
   uint64_t catchup_bytes_per_s; /* 0: catch-up is off */
+  uint32_t repair_next; /* where kvorum repair resumes after a full queue */
 } aae_state;
 
 /* Returns 0 or KV_ENOMEM. */
@@ -99,7 +100,8 @@ uint32_t aae_repair_left(const node *n);
  * partition this node is a primary of. Returns the exchanges queued and
  * sets *parts to the partitions they cover (0 and 0 when this node is no
  * primary of part, or nobody else is up). The queue holds at most
- * AAE_CATCHUP_MAX; what does not fit is left out. */
+ * AAE_CATCHUP_MAX; what does not fit is left out, and the next repair of
+ * every partition starts where this one stopped. */
 uint32_t aae_repair(node *n, uint32_t part, uint32_t *parts);
 /* Builds every partition's tree (q of them) from storage. Returns 0 or an
  * error. */

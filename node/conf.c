@@ -21,8 +21,15 @@
 
 const conf_opt conf_opts[CONF_COUNT] = {
 #define CONF__OPT(e, nm, a, d, g, k, l, h, wd, hp)                             \
-  [CONF_##e] = {.name = nm, .arg = a, .def = d, .group = g, .kind = k,         \
-                .lo = l, .hi = h, .words = wd, .help = hp},
+  [CONF_##e] = {.name = nm,                                                    \
+                .arg = a,                                                      \
+                .def = d,                                                      \
+                .group = g,                                                    \
+                .kind = k,                                                     \
+                .lo = l,                                                       \
+                .hi = h,                                                       \
+                .words = wd,                                                   \
+                .help = hp},
     CONF_OPTS(CONF__OPT)
 #undef CONF__OPT
 };
@@ -144,8 +151,7 @@ static int conf__replicas(const char *s, uint32_t *total, size_t *count,
                         NODE_FANOUT_MAX, (int)nl, p, num);
     for (size_t i = 0; i < cnt; i++)
       if (lens[i] == nl && memcmp(names[i], p, nl) == 0)
-        return conf__fail(err, errlen, "names region '%.*s' twice",
-                          (int)nl, p);
+        return conf__fail(err, errlen, "names region '%.*s' twice", (int)nl, p);
     if (cnt == RING_REGIONS_MAX)
       return conf__fail(err, errlen, "takes at most %d regions",
                         RING_REGIONS_MAX);
@@ -178,15 +184,19 @@ static int conf__text(const char *v, char *err, size_t errlen) {
   if (v[0] == ' ' || v[n - 1] == ' ')
     return conf__fail(err, errlen, "may not start or end with a space");
   if (v[0] == '#' || v[0] == ';')
-    return conf__fail(err, errlen, "may not start with '%c' (a comment in a "
-                      "config file)", v[0]);
+    return conf__fail(err, errlen,
+                      "may not start with '%c' (a comment in a "
+                      "config file)",
+                      v[0]);
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)v[i];
     if (ch < 0x20 || ch == 0x7f)
       return conf__fail(err, errlen, "holds a control character");
     if ((ch == '#' || ch == ';') && v[i - 1] == ' ')
-      return conf__fail(err, errlen, "may not hold ' %c' (a comment in a "
-                        "config file)", ch);
+      return conf__fail(err, errlen,
+                        "may not hold ' %c' (a comment in a "
+                        "config file)",
+                        ch);
   }
   return 0;
 }
@@ -225,8 +235,8 @@ static int conf__check(const conf_opt *o, const char *v, char *err,
     if (conf__uint(v, o->lo, o->hi, &u))
       return conf__fail(err, errlen,
                         "wants a whole number from %llu to %llu, not '%s'",
-                        (unsigned long long)o->lo,
-                        (unsigned long long)o->hi, v);
+                        (unsigned long long)o->lo, (unsigned long long)o->hi,
+                        v);
     if (o->kind == CONF_K_POW2 && (u & (u - 1)))
       return conf__fail(err, errlen, "must be a power of two, not '%s'", v);
     return 0;
@@ -259,8 +269,7 @@ static int conf__check(const conf_opt *o, const char *v, char *err,
   return conf__fail(err, errlen, "%s: unknown kind", o->name);
 }
 
-int conf_set(conf *c, conf_id id, const char *value, char *err,
-             size_t errlen) {
+int conf_set(conf *c, conf_id id, const char *value, char *err, size_t errlen) {
   if ((int)id < 0 || id >= CONF_COUNT || !value)
     return conf__fail(err, errlen, "no such setting");
   if (!*value) {
@@ -297,7 +306,7 @@ typedef struct conf__file {
   size_t len, pos;
   char *line; /* getline's buffer (FILE) */
   size_t line_cap;
-  uint32_t lineno; /* of the line last handed to libinih */
+  uint32_t lineno;   /* of the line last handed to libinih */
   uint32_t bad_line; /* of the first error found here; 0: none */
   int rc;
   char *err;
@@ -384,8 +393,10 @@ static int conf__handler(void *user, const char *section, const char *name,
                            name);
   }
   if (cf->seen[id])
-    return conf__file_fail(cf, KV_EINVAL, "'%s' is set twice (first on line "
-                           "%u)", name, cf->c->line[id]);
+    return conf__file_fail(cf, KV_EINVAL,
+                           "'%s' is set twice (first on line "
+                           "%u)",
+                           name, cf->c->line[id]);
   char msg[CONF_ERR_MAX];
   int rc = conf_set(cf->c, (conf_id)id, value, msg, sizeof(msg));
   if (rc)
@@ -417,8 +428,7 @@ static int conf__parse(conf__file *cf) {
   }
   if (line > 0 && (!cf->bad_line || (uint32_t)line < cf->bad_line)) {
     snprintf(cf->err, cf->errlen,
-             "%s:%d: not a 'name = value' line or a [section]", cf->name,
-             line);
+             "%s:%d: not a 'name = value' line or a [section]", cf->name, line);
     return KV_EINVAL;
   }
   return cf->bad_line ? cf->rc : 0;
@@ -426,8 +436,12 @@ static int conf__parse(conf__file *cf) {
 
 int conf_load_text(conf *c, const char *name, const char *text, size_t len,
                    char *err, size_t errlen) {
-  conf__file cf = {.c = c, .name = name, .text = text, .len = len,
-                   .err = err, .errlen = errlen};
+  conf__file cf = {.c = c,
+                   .name = name,
+                   .text = text,
+                   .len = len,
+                   .err = err,
+                   .errlen = errlen};
   return conf__parse(&cf);
 }
 
@@ -437,8 +451,7 @@ int conf_load_file(conf *c, const char *path, char *err, size_t errlen) {
     snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     return KV_EIO;
   }
-  conf__file cf = {.c = c, .name = path, .f = f, .err = err,
-                   .errlen = errlen};
+  conf__file cf = {.c = c, .name = path, .f = f, .err = err, .errlen = errlen};
   int rc = conf__parse(&cf);
   if (!rc && ferror(f)) {
     snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
@@ -520,11 +533,11 @@ size_t conf_seeds(const conf *c, char *buf, size_t cap, const char **v,
   return n;
 }
 
-size_t conf_replicas(const conf *c, char *buf, size_t cap,
-                     gossip_replicas *out, uint32_t *total) {
+size_t conf_replicas(const conf *c, char *buf, size_t cap, gossip_replicas *out,
+                     uint32_t *total) {
   char *tok[RING_REGIONS_MAX];
-  size_t n = conf__split(c->val[CONF_REPLICAS], buf, cap, tok,
-                         RING_REGIONS_MAX);
+  size_t n =
+      conf__split(c->val[CONF_REPLICAS], buf, cap, tok, RING_REGIONS_MAX);
   *total = 0;
   for (size_t i = 0; i < n; i++) {
     char *eq = strchr(tok[i], '='); /* conf_set checked there is one */

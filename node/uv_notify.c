@@ -33,8 +33,10 @@ int uvsd_open(uvsd *sd, char *err, size_t errlen) {
   if (!name || !*name)
     return 0;
   if (uvsd_addr(name, &sd->addr, &sd->addr_len)) {
-    snprintf(err, errlen, "NOTIFY_SOCKET '%s' is not an absolute path or an "
-             "@abstract name", name);
+    snprintf(err, errlen,
+             "NOTIFY_SOCKET '%s' is not an absolute path or an "
+             "@abstract name",
+             name);
     return -1;
   }
   sd->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -31,10 +31,10 @@
 #define UVSD_STATUS_MAX 256 /* bytes of a STATUS= text */
 
 typedef struct uvsd {
-  int fd;                       /* -1: not under a notifying manager */
+  int fd; /* -1: not under a notifying manager */
   struct sockaddr_un addr;
   socklen_t addr_len;
-  uint64_t watchdog_ms;         /* every this often; 0: no watchdog */
+  uint64_t watchdog_ms; /* every this often; 0: no watchdog */
   uint64_t watchdog_next_ms;
   bool ready;                   /* READY=1 was sent */
   bool stopping;                /* STOPPING=1 was sent */

@@ -14,6 +14,22 @@
  * ring was balanced before). Preference lists walk clockwise collecting
  * distinct nodes, so conflicts only cost spread, never correctness.
  *
+ * Rings of more than RING__SCAN_Q_MAX partitions (up to RING_Q_MAX =
+ * 65536): a fresh ring is striped over the nodes in rank order, and the
+ * hand-over serves one receiver at a time from a heap of candidates
+ * (ring__claim_batched: the same picks as the scan for a join, which is
+ * O(q) per pick there), and the repair pass has a budget of partitions
+ * looked at too; so claim stays under a second where the scan took
+ * minutes (docs/scaling.md).
+ *
+ * Nodes are kept in the order they came (owners are indices) and, beside
+ * them, sorted by id, so ring_node_index is a binary search: gossip asks
+ * it for every member of tables of a thousand.
+ *
+ * Deltas (ring_delta_encode/apply): removed ids, appended nodes, and the
+ * (partition, owner) pairs that differ after the removals renumbered the
+ * rest, checked against the ring they apply to.
+ *
  * Pure: depends on xxHash, mp.h and kv_err.h only; no I/O, no clock.
  */
 #include "ring.h"
@@ -44,7 +60,7 @@
  * fast up to RING_Q_MAX. */
 #define RING__SCAN_Q_MAX 4096u
 /* Partitions the swap repair of a large ring looks at, in all. */
-#define RING__FIX_SCANS_MAX 32000000u
+#define RING__FIX_SCANS_MAX 4000000u
 
 typedef struct ring__node {
   char id[RING_NAME_MAX];
@@ -122,8 +138,7 @@ ring *ring_clone(const ring *r) {
   free(c->owner);
   ring__node *nodes = r->cap_nodes ? malloc(sizeof(*nodes) * r->cap_nodes)
                                    : NULL;
-  uint32_t *by_id = r->cap_nodes ? malloc(sizeof(*by_id) * r->cap_nodes)
-                                 : NULL;
+  uint32_t *by_id = r->cap_nodes ? malloc(sizeof(*by_id) * r->cap_nodes) : NULL;
   int32_t *owner = malloc(sizeof(*owner) * r->q);
   if ((r->cap_nodes && (!nodes || !by_id)) || !owner) {
     free(nodes);
@@ -485,30 +500,41 @@ static void ring__distances(ring__claim *c, int32_t j) {
   }
 }
 
+/* The node furthest below its target (ties: the lower rank), or -1 when
+ * every node has its target. */
+static int32_t ring__receiver(const ring__claim *c) {
+  int32_t j = -1;
+  uint32_t need = 0;
+  for (size_t i = 0; i < c->m; i++) {
+    if (c->count[i] >= c->target[i])
+      continue;
+    uint32_t d = c->target[i] - c->count[i];
+    if (j < 0 || d > need || (d == need && c->rank[i] < c->rank[j])) {
+      need = d;
+      j = (int32_t)i;
+    }
+  }
+  return j;
+}
+
+/* The spacing of receiver j's partitions beyond which more distance earns
+ * nothing, so a fresh ring fills in order while a newcomer spreads its
+ * share evenly. */
+static uint32_t ring__fair_gap(const ring__claim *c, int32_t j) {
+  uint32_t gap = c->q / c->target[j];
+  return gap < c->w + 1 ? c->w + 1 : gap;
+}
+
 /* Hands unowned partitions and the surplus of over-full nodes to nodes
  * below target, one partition at a time. */
 static void ring__claim_greedy(ring__claim *c) {
   ring *r = c->r;
   for (uint32_t step = 0; step < c->q; step++) {
-    int32_t j = -1;
-    uint32_t need = 0;
-    for (size_t i = 0; i < c->m; i++) {
-      if (c->count[i] >= c->target[i])
-        continue;
-      uint32_t d = c->target[i] - c->count[i];
-      if (j < 0 || d > need || (d == need && c->rank[i] < c->rank[j])) {
-        need = d;
-        j = (int32_t)i;
-      }
-    }
+    int32_t j = ring__receiver(c);
     if (j < 0)
       return;
     ring__distances(c, j);
-    /* Spacing beyond the node's fair gap earns nothing more, so a fresh
-     * ring fills in order while a newcomer spreads its share evenly. */
-    uint32_t gap = c->q / c->target[j];
-    if (gap < c->w + 1)
-      gap = c->w + 1;
+    uint32_t gap = ring__fair_gap(c, j);
     int64_t best_score = 0;
     uint32_t best_dist = 0, best = c->q;
     for (uint32_t p = 0; p < c->q; p++) {
@@ -646,27 +672,15 @@ static void ring__claim_batched(ring__claim *c) {
   ring *r = c->r;
   ring__heap h = {0};
   for (;;) {
-    int32_t j = -1;
-    uint32_t need = 0;
-    for (size_t i = 0; i < c->m; i++) {
-      if (c->count[i] >= c->target[i])
-        continue;
-      uint32_t d = c->target[i] - c->count[i];
-      if (j < 0 || d > need || (d == need && c->rank[i] < c->rank[j])) {
-        need = d;
-        j = (int32_t)i;
-      }
-    }
+    int32_t j = ring__receiver(c);
     if (j < 0)
       break;
     ring__distances(c, j);
-    uint32_t gap = c->q / c->target[j];
-    if (gap < c->w + 1)
-      gap = c->w + 1;
+    uint32_t gap = ring__fair_gap(c, j);
     h.n = 0;
     for (uint32_t p = 0; p < c->q; p++)
-      if (ring__is_cand(c, p, j) && ring__heap_push(&h, ring__key(c, p, j,
-                                                                  gap)))
+      if (ring__is_cand(c, p, j) &&
+          ring__heap_push(&h, ring__key(c, p, j, gap)))
         goto out;
     while (c->count[j] < c->target[j] && h.n > 0) {
       ring__cand top = h.v[0];
@@ -730,8 +744,8 @@ static void ring__claim_repair(ring__claim *c) {
   /* Large rings also bound the partitions looked at (most of them cannot
    * swap: same owner, or more movement). */
   uint64_t scans = 0;
-  uint64_t scans_max = c->q > RING__SCAN_Q_MAX ? RING__FIX_SCANS_MAX
-                                               : UINT64_MAX;
+  uint64_t scans_max =
+      c->q > RING__SCAN_Q_MAX ? RING__FIX_SCANS_MAX : UINT64_MAX;
   bool stale = true;
   for (int pass = 0; pass < RING__FIX_PASSES_MAX; pass++) {
     bool improved = false;
@@ -937,6 +951,14 @@ size_t ring_preflist(const ring *r, uint32_t p, size_t *out, size_t cap,
 
 /* ---- encoding ---- */
 
+/* A node as encodings hold it: [id, region, zone]. */
+static void ring__pack_node(msgpack_packer *pk, const ring__node *nd) {
+  msgpack_pack_array(pk, 3);
+  mp_pack_cstr(pk, nd->id);
+  mp_pack_cstr(pk, nd->region);
+  mp_pack_cstr(pk, nd->zone);
+}
+
 int ring_encode(const ring *r, kvbuf *out) {
   msgpack_packer pk;
   mp_packer_init(&pk, out);
@@ -946,12 +968,8 @@ int ring_encode(const ring *r, kvbuf *out) {
   msgpack_pack_uint64(&pk, r->version);
   msgpack_pack_uint32(&pk, r->n);
   msgpack_pack_array(&pk, r->nnodes);
-  for (size_t i = 0; i < r->nnodes; i++) {
-    msgpack_pack_array(&pk, 3);
-    mp_pack_cstr(&pk, r->nodes[i].id);
-    mp_pack_cstr(&pk, r->nodes[i].region);
-    mp_pack_cstr(&pk, r->nodes[i].zone);
-  }
+  for (size_t i = 0; i < r->nnodes; i++)
+    ring__pack_node(&pk, &r->nodes[i]);
   msgpack_pack_array(&pk, r->q);
   for (uint32_t p = 0; p < r->q; p++)
     msgpack_pack_int32(&pk, r->owner[p]);
@@ -978,6 +996,15 @@ static int ring__read_name(mp_reader *rd, char *buf) {
   return 0;
 }
 
+/* Reads a node ([id, region, zone]) into nd. Returns 0 or KV_EPROTO. */
+static int ring__read_node(mp_reader *rd, ring__node *nd) {
+  uint32_t f;
+  if (mp_read_array(rd, &f) || f != 3 || ring__read_name(rd, nd->id) ||
+      ring__read_name(rd, nd->region) || ring__read_name(rd, nd->zone))
+    return KV_EPROTO;
+  return 0;
+}
+
 /* Reads the body after the format number into a new ring. */
 static int ring__decode_body(mp_reader *rd, ring **out) {
   uint64_t q, version, n;
@@ -995,12 +1022,10 @@ static int ring__decode_body(mp_reader *rd, ring **out) {
   if (mp_read_array(rd, &cnt) || cnt > RING_NODES_MAX)
     goto fail;
   for (uint32_t i = 0; i < cnt; i++) {
-    uint32_t f;
-    char id[RING_NAME_MAX], region[RING_NAME_MAX], zone[RING_NAME_MAX];
-    if (mp_read_array(rd, &f) || f != 3 || ring__read_name(rd, id) ||
-        ring__read_name(rd, region) || ring__read_name(rd, zone))
+    ring__node nd;
+    if (ring__read_node(rd, &nd))
       goto fail;
-    int added = ring_add_node(r, id, region, zone);
+    int added = ring_add_node(r, nd.id, nd.region, nd.zone);
     if (added < 0) {
       rc = added == KV_ENOMEM ? KV_ENOMEM : KV_EPROTO;
       goto fail;
@@ -1137,10 +1162,7 @@ int ring_delta_encode(const ring *from, const ring *to, kvbuf *out) {
       rc = KV_EINVAL; /* kept, yet not where it was */
       goto done;
     }
-    msgpack_pack_array(&pk, 3);
-    mp_pack_cstr(&pk, to->nodes[i].id);
-    mp_pack_cstr(&pk, to->nodes[i].region);
-    mp_pack_cstr(&pk, to->nodes[i].zone);
+    ring__pack_node(&pk, &to->nodes[i]);
   }
   /* Owners that differ once removals renumbered the rest: pairs. */
   uint32_t changed = 0;
@@ -1175,7 +1197,7 @@ int ring_delta_apply(const ring *from, const uint8_t *buf, size_t len,
   if (!r)
     return KV_ENOMEM;
   int rc = KV_EPROTO;
-  char id[RING_NAME_MAX], region[RING_NAME_MAX], zone[RING_NAME_MAX];
+  char id[RING_NAME_MAX];
   if (mp_read_array(&rd, &cnt) || cnt > from->nnodes)
     goto fail;
   for (uint32_t i = 0; i < cnt; i++)
@@ -1184,11 +1206,10 @@ int ring_delta_apply(const ring *from, const uint8_t *buf, size_t len,
   if (mp_read_array(&rd, &cnt) || cnt > RING_NODES_MAX)
     goto fail;
   for (uint32_t i = 0; i < cnt; i++) {
-    uint32_t f;
-    if (mp_read_array(&rd, &f) || f != 3 || ring__read_name(&rd, id) ||
-        ring__read_name(&rd, region) || ring__read_name(&rd, zone))
+    ring__node nd;
+    if (ring__read_node(&rd, &nd))
       goto fail;
-    int added = ring_add_node(r, id, region, zone);
+    int added = ring_add_node(r, nd.id, nd.region, nd.zone);
     if (added < 0) {
       rc = added == KV_ENOMEM ? KV_ENOMEM : KV_EPROTO;
       goto fail;
@@ -1199,8 +1220,8 @@ int ring_delta_apply(const ring *from, const uint8_t *buf, size_t len,
   for (uint32_t i = 0; i < cnt / 2; i++) {
     uint64_t p;
     int64_t o;
-    if (mp_read_uint(&rd, &p) || p >= r->q || mp_read_int(&rd, &o) ||
-        o < -1 || o >= (int64_t)r->nnodes)
+    if (mp_read_uint(&rd, &p) || p >= r->q || mp_read_int(&rd, &o) || o < -1 ||
+        o >= (int64_t)r->nnodes)
       goto fail;
     r->owner[p] = (int32_t)o;
   }

@@ -27,7 +27,8 @@
 
 #define RING_Q_DEFAULT 64
 #define RING_Q_MAX 65536    /* claim stays well under a second up to here */
-#define RING_NODES_MAX 2048 /* members of one cluster, removed ones included */
+#define RING_NODES_MAX 2048 /* members of one cluster, removed ones included   \
+                             */
 #define RING_REGIONS_MAX 16
 #define RING_NAME_MAX 64 /* node ids, regions, zones, NUL included */
 #define RING_N_MAX RING_NODES_MAX /* largest replica count, plain or per region */

@@ -190,20 +190,18 @@ try:
     rc, out, _ = print_config(["--config", confs[1], "--log-level", "debug"])
     t.check(rc == 0 and "log-level = debug" in out.splitlines(),
             "a flag wins over the config file")
-    typo = os.path.join(c.tmp, "typo.conf")
-    with open(typo, "w") as f:
-        f.write("# a typo on line 3\nid = n1\nlistne = 127.0.0.1:7101\n")
-    rc, _, err = run([kvorumd, "--config", typo])
-    t.check(rc == 2 and f"{typo}:3: unknown key 'listne'" in err,
-            f"a typo'd key is refused with file:line: exit {rc}, "
-            f"{err.strip().splitlines()[:1]}")
-    bad = os.path.join(c.tmp, "bad.conf")
-    with open(bad, "w") as f:
-        f.write("id = n1\npartitions = 48\n")
-    rc, _, err = run([kvorumd, "--config", bad])
-    t.check(rc == 2 and f"{bad}:2: partitions must be a power of two" in err,
-            f"a bad value is refused with file:line and key: exit {rc}, "
-            f"{err.strip().splitlines()[:1]}")
+    for name, text, expect, what in (
+            ("typo", "# a typo on line 3\nid = n1\nlistne = 127.0.0.1:7101\n",
+             ":3: unknown key 'listne'", "a typo'd key"),
+            ("bad", "id = n1\npartitions = 48\n",
+             ":2: partitions must be a power of two", "a bad value")):
+        path = os.path.join(c.tmp, f"{name}.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        rc, _, err = run([kvorumd, "--config", path])
+        t.check(rc == 2 and f"{path}{expect}" in err,
+                f"{what} is refused with file:line and key: exit {rc}, "
+                f"{err.strip().splitlines()[:1]}")
 
     # ---- 3. a cluster from config files only, under a fake systemd ----
     n1 = Notify(os.path.join(c.tmp, "notify.sock"))

@@ -88,8 +88,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* The lines before it load; through its end, the same error. */
     size_t start = 0, end;
     for (unsigned long l = 1; l < line; l++)
-      start = (size_t)((const uint8_t *)memchr(data + start, '\n',
-                                               size - start) - data) + 1;
+      start =
+          (size_t)((const uint8_t *)memchr(data + start, '\n', size - start) -
+                   data) +
+          1;
     const uint8_t *nl = memchr(data + start, '\n', size - start);
     end = nl ? (size_t)(nl - data) + 1 : size;
     conf p;
@@ -103,8 +105,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FZ_CHECK(fz_load(&p, data, size, again, small) == rc);
     if (small) {
       FZ_CHECK(strncmp(again, err, small - 1) == 0);
-      FZ_CHECK(strlen(again) == (strlen(err) < small ? strlen(err)
-                                                     : small - 1));
+      FZ_CHECK(strlen(again) ==
+               (strlen(err) < small ? strlen(err) : small - 1));
     }
     FZ_CHECK(again[small] == 'x' || small == sizeof(again));
     conf_free(&p);

@@ -30,9 +30,10 @@
  * --check exits 1 when a figure misses its bound (issue #18): rounds to
  * agree on a join, leave or remove above 3 log2 N, a killed node not down
  * everywhere within 10 s, a false down, a join moving more than 1.1 Q/N
- * partitions, steady gossip above 20 KB/s per node, or a message above the
- * bound (--msg-bound, default scale__msg_bound below). Every run is a pure
- * function of its flags: the seed replays it.
+ * partitions, steady gossip above 20 KB/s per node, a message above the
+ * bound (--msg-bound, default scale__msg_bound below), or a steady-state
+ * message above 2 N + 1 KB. Every run is a pure function of its flags: the
+ * seed replays it.
  *
  * Network: one-way latency uniform in 1..SCALE_LAT_MAX_MS, losses drawn
  * from the seed, no reordering beyond what latency gives. Every node ticks
@@ -53,9 +54,9 @@
 #include "mp.h"
 #include "rng.h"
 
-#define SCALE_STEP_MS 5        /* the simulated clock advances by this */
-#define SCALE_TICK_MS 100      /* gossip_tick period of every node */
-#define SCALE_LAT_MAX_MS 20    /* one-way latency, uniform in 1..this */
+#define SCALE_STEP_MS 5     /* the simulated clock advances by this */
+#define SCALE_TICK_MS 100   /* gossip_tick period of every node */
+#define SCALE_LAT_MAX_MS 20 /* one-way latency, uniform in 1..this */
 #define SCALE_ZONES 3
 #define SCALE_REGION "eu-west-1"
 #define SCALE_SEEDS 3
@@ -72,35 +73,45 @@
 /* ---- the simulated cluster ---- */
 
 typedef struct scale_msg {
-  uint64_t at, seq;
   uint32_t to;
   uint32_t len;
   uint8_t *data;
 } scale_msg;
 
+/* The messages due at one step: a slot of the time wheel, in the order
+ * they were sent. */
+typedef struct scale_slot {
+  scale_msg *v;
+  size_t n, cap;
+} scale_slot;
+
+/* Latency is at most SCALE_LAT_MAX_MS, so a wheel of this many steps
+ * holds every message in flight. */
+#define SCALE_SLOTS (SCALE_LAT_MAX_MS / SCALE_STEP_MS + 2)
+
 typedef struct scale_node {
   struct scale *s;
   gossip *g;
   char id[16];
-  char addr[32];        /* peer address */
+  char addr[32]; /* peer address */
   char client_addr[32];
   uint32_t idx;
   uint32_t phase_ms; /* ticks at now % SCALE_TICK_MS == phase */
   bool up;
-  bool gone;   /* left or removed: not counted for false downs */
+  bool gone; /* left or removed: not counted for false downs */
 } scale_node;
 
 /* What one measuring window saw. */
 typedef struct scale_win {
   uint64_t start_ms;
   uint64_t bytes, msgs;
-  uint64_t cpu_ns; /* inside gossip_tick and gossip_receive */
+  uint64_t cpu_ns; /* in the steps: gossip_tick, gossip_receive, delivery */
   size_t max_msg;
 } scale_win;
 
 typedef struct scale {
-  uint32_t n;        /* nodes at the start */
-  uint32_t cap;      /* slots: n + 1 (the joiner) */
+  uint32_t n;   /* nodes at the start */
+  uint32_t cap; /* slots: n + 1 (the joiner) */
   uint32_t q;
   uint32_t interval_ms;
   uint32_t fanout;
@@ -110,16 +121,14 @@ typedef struct scale {
   scale_node *nodes;
   uint32_t nnodes; /* started so far */
   uint64_t now;
-  uint64_t seq;
-  scale_msg *heap;
-  size_t nheap, capheap;
-  scale_win win;         /* the window being measured */
-  uint64_t bytes_total;  /* every message ever sent */
+  scale_slot wheel[SCALE_SLOTS]; /* slot (t / SCALE_STEP_MS) % SCALE_SLOTS */
+  scale_win win;                 /* the window being measured */
+  uint64_t bytes_total;          /* every message ever sent */
   size_t max_msg_total;
-  uint64_t false_down;   /* live member marked down by a live node */
+  uint64_t false_down; /* live member marked down by a live node */
   uint64_t delivered, lost;
-  uint8_t *counting;     /* nodes for which false downs count (cap) */
-  uint8_t *view;         /* cap x cap: observer i sees member j alive */
+  uint8_t *counting; /* nodes for which false downs count (cap) */
+  uint8_t *view;     /* cap x cap: observer i sees member j alive */
 } scale;
 
 static uint64_t scale_rand(scale *s) { return kv_splitmix64(&s->rng); }
@@ -136,52 +145,20 @@ static double scale_wall_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static bool scale_msg_less(const scale_msg *a, const scale_msg *b) {
-  return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
-
-static int scale_push(scale *s, scale_msg m) {
-  if (s->nheap == s->capheap) {
-    size_t cap = s->capheap ? s->capheap * 2 : 4096;
-    scale_msg *h = realloc(s->heap, cap * sizeof(*h));
-    if (!h)
+/* Queues m for delivery at the step of time at_ms (> now, < now +
+ * SCALE_SLOTS steps). */
+static int scale_queue(scale *s, uint64_t at_ms, scale_msg m) {
+  scale_slot *sl = &s->wheel[(at_ms / SCALE_STEP_MS) % SCALE_SLOTS];
+  if (sl->n == sl->cap) {
+    size_t cap = sl->cap ? sl->cap * 2 : 1024;
+    scale_msg *v = realloc(sl->v, cap * sizeof(*v));
+    if (!v)
       return -1;
-    s->heap = h;
-    s->capheap = cap;
+    sl->v = v;
+    sl->cap = cap;
   }
-  size_t i = s->nheap++;
-  while (i > 0) {
-    size_t p = (i - 1) / 2;
-    if (!scale_msg_less(&m, &s->heap[p]))
-      break;
-    s->heap[i] = s->heap[p];
-    i = p;
-  }
-  s->heap[i] = m;
+  sl->v[sl->n++] = m;
   return 0;
-}
-
-static scale_msg scale_pop(scale *s) {
-  scale_msg top = s->heap[0];
-  scale_msg last = s->heap[--s->nheap];
-  size_t i = 0;
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    const scale_msg *best = &last;
-    if (l < s->nheap && scale_msg_less(&s->heap[l], best)) {
-      m = l;
-      best = &s->heap[l];
-    }
-    if (r < s->nheap && scale_msg_less(&s->heap[r], best))
-      m = r;
-    if (m == i)
-      break;
-    s->heap[i] = s->heap[m];
-    i = m;
-  }
-  if (s->nheap)
-    s->heap[i] = last;
-  return top;
 }
 
 /* Node index of a peer address "10.0.X.Y:7380" (node X * 256 + Y, from
@@ -232,10 +209,13 @@ static void scale_send(void *ctx, const char *addr, const uint8_t *payload,
   if (!copy)
     return;
   memcpy(copy, payload, len);
+  /* Delivered at the first step at or after now + latency. */
   uint64_t lat = 1 + scale_rand(s) % SCALE_LAT_MAX_MS;
-  if (scale_push(s, (scale_msg){.at = s->now + lat, .seq = s->seq++,
-                                .to = (uint32_t)to, .len = (uint32_t)len,
-                                .data = copy}))
+  uint64_t at =
+      (s->now + lat + SCALE_STEP_MS - 1) / SCALE_STEP_MS * SCALE_STEP_MS;
+  if (scale_queue(
+          s, at,
+          (scale_msg){.to = (uint32_t)to, .len = (uint32_t)len, .data = copy}))
     free(copy);
 }
 
@@ -257,14 +237,14 @@ static void scale_member_changed(void *ctx, const gossip_member *m) {
   s->false_down++;
   if (s->verbose) {
     const gossip_member *self = gossip_self(s->nodes[j].g);
-    fprintf(stderr, "  t=%llu ms: %s marks %s down (phi %.2f; it knows %zu "
-                    "members, ring v%llu, heartbeat %llu; here %zu, v%llu, "
-                    "heartbeat %llu)\n",
+    fprintf(stderr,
+            "  t=%llu ms: %s marks %s down (phi %.2f; it knows %zu "
+            "members, ring v%llu, heartbeat %llu; here %zu, v%llu, "
+            "heartbeat %llu)\n",
             (unsigned long long)s->now, obs->id, m->id, m->phi,
             gossip_member_count(s->nodes[j].g),
             (unsigned long long)ring_version(gossip_ring(s->nodes[j].g)),
-            (unsigned long long)self->heartbeat,
-            gossip_member_count(obs->g),
+            (unsigned long long)self->heartbeat, gossip_member_count(obs->g),
             (unsigned long long)ring_version(gossip_ring(obs->g)),
             (unsigned long long)m->heartbeat);
   }
@@ -325,8 +305,9 @@ static int scale_start_node(scale *s, uint32_t i, const ring *saved,
 static void scale_step(scale *s) {
   s->now += SCALE_STEP_MS;
   uint64_t t0 = scale_cpu_ns();
-  while (s->nheap && s->heap[0].at <= s->now) {
-    scale_msg m = scale_pop(s);
+  scale_slot *sl = &s->wheel[(s->now / SCALE_STEP_MS) % SCALE_SLOTS];
+  for (size_t k = 0; k < sl->n; k++) { /* nothing is sent into this slot */
+    scale_msg m = sl->v[k];
     scale_node *nd = &s->nodes[m.to];
     if (nd->up) {
       gossip_receive(nd->g, m.data, m.len, s->now);
@@ -334,6 +315,7 @@ static void scale_step(scale *s) {
     }
     free(m.data);
   }
+  sl->n = 0;
   uint32_t phase = (uint32_t)(s->now % SCALE_TICK_MS);
   for (uint32_t i = 0; i < s->nnodes; i++)
     if (s->nodes[i].up && s->nodes[i].phase_ms == phase)
@@ -466,8 +448,8 @@ static void scale_await(scale *s, const ring *before, scale_ring_pred pred,
     }
   }
   if (out->converge_ms >= 0) {
-    out->rounds = (uint32_t)((out->converge_ms + s->interval_ms - 1) /
-                             s->interval_ms);
+    out->rounds =
+        (uint32_t)((out->converge_ms + s->interval_ms - 1) / s->interval_ms);
     out->version = target;
     out->moved = after ? scale_moved(before, after) : 0;
     out->rings_equal = true;
@@ -590,8 +572,9 @@ static int scale_experiment(scale *s, double loss_minutes, uint32_t loss_pm,
   while (!scale_all_see_all(s)) {
     scale_run(s, 1000);
     if (s->now - t0 > SCALE_WARMUP_MS_MAX) {
-      fprintf(stderr, "kvsim-scale: nodes did not learn each other within "
-                      "%u s (seed %llu)\n",
+      fprintf(stderr,
+              "kvsim-scale: nodes did not learn each other within "
+              "%u s (seed %llu)\n",
               SCALE_WARMUP_MS_MAX / 1000, (unsigned long long)s->seed);
       return -1;
     }
@@ -737,16 +720,22 @@ static int scale_experiment(scale *s, double loss_minutes, uint32_t loss_pm,
   return 0;
 }
 
-/* The bound on any one gossip message that --check holds a run to, unless
- * --msg-bound says otherwise: the full state a joining node gets (every
- * member entry, at most SCALE_ENTRY_BYTES_MAX each with the names this
- * simulator uses, and the ring: ~3 bytes per partition and ~40 per node),
- * plus a fixed allowance. Steady-state messages are far smaller (see
- * docs/scaling.md). */
+/* The bounds --check holds a run's gossip messages to (docs/scaling.md):
+ * any message at most the full state a joining node gets (every member
+ * entry, at most SCALE_ENTRY_BYTES_MAX each with the names this simulator
+ * uses, and the ring: ~3 bytes per partition and ~40 per node) plus a
+ * fixed allowance, unless --msg-bound says otherwise; a message of the
+ * steady state at most the news vector (2 bytes per member) plus
+ * SCALE_STEADY_EXTRA_MAX (header, the sender's entry). */
 #define SCALE_ENTRY_BYTES_MAX 120u
+#define SCALE_STEADY_EXTRA_MAX 1024u
 static size_t scale__msg_bound(uint32_t n, uint32_t q) {
   return 4096u + (size_t)(n + 2) * (SCALE_ENTRY_BYTES_MAX + 40u) +
          (size_t)q * 3u;
+}
+
+static size_t scale__steady_bound(uint32_t n) {
+  return 2u * (size_t)n + SCALE_STEADY_EXTRA_MAX;
 }
 
 static void scale_print_change(const char *name, const scale_change *c) {
@@ -757,60 +746,75 @@ static void scale_print_change(const char *name, const scale_change *c) {
 }
 
 static void scale_usage(void) {
-  fprintf(stderr,
-          "usage: kvsim-scale --nodes N [--partitions Q] [--seed S] "
-          "[--json] [--check]\n"
-          "                   [--loss-minutes M] [--loss-pct P] "
-          "[--interval-ms I] [--fanout F]\n"
-          "                   [--msg-bound BYTES] [--cold] [-v]\n");
+  fprintf(stderr, "usage: kvsim-scale --nodes N [--partitions Q] [--seed S] "
+                  "[--json] [--check]\n"
+                  "                   [--loss-minutes M] [--loss-pct P] "
+                  "[--interval-ms I] [--fanout F]\n"
+                  "                   [--msg-bound BYTES] [--cold] [-v]\n");
+}
+
+/* A command-line option: a flag, or one that takes a number. */
+typedef struct scale_opt {
+  const char *name;
+  enum { SCALE_FLAG, SCALE_UINT, SCALE_REAL } kind;
+  void *to; /* bool, uint64_t or double */
+} scale_opt;
+
+/* Reads argv into the options' variables. Returns 0, or -1 on an unknown
+ * option or a missing or bad number. */
+static int scale_parse(int argc, char **argv, const scale_opt *opts,
+                       size_t nopts) {
+  for (int i = 1; i < argc; i++) {
+    const scale_opt *o = NULL;
+    for (size_t k = 0; k < nopts && !o; k++)
+      if (strcmp(argv[i], opts[k].name) == 0)
+        o = &opts[k];
+    if (!o)
+      return -1;
+    if (o->kind == SCALE_FLAG) {
+      *(bool *)o->to = true;
+      continue;
+    }
+    if (++i >= argc)
+      return -1;
+    char *end;
+    if (o->kind == SCALE_UINT)
+      *(uint64_t *)o->to = strtoull(argv[i], &end, 10);
+    else
+      *(double *)o->to = strtod(argv[i], &end);
+    if (end == argv[i] || *end)
+      return -1;
+  }
+  return 0;
 }
 
 int main(int argc, char **argv) {
-  uint32_t n = 100, q = 0, interval = GOSSIP_INTERVAL_MS_DEFAULT, fanout = 0;
-  uint64_t seed = 1;
+  uint64_t a_n = 100, a_q = 0, a_interval = GOSSIP_INTERVAL_MS_DEFAULT;
+  uint64_t a_fanout = 0, seed = 1, msg_bound = 0;
   double loss_minutes = 10, loss_pct = 1;
   bool json = false, check = false, verbose = false, cold = false;
-  size_t msg_bound = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "--json") == 0) {
-      json = true;
-    } else if (strcmp(a, "--check") == 0) {
-      check = true;
-    } else if (strcmp(a, "-v") == 0) {
-      verbose = true;
-    } else if (strcmp(a, "--cold") == 0) {
-      cold = true;
-    } else if (v && strcmp(a, "--nodes") == 0) {
-      n = (uint32_t)strtoul(v, NULL, 10);
-      i++;
-    } else if (v && strcmp(a, "--partitions") == 0) {
-      q = (uint32_t)strtoul(v, NULL, 10);
-      i++;
-    } else if (v && strcmp(a, "--seed") == 0) {
-      seed = strtoull(v, NULL, 10);
-      i++;
-    } else if (v && strcmp(a, "--loss-minutes") == 0) {
-      loss_minutes = strtod(v, NULL);
-      i++;
-    } else if (v && strcmp(a, "--loss-pct") == 0) {
-      loss_pct = strtod(v, NULL);
-      i++;
-    } else if (v && strcmp(a, "--interval-ms") == 0) {
-      interval = (uint32_t)strtoul(v, NULL, 10);
-      i++;
-    } else if (v && strcmp(a, "--fanout") == 0) {
-      fanout = (uint32_t)strtoul(v, NULL, 10);
-      i++;
-    } else if (v && strcmp(a, "--msg-bound") == 0) {
-      msg_bound = strtoull(v, NULL, 10);
-      i++;
-    } else {
-      scale_usage();
-      return 2;
-    }
+  const scale_opt opts[] = {
+      {"--json", SCALE_FLAG, &json},
+      {"--check", SCALE_FLAG, &check},
+      {"-v", SCALE_FLAG, &verbose},
+      {"--cold", SCALE_FLAG, &cold},
+      {"--nodes", SCALE_UINT, &a_n},
+      {"--partitions", SCALE_UINT, &a_q},
+      {"--seed", SCALE_UINT, &seed},
+      {"--interval-ms", SCALE_UINT, &a_interval},
+      {"--fanout", SCALE_UINT, &a_fanout},
+      {"--msg-bound", SCALE_UINT, &msg_bound},
+      {"--loss-minutes", SCALE_REAL, &loss_minutes},
+      {"--loss-pct", SCALE_REAL, &loss_pct},
+  };
+  if (scale_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0])) ||
+      a_n > 9998 || a_q > RING_Q_MAX || a_interval > 60000 ||
+      a_fanout > GOSSIP_FANOUT_MAX) {
+    scale_usage();
+    return 2;
   }
+  uint32_t n = (uint32_t)a_n, q = (uint32_t)a_q;
+  uint32_t interval = (uint32_t)a_interval, fanout = (uint32_t)a_fanout;
   if (q == 0) { /* the smallest power of two >= 4N, at least 64 */
     q = 64;
     while (q < 4 * n && q < RING_Q_MAX)
@@ -819,8 +823,9 @@ int main(int argc, char **argv) {
   if (n < 4 || n + 1 > RING_NODES_MAX || n > 9998 || interval < 100 ||
       (q & (q - 1)) != 0 || q > RING_Q_MAX || loss_minutes < 0 ||
       loss_pct < 0 || loss_pct > 100) {
-    fprintf(stderr, "kvsim-scale: need 4 <= N < %d, Q a power of two <= %d, "
-                    "interval >= 100 ms\n",
+    fprintf(stderr,
+            "kvsim-scale: need 4 <= N < %d, Q a power of two <= %d, "
+            "interval >= 100 ms\n",
             RING_NODES_MAX, RING_Q_MAX);
     return 2;
   }
@@ -876,31 +881,29 @@ int main(int argc, char **argv) {
            "\"gossip_message_max_bytes\": %zu, "
            "\"gossip_message_max_bytes_steady\": %zu, "
            "\"gossip_message_bound_bytes\": %zu, "
+           "\"gossip_message_steady_bound_bytes\": %zu, "
            "\"cpu_us_per_round\": %.1f, \"cpu_ms_per_round_cluster\": %.2f, "
            "\"warmup_ms\": %.0f, \"wall_s\": %.1f, \"max_rss_kb\": %ld, "
            "\"rounds_max\": %u}\n",
            n, q, (unsigned long long)seed, interval,
            fanout ? fanout : GOSSIP_FANOUT_DEFAULT, r.join.converge_ms,
            r.join.rounds, r.join.moved, ideal, r.leave.converge_ms,
-           r.leave.rounds, r.leave.moved, r.remove.converge_ms,
-           r.remove.rounds, r.remove.moved, r.down_seen_ms,
-           r.down_seen_median_ms, (unsigned long long)r.false_down_loss,
+           r.leave.rounds, r.leave.moved, r.remove.converge_ms, r.remove.rounds,
+           r.remove.moved, r.down_seen_ms, r.down_seen_median_ms,
+           (unsigned long long)r.false_down_loss,
            (unsigned long long)s.false_down, loss_minutes, loss_pct,
            r.steady_bytes, r.steady_msgs, r.change_bytes,
            r.join.bytes_per_node_s, r.leave.bytes_per_node_s,
-           r.remove.bytes_per_node_s, r.loss_bytes, r.max_msg,
-           r.steady_max_msg, msg_bound, r.cpu_us_per_round,
-           r.cpu_ms_per_round_all, r.warmup_ms, r.wall_s, r.rss_kb,
-           rounds_max);
+           r.remove.bytes_per_node_s, r.loss_bytes, r.max_msg, r.steady_max_msg,
+           msg_bound, scale__steady_bound(n), r.cpu_us_per_round,
+           r.cpu_ms_per_round_all, r.warmup_ms, r.wall_s, r.rss_kb, rounds_max);
   } else {
-    printf("kvsim-scale: %u nodes, %u partitions, seed %llu, %u ms rounds\n",
-           n, q, (unsigned long long)seed, interval);
-    printf("  warm-up  every node saw every node after %.0f ms\n",
-           r.warmup_ms);
+    printf("kvsim-scale: %u nodes, %u partitions, seed %llu, %u ms rounds\n", n,
+           q, (unsigned long long)seed, interval);
+    printf("  warm-up  every node saw every node after %.0f ms\n", r.warmup_ms);
     printf("  steady   %.0f B/s and %.1f messages/s per node, largest "
            "message %zu B, %.1f us CPU per node and round\n",
-           r.steady_bytes, r.steady_msgs, r.steady_max_msg,
-           r.cpu_us_per_round);
+           r.steady_bytes, r.steady_msgs, r.steady_max_msg, r.cpu_us_per_round);
     scale_print_change("join", &r.join);
     printf("           (ideal Q/N = %.2f partitions)\n", ideal);
     scale_print_change("leave", &r.leave);
@@ -937,8 +940,9 @@ int main(int argc, char **argv) {
       bad = 1;
     }
     if (r.down_seen_ms < 0 || r.down_seen_ms > (long)SCALE_DOWN_LIMIT_MS) {
-      fprintf(stderr, "FAIL a killed node seen down by all after %ld ms, "
-                      "bound %u\n",
+      fprintf(stderr,
+              "FAIL a killed node seen down by all after %ld ms, "
+              "bound %u\n",
               r.down_seen_ms, SCALE_DOWN_LIMIT_MS);
       bad = 1;
     }
@@ -952,21 +956,31 @@ int main(int argc, char **argv) {
               r.steady_bytes, SCALE_STEADY_BYTES_MAX);
       bad = 1;
     }
+    if (r.steady_max_msg > scale__steady_bound(n)) {
+      fprintf(stderr,
+              "FAIL a steady-state gossip message of %zu B, bound "
+              "2 N + %u = %zu\n",
+              r.steady_max_msg, SCALE_STEADY_EXTRA_MAX, scale__steady_bound(n));
+      bad = 1;
+    }
     if (r.max_msg > msg_bound) {
-      fprintf(stderr, "FAIL a gossip message of %zu B, bound %zu\n",
-              r.max_msg, msg_bound);
+      fprintf(stderr, "FAIL a gossip message of %zu B, bound %zu\n", r.max_msg,
+              msg_bound);
       bad = 1;
     }
     if (bad)
-      fprintf(stderr, "replay: kvsim-scale --nodes %u --partitions %u "
-                      "--seed %llu --loss-minutes %g -v\n",
+      fprintf(stderr,
+              "replay: kvsim-scale --nodes %u --partitions %u "
+              "--seed %llu --loss-minutes %g -v\n",
               n, q, (unsigned long long)seed, loss_minutes);
   }
   for (uint32_t i = 0; i < s.nnodes; i++)
     gossip_free(s.nodes[i].g);
-  while (s.nheap)
-    free(scale_pop(&s).data);
-  free(s.heap);
+  for (int k = 0; k < SCALE_SLOTS; k++) {
+    for (size_t i = 0; i < s.wheel[k].n; i++)
+      free(s.wheel[k].v[i].data);
+    free(s.wheel[k].v);
+  }
   free(s.nodes);
   free(s.counting);
   free(s.view);

@@ -33,8 +33,8 @@ static bool fails_with(const char *text, const char *prefix) {
   int rc = load(&c, text);
   conf_free(&c);
   if (rc == 0 || strncmp(err, prefix, strlen(prefix)) != 0) {
-    fprintf(stderr, "  loading %s gave %d, '%s' (wanted '%s...')\n", text,
-            rc, err, prefix);
+    fprintf(stderr, "  loading %s gave %d, '%s' (wanted '%s...')\n", text, rc,
+            err, prefix);
     return false;
   }
   return true;
@@ -130,8 +130,7 @@ static void test_file(void) {
   gossip_replicas reps[RING_REGIONS_MAX];
   uint32_t total = 0;
   CHECK(conf_replicas(&c, buf, sizeof(buf), reps, &total) == 2);
-  CHECK(total == 5 && strcmp(reps[1].region, "eu-west") == 0 &&
-        reps[1].n == 2);
+  CHECK(total == 5 && strcmp(reps[1].region, "eu-west") == 0 && reps[1].n == 2);
   CHECK(conf_check(&c, err, sizeof(err)) == 0);
   /* A flag after the file wins; an empty one goes back to the default. */
   CHECK(conf_set(&c, CONF_ID, "n8", err, sizeof(err)) == 0);
@@ -167,8 +166,10 @@ static void test_errors(void) {
   CHECK(fails_with("replicas = a=30\n", "t.conf:1: replicas wants a count"));
   CHECK(fails_with("id = n1\nid = n2\n",
                    "t.conf:2: 'id' is set twice (first on line 1)"));
-  CHECK(fails_with("[server]\nid = n1\n", "t.conf:2: unknown section [server]"));
-  CHECK(fails_with("config = x.conf\n", "t.conf:1: 'config' is a command-line"));
+  CHECK(
+      fails_with("[server]\nid = n1\n", "t.conf:2: unknown section [server]"));
+  CHECK(
+      fails_with("config = x.conf\n", "t.conf:1: 'config' is a command-line"));
   CHECK(fails_with("id = n1\nthis is no setting\n",
                    "t.conf:2: not a 'name = value' line"));
   /* The first error in file order wins, of either kind. */

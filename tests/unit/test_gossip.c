@@ -19,7 +19,7 @@
 #define CHECK_SEED cur_seed
 #include "unit/check.h"
 
-#define SIM_NODES_MAX 8
+#define SIM_NODES_MAX 48 /* the large cluster tests use 40 */
 #define SIM_QUEUE_MAX 16384
 #define SIM_STEP_MS 10
 #define SIM_TICK_MS 50
@@ -919,16 +919,24 @@ static void craft_entry(msgpack_packer *pk, const char *id, size_t idlen,
 }
 
 /* Builds a digest from "x" (joining, no ring) carrying one entry. */
+/* Starts a hand-made message of kind (gossip.h) with fields elements
+ * from id (joining, incarnation 1, heartbeat hb) with no ring: up to the
+ * ring version and claimant, in b (initialised here). */
+static void craft_begin(kvbuf *b, msgpack_packer *pk, uint32_t fields,
+                        uint32_t kind, const char *id, uint64_t hb) {
+  kvbuf_init(b);
+  mp_packer_init(pk, b);
+  msgpack_pack_array(pk, fields);
+  msgpack_pack_uint32(pk, GOSSIP_WIRE_VERSION);
+  msgpack_pack_uint32(pk, kind);
+  craft_entry(pk, id, strlen(id), 1, hb, GOSSIP_JOINING, 0);
+  msgpack_pack_uint64(pk, 0); /* ring version */
+  mp_pack_cstr(pk, "");       /* claimant */
+}
+
 static int craft_digest(kvbuf *b, const craft *c) {
   msgpack_packer pk;
-  kvbuf_init(b);
-  mp_packer_init(&pk, b);
-  msgpack_pack_array(&pk, 8);
-  msgpack_pack_uint32(&pk, GOSSIP_WIRE_VERSION);
-  msgpack_pack_uint32(&pk, 2);
-  craft_entry(&pk, "x", 1, 1, 1, GOSSIP_JOINING, 0);
-  msgpack_pack_uint64(&pk, 0);
-  mp_pack_cstr(&pk, "");
+  craft_begin(b, &pk, 8, 2, "x", 1);
   msgpack_pack_false(&pk);
   msgpack_pack_array(&pk, 1);
   craft_entry(&pk, c->id, strlen(c->id), c->incarnation, c->heartbeat,
@@ -1000,15 +1008,8 @@ static int test_table_limits(void) {
   CHECK(sim_start(&s, 1, seeds, 1, NULL, 1) == 0);
   gossip *g = s.nodes[0].g;
   kvbuf b;
-  kvbuf_init(&b);
   msgpack_packer pk;
-  mp_packer_init(&pk, &b);
-  msgpack_pack_array(&pk, 8);
-  msgpack_pack_uint32(&pk, GOSSIP_WIRE_VERSION);
-  msgpack_pack_uint32(&pk, 2);
-  craft_entry(&pk, "x", 1, 1, 1, GOSSIP_JOINING, 0);
-  msgpack_pack_uint64(&pk, 0);
-  mp_pack_cstr(&pk, "");
+  craft_begin(&b, &pk, 8, 2, "x", 1);
   msgpack_pack_false(&pk);
   msgpack_pack_array(&pk, GOSSIP_MEMBERS_MAX);
   char id[RING_NAME_MAX];
@@ -1160,6 +1161,268 @@ static int test_config(void) {
   return 0;
 }
 
+/* ---- phi on relayed news ---- */
+
+/* News relayed by others says when the member was alive, which is before
+ * it arrives: phi measures the silence from then, a sample is the silence
+ * the news ended, and news no newer than what the detector has changes
+ * nothing. The deadline is where phi crosses the threshold. */
+static int test_phi_evidence(void) {
+  gossip_phi d;
+  gossip_phi_init(&d, 1000, 500);
+  /* First news 3 s old: the first estimate expects news as old again. */
+  gossip_phi_evidence(&d, 10000, 7000);
+  double mean, std;
+  gossip_phi_stats(&d, &mean, &std);
+  CHECK(fabs(mean - 4000) < 1e-6);
+  CHECK(gossip_phi_value(&d, 10000) < 1.0);
+  /* Older news than we have: nothing. */
+  gossip_phi before = d;
+  gossip_phi_evidence(&d, 10500, 6000);
+  CHECK(memcmp(&before, &d, sizeof(d)) == 0);
+  /* Regular relayed news, 2.5 s old, every second. */
+  for (uint64_t t = 11000; t < 80000; t += 1000)
+    gossip_phi_evidence(&d, t, t - 2500);
+  gossip_phi_stats(&d, &mean, &std);
+  CHECK(fabs(mean - 3500) < 100); /* silence ended: 1 s + 2.5 s of age */
+  uint64_t last = 79000 - 2500;
+  double y = gossip_phi_y(8.0);
+  uint64_t dl = gossip_phi_deadline(&d, y);
+  CHECK(dl > last + 3500 && dl < last + 10000);
+  CHECK(gossip_phi_value(&d, dl - 1) < 8.0);
+  CHECK(gossip_phi_value(&d, dl) >= 8.0 - 1e-9);
+  /* y inverts the model for any threshold. */
+  for (double phi = 0.5; phi < 20; phi += 1.5) {
+    gossip_phi h;
+    gossip_phi_init(&h, 1000, 500);
+    gossip_phi_heartbeat(&h, 1000);
+    uint64_t t = gossip_phi_deadline(&h, gossip_phi_y(phi));
+    CHECK(gossip_phi_value(&h, t - 1) < phi);
+    CHECK(gossip_phi_value(&h, t) >= phi - 1e-9);
+  }
+  gossip_phi none;
+  gossip_phi_init(&none, 1000, 500);
+  CHECK(gossip_phi_deadline(&none, y) == UINT64_MAX);
+  return 0;
+}
+
+/* ---- a larger cluster: fan-out, vectors, ring deltas ---- */
+
+#define BIG_N 40
+
+/* Every up node sees every up node alive (the large cluster's check; the
+ * rings are checked by sim_converged). */
+static bool sim_all_alive(sim *s) {
+  for (int i = 0; i < s->n; i++) {
+    if (!s->nodes[i].up)
+      continue;
+    for (int j = 0; j < s->n; j++)
+      if (s->nodes[j].up && !gossip_alive(s->nodes[i].g, s->nodes[j].id))
+        return false;
+  }
+  return true;
+}
+
+static bool sim_all_alive_p(sim *s, void *arg) {
+  (void)arg;
+  return sim_all_alive(s);
+}
+
+static int start_big(sim *s, int count) {
+  static const char *const seeds[] = {"10.0.0.1:7000", "10.0.0.2:7000",
+                                      "10.0.0.3:7000"};
+  for (int i = 0; i < count; i++)
+    if (sim_start(s, i, seeds, 3, NULL, 1))
+      return -1;
+  return 0;
+}
+
+/* 40 nodes (more than GOSSIP_DIRECT_MAX others: bounded fan-out,
+ * push-pull): a cold start converges; at 5% loss nobody is taken for down
+ * for a minute, while every message stays near 2 bytes per member; a
+ * killed node is seen down by all within 10 s; a join and a leave agree
+ * within 3 log2 N rounds. */
+static int test_large_cluster(void) {
+  sim s;
+  CHECK(sim_init(&s, 1600, 50, 0) == 0);
+  CHECK(start_big(&s, BIG_N) == 0);
+  long took = sim_run_until(&s, 30000, sim_converged, NULL);
+  CHECK(took >= 0);
+  printf("  %d nodes from a cold start: one ring after %ld ms\n", BIG_N, took);
+  sim_run(&s, 20000);
+  s.loss_pct = 5;
+  s.biggest = 0;
+  uint64_t end = s.now + 60000;
+  while (s.now < end) {
+    sim_step(&s);
+    if (s.now % 500 == 0)
+      CHECK(sim_all_alive(&s));
+  }
+  size_t steady_max = s.biggest;
+  CHECK(steady_max < 2 * BIG_N + 600);
+  s.loss_pct = 0;
+  down_arg a = {.victim = 17};
+  sim_kill(&s, a.victim);
+  long down = sim_run_until(&s, 15000, sim_all_see_down, &a);
+  CHECK(down >= 0 && down <= 10000);
+  CHECK(gossip_remove(s.nodes[3].g, s.nodes[17].id, s.now) == 0);
+  out_arg out = {.id = s.nodes[17].id};
+  CHECK(sim_run_until(&s, 10000, sim_all_out, &out) >= 0);
+  /* log2(41) ~ 5.4: 16 rounds of 1 s. */
+  long bound = (long)(3 * log2(BIG_N + 1)) * 1000;
+  static const char *const seed[] = {"10.0.0.30:7000"};
+  CHECK(sim_start(&s, BIG_N, seed, 1, NULL, 1) == 0);
+  uint64_t v0 = ring_version(gossip_ring(s.nodes[0].g));
+  long join = -1;
+  for (long t = 0; t <= bound + 5000; t += SIM_STEP_MS) {
+    bool all = true;
+    for (int i = 0; i <= BIG_N && all; i++)
+      if (s.nodes[i].up)
+        all = ring_node_index(gossip_ring(s.nodes[i].g), s.nodes[BIG_N].id) >=
+                  0 &&
+              ring_version(gossip_ring(s.nodes[i].g)) > v0;
+    if (all) {
+      join = t;
+      break;
+    }
+    sim_step(&s);
+  }
+  CHECK(join >= 0 && join <= bound);
+  CHECK(gossip_leave(s.nodes[9].g, s.nodes[9].id, s.now) == 0);
+  out.id = s.nodes[9].id;
+  long leave = sim_run_until(&s, (uint64_t)bound, sim_all_out, &out);
+  CHECK(leave >= 0);
+  CHECK(s.bad_receive == 0 && s.overflow == 0);
+  printf("  %d nodes, 5%% loss for 60 s: nobody down, largest message %zu "
+         "bytes; kill seen by all after %ld ms; join agreed after %ld ms, "
+         "leave after %ld ms (bound %ld)\n",
+         BIG_N, steady_max, down, join, leave, bound);
+  sim_free(&s);
+  return 0;
+}
+
+/* A node cut off for longer than the recent entries are carried (an
+ * operator removed a node meanwhile) disagrees on the table when it comes
+ * back: the syncs' hashes differ, recent entries do not help, and whole
+ * tables are swapped until they agree; then it sees everyone alive
+ * again. */
+static int test_table_mismatch_heals(void) {
+  sim s;
+  CHECK(sim_init(&s, 1700, 50, 0) == 0);
+  CHECK(start_big(&s, 30) == 0);
+  CHECK(sim_run_until(&s, 30000, sim_converged, NULL) >= 0);
+  sim_run(&s, 10000);
+  s.nodes[5].side = 1; /* cut off */
+  sim_kill(&s, 20);
+  sim_run(&s, 8000);
+  CHECK(gossip_remove(s.nodes[0].g, s.nodes[20].id, s.now) == 0);
+  sim_run(&s, (GOSSIP_RECENT_ROUNDS + 5) * 1000);
+  CHECK(gossip_find(s.nodes[5].g, s.nodes[20].id)->status != GOSSIP_REMOVED);
+  s.nodes[5].side = 0;
+  s.biggest = 0;
+  out_arg out = {.id = s.nodes[20].id};
+  long took = sim_run_until(&s, 10000, sim_all_out, &out);
+  CHECK(took >= 0);
+  CHECK(s.biggest > 30 * 30); /* a whole table went over */
+  long alive = sim_run_until(&s, 10000, sim_all_alive_p, NULL);
+  CHECK(alive >= 0);
+  printf("  a node cut off for %d rounds agrees on the table %ld ms after "
+         "it is back, sees all alive %ld ms later\n",
+         GOSSIP_RECENT_ROUNDS + 13, took, alive);
+  sim_free(&s);
+  return 0;
+}
+
+/* ---- the sync message ---- */
+
+/* Starts a sync (gossip.h) from "x" in b, up to the vector. */
+static void craft_sync_head(kvbuf *b, msgpack_packer *pk, uint32_t fields,
+                            uint32_t flags) {
+  craft_begin(b, pk, fields, 3, "x", 1);
+  msgpack_pack_uint64(pk, 0); /* ring hash */
+  msgpack_pack_uint32(pk, flags);
+  msgpack_pack_uint64(pk, 12345); /* members hash */
+  msgpack_pack_uint32(pk, 62);    /* age unit */
+}
+
+/* Hand-made syncs: malformed parts are rejected without a change; a
+ * vector for another table is no error (it starts the table exchange);
+ * fields after the known ones are skipped; the old heartbeat is still
+ * taken. */
+static int test_sync_wire(void) {
+  sim s;
+  CHECK(sim_init(&s, 1800, 0, 0) == 0);
+  CHECK(sim_start(&s, 0, NULL, 0, NULL, 1) == 0);
+  gossip *g = s.nodes[0].g;
+  snapshot sn;
+  static const uint8_t odd[3] = {1, 2, 3};
+  struct {
+    int what; /* 0 odd vector, 1 bad ring part, 2 deltas: empty list,
+               * 3 whole ring of the wrong hash, 4 ok + trailing fields,
+               * 5 vector of another table, 6 REPLY */
+    int rc;
+  } cases[] = {{0, KV_EPROTO}, {1, KV_EPROTO}, {2, KV_EPROTO}, {3, KV_EPROTO},
+               {4, 0},         {5, 0},         {6, 0}};
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+    kvbuf b;
+    msgpack_packer pk;
+    int what = cases[c].what;
+    craft_sync_head(&b, &pk, what == 4 ? 13 : 12, what == 6 ? 1 : 0);
+    if (what == 0)
+      mp_pack_bin(&pk, odd, sizeof(odd));
+    else if (what == 5)
+      mp_pack_bin(&pk, odd, 2);
+    else
+      msgpack_pack_nil(&pk);
+    msgpack_pack_array(&pk, 0); /* recent entries */
+    if (what == 1) {
+      msgpack_pack_array(&pk, 2);
+      msgpack_pack_uint32(&pk, 7);
+      msgpack_pack_nil(&pk);
+    } else if (what == 2) {
+      msgpack_pack_array(&pk, 4);
+      msgpack_pack_uint32(&pk, 1);
+      msgpack_pack_uint64(&pk, 1);
+      msgpack_pack_uint64(&pk, 1);
+      msgpack_pack_array(&pk, 0);
+    } else if (what == 3) {
+      kvbuf enc;
+      kvbuf_init(&enc);
+      CHECK(ring_encode(gossip_ring(g), &enc) == 0);
+      msgpack_pack_array(&pk, 2);
+      msgpack_pack_uint32(&pk, 0);
+      mp_pack_bin(&pk, enc.data, enc.len); /* header says version 0 */
+      kvbuf_free(&enc);
+    } else {
+      msgpack_pack_nil(&pk);
+    }
+    if (what == 4)
+      mp_pack_cstr(&pk, "a field of a later version");
+    CHECK(!b.oom);
+    snap_take(g, &sn);
+    size_t sent = s.sent;
+    int rc = gossip_receive(g, b.data, b.len, s.now);
+    CHECK(rc == cases[c].rc);
+    if (rc)
+      CHECK(snap_same(g, &sn));
+    else
+      CHECK(gossip_find(g, "x") != NULL);
+    if (what == 5 || what == 6)
+      CHECK(s.sent > sent); /* MISMATCH answer, or the asked-for sync */
+    ring_free(sn.r);
+    kvbuf_free(&b);
+  }
+  /* A heartbeat (kind 1) of an older node is still taken. */
+  kvbuf b;
+  msgpack_packer pk;
+  craft_begin(&b, &pk, 5, 1, "y", 7);
+  CHECK(gossip_receive(g, b.data, b.len, s.now) == 0);
+  CHECK(gossip_find(g, "y") && gossip_find(g, "y")->heartbeat == 7);
+  kvbuf_free(&b);
+  sim_free(&s);
+  return 0;
+}
+
 typedef struct test_case {
   const char *name;
   int (*fn)(void);
@@ -1187,6 +1450,10 @@ int main(void) {
       {"malformed", test_malformed},
       {"status_precedence", test_status_precedence},
       {"table_limits", test_table_limits},
+      {"phi_evidence", test_phi_evidence},
+      {"large_cluster", test_large_cluster},
+      {"table_mismatch_heals", test_table_mismatch_heals},
+      {"sync_wire", test_sync_wire},
       {"rejoin_after_remove", test_rejoin_after_remove},
       {"restored_rings_tie", test_restored_rings_tie},
   };

@@ -151,8 +151,7 @@ static void test_versions(void) {
   CHECK(gossip_receive(a, m.data, m.len, 6) == KV_EPROTO);
   CHECK(gossip_find(a, "d") == NULL);
   /* A version that does not fit is refused, not cut. */
-  heartbeat(&m, "e", "h:5", 1, 1, 11, "0123456789012345678901234567890123",
-            0);
+  heartbeat(&m, "e", "h:5", 1, 1, 11, "0123456789012345678901234567890123", 0);
   CHECK(gossip_receive(a, m.data, m.len, 7) == KV_EPROTO);
   kvbuf_free(&m);
   box_clear(&ba);
@@ -195,8 +194,7 @@ static void test_saved_members(void) {
   CHECK(gossip_member_count(a2) == 3);
   const gossip_member *rb = gossip_find(a2, "b"), *rc = gossip_find(a2, "c");
   CHECK(rb && !rb->alive && rb->incarnation == 20 &&
-        strcmp(rb->version, "0.1.0") == 0 &&
-        strcmp(rb->peer_addr, "h:2") == 0);
+        strcmp(rb->version, "0.1.0") == 0 && strcmp(rb->peer_addr, "h:2") == 0);
   CHECK(rc && rc->status == GOSSIP_REMOVED);
   CHECK(gossip_status_version(a2, "c") == gossip_status_version(a, "c"));
   CHECK(gossip_self(a2)->incarnation == 11); /* its own entry is its own */
@@ -207,8 +205,7 @@ static void test_saved_members(void) {
   /* Bytes it did not make restore nothing. */
   outbox ba3 = {0};
   gossip *a3 = node("a", "h:1", "0.1.0", 12, NULL, &ba3);
-  CHECK(gossip_members_restore(a3, saved.data, saved.len - 1, 0) ==
-        KV_EPROTO);
+  CHECK(gossip_members_restore(a3, saved.data, saved.len - 1, 0) == KV_EPROTO);
   CHECK(gossip_members_restore(a3, (const uint8_t *)"\x92\x01", 2, 0) ==
         KV_EPROTO);
   CHECK(gossip_member_count(a3) == 1);

@@ -154,7 +154,7 @@ static void test_members(void) {
 /* Random joins and leaves for one (q, n); checks balance after every claim
  * and the movement bounds: a join moves exactly the newcomer's partitions
  * (at most ceil(Q/(M+1))) and a leave exactly the leaver's. */
-static void run_sequence(uint32_t q, uint32_t n, uint64_t *seed,
+static void run_sequence(uint32_t q, uint32_t n, int steps, uint64_t *seed,
                          uint32_t *worst_viol) {
   ring *r = ring_new(q);
   ring_set_n(r, n);
@@ -162,7 +162,7 @@ static void run_sequence(uint32_t q, uint32_t n, uint64_t *seed,
   char id[32];
   bool ok_bal = true, ok_join = true, ok_leave = true, ok_keep = true;
   uint32_t max_join_over = 0;
-  for (int step = 0; step < T_STEPS; step++) {
+  for (int step = 0; step < steps; step++) {
     size_t m = ring_node_count(r);
     bool join = m == 0 || (m < T_NODES_MAX && kv_splitmix64(seed) % 100 < 60);
     ring *before = ring_clone(r);
@@ -230,7 +230,7 @@ static void test_balance_movement(uint64_t seed) {
     for (size_t j = 0; j < sizeof(ns) / sizeof(ns[0]); j++) {
       uint64_t s = seed ^ (qs[i] * 31 + ns[j]);
       uint32_t worst = 0;
-      run_sequence(qs[i], ns[j], &s, &worst);
+      run_sequence(qs[i], ns[j], T_STEPS, &s, &worst);
       printf("# q=%u n=%u: worst adjacency violations (M>=2N, Q>=2M): %u\n",
              qs[i], ns[j], worst);
     }
@@ -635,6 +635,186 @@ static void test_large(void) {
   ring_free(r);
 }
 
+/* ring_node_index (a binary search over ids kept sorted beside the nodes)
+ * agrees with a walk over the nodes through random adds and removes. */
+static void test_index(uint64_t seed) {
+  ring *r = ring_new(64);
+  bool ok = true;
+  char id[32];
+  for (int step = 0; step < 3000; step++) {
+    uint64_t x = kv_splitmix64(&seed);
+    snprintf(id, sizeof(id), "%c%" PRIu64, (char)('a' + x % 26),
+             (x >> 8) % 300);
+    if (ring_node_index(r, id) >= 0 && x % 3 == 0)
+      ok &= ring_remove_node(r, id) == 0;
+    else if (ring_node_index(r, id) < 0 && ring_node_count(r) < 500)
+      ok &= ring_add_node(r, id, "r", "z") >= 0;
+    if (step % 100 == 0) {
+      ring *c = ring_clone(r);
+      for (size_t i = 0; i < ring_node_count(r); i++) {
+        ok &= ring_node_index(r, ring_node_id(r, i)) == (int)i;
+        ok &= ring_node_index(c, ring_node_id(r, i)) == (int)i;
+      }
+      ok &= ring_node_index(r, "not-there") == -1;
+      ring_free(c);
+    }
+  }
+  CHECK(ok, "index agrees with the node list");
+  ring_free(r);
+}
+
+/* Deltas: every claim's change encodes to a delta that turns the ring
+ * before into an equal ring after, chains apply in order, a delta does not
+ * apply to another version, and a mangled one is rejected or makes some
+ * ring (never a crash or an invalid ring). A join's delta is small. */
+static void test_deltas(uint64_t seed) {
+  static const uint32_t qs[] = {64, 1024, 8192};
+  bool ok = true, small = true, mangled_ok = true;
+  size_t join_delta_max = 0, full_len = 0;
+  for (size_t qi = 0; qi < sizeof(qs) / sizeof(qs[0]); qi++) {
+    ring *r = ring_new(qs[qi]);
+    ring_set_n(r, 1); /* no neighbour conflicts: claims stay quick */
+    int next_id = 0;
+    char id[32];
+    ring *first = NULL;
+    kvbuf chain[4];
+    size_t nchain = 0;
+    int steps = qs[qi] > 4096 ? 30 : 60; /* large claims cost more */
+    for (int step = 0; step < steps; step++) {
+      size_t m = ring_node_count(r);
+      bool join = m < 3 || kv_splitmix64(&seed) % 100 < 65;
+      ring *before = ring_clone(r);
+      if (join) {
+        snprintf(id, sizeof(id), "node-%04d", next_id++);
+        static const char *zones[] = {"a", "b", "c"};
+        ring_add_node(r, id, "r1", zones[kv_splitmix64(&seed) % 3]);
+      } else {
+        ring_remove_node(r, ring_node_id(r, kv_splitmix64(&seed) % m));
+      }
+      uint32_t moved = ring_claim(r);
+      ring_set_version(r, ring_version(before) + 1);
+      kvbuf d;
+      kvbuf_init(&d);
+      int rc = ring_delta_encode(before, r, &d);
+      ok &= rc == 0;
+      ring *after = NULL;
+      ok &= rc == 0 && ring_delta_apply(before, d.data, d.len, &after) == 0 &&
+            ring_equal(after, r);
+      /* A few bytes per partition that moved: the whole ring is not in
+       * it. */
+      if (join && m >= 10 && d.len > join_delta_max)
+        join_delta_max = d.len;
+      if (join && m >= 10)
+        small &= d.len <= 6 * (size_t)moved + 200;
+      /* Not for another version. */
+      ring *wrong = ring_clone(before);
+      ring_set_version(wrong, ring_version(before) + 7);
+      ring *none = (ring *)1;
+      ok &= ring_delta_apply(wrong, d.data, d.len, &none) == KV_EPROTO &&
+            none == NULL;
+      ring_free(wrong);
+      /* Mangled: rejected, or a ring that still holds the invariants. */
+      for (int k = 0; k < 50 && d.len; k++) {
+        uint8_t *buf = malloc(d.len);
+        memcpy(buf, d.data, d.len);
+        size_t at = (size_t)(kv_splitmix64(&seed) % d.len);
+        buf[at] ^= (uint8_t)(1 + kv_splitmix64(&seed) % 255);
+        size_t len = k % 5 == 0 ? at : d.len; /* some truncated */
+        ring *x = NULL;
+        int xr = ring_delta_apply(before, buf, len, &x);
+        mangled_ok &= (xr == KV_EPROTO && !x) || (xr == 0 && x && sane(x));
+        ring_free(x);
+        free(buf);
+      }
+      /* The last four changes, as a chain from the ring before them. */
+      if (step == steps - 4) {
+        first = ring_clone(before);
+        nchain = 0;
+      }
+      if (step >= steps - 4 && nchain < 4) {
+        chain[nchain++] = d;
+      } else {
+        kvbuf_free(&d);
+      }
+      ring_free(after);
+      ring_free(before);
+    }
+    ring *cur = first;
+    for (size_t i = 0; i < nchain; i++) {
+      ring *next = NULL;
+      ok &= ring_delta_apply(cur, chain[i].data, chain[i].len, &next) == 0;
+      ring_free(cur);
+      cur = next;
+      kvbuf_free(&chain[i]);
+    }
+    ok &= cur && ring_equal(cur, r);
+    ring_free(cur);
+    kvbuf full;
+    kvbuf_init(&full);
+    ring_encode(r, &full);
+    if (qs[qi] == 1024)
+      full_len = full.len;
+    kvbuf_free(&full);
+    /* Another q, or other replication: no delta. */
+    ring *other = ring_new(qs[qi] * 2);
+    kvbuf d;
+    kvbuf_init(&d);
+    ok &= ring_delta_encode(r, other, &d) == KV_EINVAL;
+    ring *moren = ring_clone(r);
+    ring_set_n(moren, 3);
+    ok &= ring_delta_encode(r, moren, &d) == KV_EINVAL;
+    kvbuf_free(&d);
+    ring_free(other);
+    ring_free(moren);
+    ring_free(r);
+  }
+  CHECK(ok, "deltas turn each ring into the next, chains too");
+  CHECK(mangled_ok, "mangled deltas are rejected or make sane rings");
+  CHECK(small, "a join's delta is a few bytes per moved partition");
+  printf("# largest join delta (q=8192, M>=10) %zu bytes; a whole ring of "
+         "q=1024: %zu\n",
+         join_delta_max, full_len);
+}
+
+/* Claim of rings beyond RING__SCAN_Q_MAX partitions (batched hand-over):
+ * joins and leaves keep the balance and move exactly the changed node's
+ * partitions, fast, up to RING_Q_MAX. */
+static void test_large_q(uint64_t seed) {
+  uint32_t worst = 0;
+  run_sequence(8192, 3, T_STEPS / 8, &seed, &worst);
+  printf("# q=8192 n=3: worst adjacency violations (M>=2N, Q>=2M): %u\n",
+         worst);
+  ring *r = ring_new(RING_Q_MAX);
+  char id[16];
+  for (int k = 0; k < 1000; k++) {
+    snprintf(id, sizeof(id), "kv-%04d", k);
+    ring_add_node(r, id, "r", k % 3 == 0 ? "a" : k % 3 == 1 ? "b" : "c");
+  }
+  CHECK(ring_claim(r) == RING_Q_MAX && balanced(r), "fresh q max, 1000");
+  ring_add_node(r, "kv-late", "r", "a");
+  CHECK(ring_claim(r) == RING_Q_MAX / 1001 && balanced(r),
+        "q max join moves Q/N");
+  CHECK(ring_remove_node(r, "kv-0500") == 0, "remove");
+  uint32_t moved = ring_claim(r);
+  CHECK(moved == 65 || moved == 66, "q max leave moves the leaver's: %u",
+        moved);
+  CHECK(balanced(r), "q max leave balanced");
+  printf("# q=%u m=1000 n=3: %u violations\n", RING_Q_MAX, violations(r, 3));
+  ring_free(r);
+  /* From one node: every join moves about half, third, ... */
+  r = ring_new(RING_Q_MAX / 4);
+  bool ok = true;
+  for (int k = 0; k < 5; k++) {
+    snprintf(id, sizeof(id), "n%d", k);
+    ring_add_node(r, id, "r", "z");
+    uint32_t mv = ring_claim(r);
+    ok &= balanced(r) && mv == ring_owned_count(r, (size_t)k);
+  }
+  CHECK(ok, "q max/4 from one node: joins move exactly the newcomer's "
+            "share");
+  ring_free(r);
+}
+
 int main(int argc, char **argv) {
   uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 20240607ull;
   printf("# seed %" PRIu64 " (pass it as argv[1] to reproduce)\n", seed);
@@ -648,5 +828,8 @@ int main(int argc, char **argv) {
   test_fresh_quality();
   test_balance_movement(seed);
   test_large();
+  test_index(seed);
+  test_deltas(seed);
+  test_large_q(seed);
   return check_summary(NULL);
 }

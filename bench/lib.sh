@@ -1,6 +1,23 @@
 # bench/lib.sh: what the side-by-side bench scripts share (sourced, bash):
 # free ports, reading kvorum-bench's JSON, and three-node clusters on
-# 127.0.0.1. The caller sets KVD, CLI, TMP and the array pids.
+# 127.0.0.1. The caller sets KVD, CLI, TMP and the array pids (and
+# KVD_ENV, assignments for env(1) to run kvorumd with).
+
+# bench_setup NAME: OUT (bench/results, created), TMP (a new directory
+# /tmp/NAME.XXXXXX), an empty array pids, and a trap that kills every
+# process in pids and removes TMP when the script ends.
+bench_setup() {
+  OUT=bench/results
+  mkdir -p "$OUT"
+  TMP=$(mktemp -d "/tmp/$1.XXXXXX")
+  pids=()
+  trap bench_cleanup EXIT INT TERM
+}
+bench_cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$TMP"
+}
 
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 tput_of() { /usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_ops_s"]))' "$1"; }
@@ -21,7 +38,7 @@ start_cluster() {
   for i in 0 1 2; do
     NODE_EXTRA=()
     "$flagfn" "$i" "$name$i"
-    "$KVD" --id "$name$i" --listen "127.0.0.1:${cps[$i]}" --peer "127.0.0.1:${pps[$i]}" \
+    env ${KVD_ENV:-} "$KVD" --id "$name$i" --listen "127.0.0.1:${cps[$i]}" --peer "127.0.0.1:${pps[$i]}" \
       "${NODE_EXTRA[@]}" --data "$TMP/$name$i" --seeds "$seeds" --log-level warn \
       >/dev/null 2>>"$TMP/nodes.log" &
     pids+=($!)

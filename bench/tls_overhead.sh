@@ -20,17 +20,8 @@ ROUNDS=${3:-3}
 BENCH=$BUILD/bench/kvorum-bench
 KVD=$BUILD/node/kvorumd
 CLI=$BUILD/client/kvorum
-OUT=bench/results
-mkdir -p "$OUT"
-TMP=$(mktemp -d /tmp/kvtls.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
 . "$(dirname "$0")/lib.sh"
+bench_setup kvtls
 
 scripts/dev-certs.sh "$TMP/certs" b0 b1 b2 >/dev/null
 CA=$TMP/certs/ca.pem

@@ -258,6 +258,8 @@ void kv__conn_fail(kv_client *c, kv__conn *k, int code, const char *fmt, ...) {
     if (q->conn != k)
       continue;
     if (move && q->kind != KV__K_HELLO) {
+      k->inflight--;
+      home->inflight++;
       q->conn = home;
       continue;
     }

@@ -65,6 +65,7 @@ typedef struct kv__conn {
   int tls_want;           /* KV__TLS: the POLLIN/POLLOUT the handshake waits
                              for; OPEN/READY: POLLOUT when a read must wait
                              to write, POLLIN when a write must wait to read */
+  size_t inflight;        /* requests in flight on it (kv__req.conn) */
 } kv__conn;
 
 typedef struct kv__req {
@@ -132,6 +133,7 @@ struct kv_client {
   kv_sibling *sibs;
   size_t sibs_cap;
   uint64_t ncallbacks;
+  uint64_t idle_check_ms; /* kv_poll watches idle connections from then */
   char errmsg[KV__ERRMSG_MAX];
 };
 

@@ -9,6 +9,9 @@
  * holds decrypted bytes already), finish connects and TLS handshakes,
  * write, read and dispatch replies (conn.c), and expire again.
  *
+ * Idle connections are left out of the poll set but for one round every
+ * KV__IDLE_CHECK_MS.
+ *
  * Depends on: kvorum_int.h (conn.c, req.c, route.c), kvproto (kv_err.h),
  * POSIX poll().
  */
@@ -21,6 +24,7 @@
 #include "kvorum_int.h"
 
 #define KV__POLLFD_STACK 64
+#define KV__IDLE_CHECK_MS 20 /* how often idle connections are watched */
 
 /* ---- timeouts ---- */
 
@@ -125,9 +129,19 @@ int kv_poll_us(kv_client *const *cs, size_t n, int64_t timeout_us) {
   size_t m = 0;
   bool pending = false; /* a TLS connection has bytes poll() cannot see */
   for (size_t i = 0; i < n; i++) {
+    /* Idle connections (open, nothing to write, nothing awaited) are
+     * watched only every KV__IDLE_CHECK_MS, for a peer that closed them:
+     * a client with a connection to every node of a large cluster should
+     * not hand the kernel all of them every round. */
+    bool idle_too = now >= cs[i]->idle_check_ms;
+    if (idle_too)
+      cs[i]->idle_check_ms = now + KV__IDLE_CHECK_MS;
     for (size_t j = 0; j < cs[i]->nconns && m < nfds; j++) {
       kv__conn *k = cs[i]->conns[j];
       if (k->fd < 0)
+        continue;
+      if (!idle_too && k->state == KV__READY && k->inflight == 0 &&
+          k->out.len == 0 && !k->tls_want && !kv__conn_pending(k))
         continue;
       fds[m].fd = k->fd;
       fds[m].events = kv__conn_events(k);

@@ -74,6 +74,7 @@ kv__req *kv__req_new(kv_client *c, int kind, kv__conn *k, uint32_t timeout_ms,
   q->id = id;
   q->kind = kind;
   q->conn = k;
+  k->inflight++;
   q->timeout_ms = timeout_ms;
   q->deadline_ms = now + timeout_ms;
   c->slots[id & c->slot_mask] = q;
@@ -92,6 +93,7 @@ kv__req *kv__req_new(kv_client *c, int kind, kv__conn *k, uint32_t timeout_ms,
 /* Removes q from the table and the in-flight list (not yet recycled). */
 void kv__req_unlink(kv_client *c, kv__req *q) {
   c->slots[q->id & c->slot_mask] = NULL;
+  q->conn->inflight--;
   q->prev->next = q->next;
   q->next->prev = q->prev;
   q->prev = q->next = NULL;

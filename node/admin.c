@@ -108,7 +108,7 @@ static void admin__ring(node *n, msgpack_packer *pk) {
 
 static void admin__stats(node *n, msgpack_packer *pk) {
   const core_stats *s = &n->stats;
-  msgpack_pack_map(pk, n->io.cpu_us ? 38 : 36);
+  msgpack_pack_map(pk, n->io.cpu_us ? 39 : 37);
   admin__pack_str(pk, "node", n->id);
   admin__pack_u64(pk, "incarnation", n->incarnation);
   admin__pack_str(pk, "version", n->version);
@@ -120,6 +120,7 @@ static void admin__stats(node *n, msgpack_packer *pk) {
   admin__pack_u64(pk, "coord_puts", s->coord_puts);
   admin__pack_u64(pk, "repl_puts", s->repl_puts);
   admin__pack_u64(pk, "repl_gets", s->repl_gets);
+  admin__pack_u64(pk, "repl_puts_fast", s->repl_puts_fast);
   admin__pack_u64(pk, "read_repairs", s->read_repairs);
   admin__pack_u64(pk, "errors", s->errors);
   admin__pack_u64(pk, "timeouts", s->timeouts);

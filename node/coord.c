@@ -456,6 +456,7 @@ void coord_put(node *n, uint64_t conn, const wire_msg *m, bool is_delete,
   }
   core__dot_floor_bump(n, actor, local);
   r->result = local;
+  r->base_hash = old_hash;
   if (obj_encode(local, &r->enc)) {
     coord__fail(n, r, KV_ENOMEM, "out of memory");
     return;
@@ -535,7 +536,8 @@ static void coord__put_local_committed(node *n, core_req *r, uint32_t self) {
     rp.key.len = r->klen;
     rp.object.ptr = r->enc.data;
     rp.object.len = r->enc.len;
-    rp.flags = r->durable ? WIRE_REPL_DURABLE : 0;
+    rp.flags = WIRE_REPL_BASE | (r->durable ? WIRE_REPL_DURABLE : 0);
+    rp.base_hash = r->base_hash;
     wire_encode(&n->out, &rp);
     coord__send_target(n, r, i);
   }
@@ -658,12 +660,8 @@ static size_t coord__get_ok(node *n, uint64_t conn, uint64_t req_id,
 static void coord__read_repair(node *n, core_req *r) {
   if (!r->result)
     return;
-  kvbuf enc;
+  kvbuf enc; /* encoded when the first remote replica needs it */
   kvbuf_init(&enc);
-  if (obj_encode(r->result, &enc)) {
-    kvbuf_free(&enc);
-    return;
-  }
   for (uint32_t i = 0; i < r->ntargets; i++) {
     core_target *t = &r->targets[i];
     if (t->state != CORE_T_OK)
@@ -675,6 +673,8 @@ static void coord__read_repair(node *n, core_req *r) {
       core__local_merge(n, r->part, r->key, r->klen, r->result, 0, NULL);
       continue;
     }
+    if (!enc.len && obj_encode(r->result, &enc))
+      break;
     wire_msg rp = {.type = WIRE_REPL_PUT, .req_id = 0};
     rp.key.ptr = r->key;
     rp.key.len = r->klen;
@@ -764,10 +764,15 @@ static void coord__get_check(node *n, core_req *r) {
     }
   }
   if (r->replied && waiting == 0) {
-    /* Late answers may have added to what the client saw: merge again. */
-    obj_free(r->result);
-    r->result = NULL;
-    if (coord__merge(r) == 0) {
+    /* Late answers may have added to what the client saw: merge again
+     * (what every answer made is r->result already when none came late). */
+    int rc = 0;
+    if (r->late || !r->result) {
+      obj_free(r->result);
+      r->result = NULL;
+      rc = coord__merge(r);
+    }
+    if (rc == 0) {
       coord__read_repair(n, r);
       reap_maybe(n, r);
     }
@@ -919,6 +924,7 @@ void coord_on_reply(node *n, core_req *r, core_target *t, const wire_msg *m) {
   case CORE_REQ_GET:
     if (ok && m->type != WIRE_REPL_GET_OK)
       return;
+    r->late = r->replied;
     if (ok && m->object.ptr &&
         obj_decode(m->object.ptr, m->object.len, &t->answer) != 0)
       ok = false;

@@ -87,6 +87,7 @@ typedef struct node_stats {
   uint64_t gets, puts, dels, local_gets;
   uint64_t forwards, coord_puts;
   uint64_t repl_puts, repl_gets;
+  uint64_t repl_puts_fast; /* stored as they came (WIRE_REPL_BASE) */
   uint64_t read_repairs;
   uint64_t errors, timeouts, unavailable;
   uint64_t bad_frames;

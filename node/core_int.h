@@ -95,6 +95,7 @@ typedef struct core_req {
   bool durable;   /* DW > 0: replicas ack after fsync */
   bool from_peer; /* reply goes to a peer connection (COORD_PUT) */
   bool spares;    /* GET: replicas beyond R are asked only on failure */
+  bool late;      /* GET: an answer came after the client's */
   uint32_t gen;   /* bumped when the slot is reused */
   uint32_t slot;
   struct core_req *prev, *next; /* active list */
@@ -114,6 +115,7 @@ typedef struct core_req {
   core_target targets[NODE_FANOUT_MAX];
   obj *result; /* PUT: the coordinator's new object; GET, REAP: merged */
   kvbuf enc;   /* PUT: the encoded object sent to replicas */
+  uint64_t base_hash; /* PUT: XXH3 of the local bytes enc was made from */
   kvbuf typed; /* a typed PUT: the new state, for PUT_OK */
   int64_t typed_result[3]; /* and what the operation did (types.h) */
   wire_opts opts;

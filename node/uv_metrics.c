@@ -54,6 +54,10 @@ static void uvm__requests(kvbuf *out, const node_stats *s) {
               "Replica reads and writes this node served for coordinators.");
   prom_u64(out, "kvorum_replica_requests_total", "op=\"get\"", s->repl_gets);
   prom_u64(out, "kvorum_replica_requests_total", "op=\"put\"", s->repl_puts);
+  prom_family(out, "kvorum_replica_puts_unmerged_total", "counter",
+              "Replica writes stored as they came, without a merge: the "
+              "replica held the version the coordinator started from.");
+  prom_u64(out, "kvorum_replica_puts_unmerged_total", NULL, s->repl_puts_fast);
   prom_family(out, "kvorum_read_siblings", "histogram",
               "Values (siblings) per read that found its key.");
   prom_hist(out, "kvorum_read_siblings", NULL, &s->siblings, &kv_hist_count);

@@ -417,6 +417,16 @@ int wire_decode(const uint8_t *body, size_t len, const wire_limits *lim,
       return KV_EPROTO;
     need += 2;
   }
+  /* REPL_PUT's base (uint), which WIRE_REPL_BASE announces. */
+  if (type == WIRE_REPL_PUT && (msg->flags & WIRE_REPL_BASE)) {
+    if (nf > (uint32_t)need) {
+      if (mp_read_uint(&r, &msg->base_hash))
+        return KV_EPROTO;
+      need++;
+    } else {
+      msg->flags &= ~WIRE_REPL_BASE;
+    }
+  }
   /* HELLO_OK's optional server version (str). */
   if (type == WIRE_HELLO_OK && nf > (uint32_t)need) {
     if (mp_read_str(&r, &msg->server_version) ||
@@ -557,8 +567,9 @@ int wire_encode(kvbuf *out, const wire_msg *m) {
   bool pair = (m->type == WIRE_HELLO && m->user.ptr) ||
               (m->type == WIRE_PUT_OK && m->value.ptr);
   bool server = m->type == WIRE_HELLO_OK && m->server_version.ptr;
+  bool base = m->type == WIRE_REPL_PUT && (m->flags & WIRE_REPL_BASE);
   wire_begin(out, &pk, &start, m->type, m->req_id,
-             (uint32_t)need + (pair ? 2u : 0u) + (server ? 1u : 0u));
+             (uint32_t)need + (pair ? 2u : 0u) + (server || base ? 1u : 0u));
   switch (m->type) {
   case WIRE_HELLO:
     msgpack_pack_uint64(&pk, m->version);
@@ -628,6 +639,8 @@ int wire_encode(kvbuf *out, const wire_msg *m) {
     wire__pack_bin(&pk, m->key);
     wire__pack_bin(&pk, m->object);
     msgpack_pack_uint32(&pk, m->flags);
+    if (base)
+      msgpack_pack_uint64(&pk, m->base_hash);
     break;
   case WIRE_REPL_PUT_OK:
     break;

@@ -61,7 +61,11 @@
  *   ADMIN_OK     result: any msgpack object (rendered as JSON by the CLI)
  *   PEER_HELLO   version:uint, node_id:str, incarnation:uint
  *   REPL_PUT     key:bin, object:bin (encoded obj, storage/obj.h), flags:uint
- *                (WIRE_REPL_DURABLE: ack after fsync)
+ *                (WIRE_REPL_DURABLE: ack after fsync) [, base:uint]
+ *                (with WIRE_REPL_BASE: the XXH3-64 of the stored bytes the
+ *                coordinator made the object from, 0 for none; a replica
+ *                holding exactly those bytes stores the object as it is,
+ *                since it descends them, without decoding and merging)
  *   REPL_PUT_OK  (nothing)            -- errors come back as ERROR
  *   REPL_GET     key:bin
  *   REPL_GET_OK  object:bin|nil       (nil: no such key on this replica)
@@ -197,6 +201,7 @@ typedef struct wire_opts {
 #define WIRE_SIB_DELETED 0x1u
 #define WIRE_SIB_TYPED 0x2u /* the value is a data type's merged state */
 #define WIRE_REPL_DURABLE 0x1u
+#define WIRE_REPL_BASE 0x2u /* REPL_PUT carries base (wire_msg.base_hash) */
 #define WIRE_COORD_DELETE 0x1u
 
 /* One decoded message. Only the fields of its type are meaningful; slices
@@ -208,6 +213,7 @@ typedef struct wire_msg {
   uint64_t incarnation; /* PEER_HELLO */
   uint32_t partitions;  /* HELLO_OK */
   uint32_t flags;       /* REPL_PUT, COORD_PUT, PEER_MSG kind */
+  uint64_t base_hash;   /* REPL_PUT with WIRE_REPL_BASE */
   int32_t code;         /* ERROR */
   kv_slice key;
   kv_slice value;

@@ -295,6 +295,23 @@ static void test_replica_error_fails(void) {
 }
 
 /* A get merges the siblings the replicas hold and repairs a stale one. */
+/* Every one of the three replicas p holds key, with nsib siblings, and
+ * all three hold the same object. */
+static void tc_replicas_equal(sim *s, const int *p, const char *key,
+                              size_t nsib) {
+  obj *o[3] = {NULL, NULL, NULL};
+  for (int i = 0; i < 3; i++)
+    sim_store_get(s, p[i], key, strlen(key), &o[i]);
+  CHECK(o[0] && o[1] && o[2]);
+  if (o[0] && o[1] && o[2]) {
+    CHECK(obj_sibling_count(o[0]) == nsib);
+    CHECK(obj_equal(o[0], o[1]));
+    CHECK(obj_equal(o[0], o[2]));
+  }
+  for (int i = 0; i < 3; i++)
+    obj_free(o[i]);
+}
+
 static void test_get_merges_and_repairs(void) {
   /* Anti-entropy off (one exchange per hour): only read repair fixes. */
   sim *s = tc_cluster(15, 3600000);
@@ -327,19 +344,7 @@ static void test_get_merges_and_repairs(void) {
   CHECK(a.n == 2);
   if (a.n >= 2)
     CHECK(a.r[1].type == WIRE_GET_OK && a.r[1].nsiblings == 2);
-  obj *o0 = NULL, *o1 = NULL, *o2 = NULL;
-  sim_store_get(s, p[0], "k", 1, &o0);
-  sim_store_get(s, p[1], "k", 1, &o1);
-  sim_store_get(s, p[2], "k", 1, &o2);
-  CHECK(o0 && o1 && o2);
-  if (o0 && o1 && o2) {
-    CHECK(obj_sibling_count(o0) == 2);
-    CHECK(obj_equal(o0, o1));
-    CHECK(obj_equal(o0, o2));
-  }
-  obj_free(o0);
-  obj_free(o1);
-  obj_free(o2);
+  tc_replicas_equal(s, p, "k", 2);
   sim_free(s);
 }
 
@@ -643,6 +648,43 @@ static void test_malformed_isolated(void) {
   sim_free(s);
 }
 
+/* A replica holding the version the coordinator started from stores the
+ * coordinator's object as it came (REPL_PUT's base); one that missed a
+ * write merges instead, and both end with the same object. */
+static void test_replica_fast_path(void) {
+  sim *s = tc_cluster(21, 3600000);
+  if (!s)
+    return;
+  int p[3];
+  tc_primaries(s, "k", p);
+  tc_client a;
+  tc_open(&a, s, p[0], true);
+  wire_opts w = {.w = 3, .timeout_ms = 300};
+  tc_put(&a, 1, "k", "v1", &w);
+  sim_run_for(s, 300);
+  CHECK(a.n == 1 && a.r[0].type == WIRE_PUT_OK);
+  const node_stats *s1 = node_stats_get(sim_node_core(s, p[1]));
+  const node_stats *s2 = node_stats_get(sim_node_core(s, p[2]));
+  CHECK(s1->repl_puts == 1 && s1->repl_puts_fast == 1);
+  CHECK(s2->repl_puts == 1 && s2->repl_puts_fast == 1);
+  /* p[2] misses the second write; the third finds it a version behind. */
+  tc_filter f[] = {{.to = p[2], .from = -1, .type = WIRE_REPL_PUT,
+                    .fate = SIM_DROP},
+                   {.fate = -1}};
+  sim_set_filter(s, tc_filter_fn, f);
+  wire_opts w2 = {.w = 2, .timeout_ms = 300, .flags = WIRE_OPT_REPLACE};
+  tc_put(&a, 2, "k", "v2", &w2);
+  sim_run_for(s, 300);
+  sim_set_filter(s, NULL, NULL);
+  tc_put(&a, 3, "k", "v3", &w2);
+  sim_run_for(s, 300);
+  CHECK(a.n == 3 && a.r[1].type == WIRE_PUT_OK && a.r[2].type == WIRE_PUT_OK);
+  CHECK(s1->repl_puts == 3 && s1->repl_puts_fast == 3);
+  CHECK(s2->repl_puts == 2 && s2->repl_puts_fast == 1);
+  tc_replicas_equal(s, p, "k", 1);
+  sim_free(s);
+}
+
 typedef struct tc_case {
   const char *name;
   void (*fn)(void);
@@ -661,6 +703,7 @@ int main(void) {
       {"hints_rehomed", test_hints_rehomed},
       {"ttl_expires", test_ttl_expires},
       {"typed_set", test_typed_set},
+      {"replica_fast_path", test_replica_fast_path},
   };
   int passed = 0, failed = 0;
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -766,6 +766,35 @@ static void test_forward_compat(void) {
         seq(s.value, S("v")) && s.expires_ms == 1234 &&
         mp_remaining(&r) == 0);
   kvbuf_free(&b);
+
+  /* REPL_PUT's base: with WIRE_REPL_BASE it round-trips (0 included);
+   * without the flag none is sent; the flag without the field (not sent
+   * by any version, but possible) reads as no base. */
+  static const uint64_t bases[] = {0, 1, 0xfedcba9876543210ull};
+  for (size_t i = 0; i < 4; i++) {
+    wire_msg m = {.type = WIRE_REPL_PUT, .req_id = 8};
+    m.key = S("k");
+    m.object = S("o");
+    m.flags = i < 3 ? WIRE_REPL_BASE | WIRE_REPL_DURABLE : WIRE_REPL_DURABLE;
+    m.base_hash = i < 3 ? bases[i] : 77;
+    kvbuf_init(&b);
+    CHECK(wire_encode(&b, &m) == 0);
+    CHECK(wire_decode(b.data + WIRE_HEADER_BYTES, b.len - WIRE_HEADER_BYTES,
+                      NULL, &d) == 0);
+    CHECK(d.flags == m.flags && d.base_hash == (i < 3 ? bases[i] : 0));
+    kvbuf_free(&b);
+  }
+  kvbuf_init(&b);
+  mp_packer_init(&pk, &b);
+  msgpack_pack_array(&pk, 5);
+  msgpack_pack_uint32(&pk, WIRE_REPL_PUT);
+  msgpack_pack_uint64(&pk, 3);
+  mp_pack_bin(&pk, "k", 1);
+  mp_pack_bin(&pk, "o", 1);
+  msgpack_pack_uint32(&pk, WIRE_REPL_BASE);
+  CHECK(wire_decode(b.data, b.len, NULL, &d) == 0 && d.flags == 0 &&
+        d.base_hash == 0);
+  kvbuf_free(&b);
 }
 
 /* ---- small helpers ---- */

@@ -40,8 +40,7 @@ static int replica__fast(node *n, uint32_t part, const wire_msg *m,
  * (and fsync when asked). */
 void replica_on_put(node *n, uint64_t conn, const wire_msg *m) {
   n->stats.repl_puts++;
-  obj *remote = NULL;
-  int rc = obj_decode(m->object.ptr, m->object.len, &remote);
+  int rc = obj_check(m->object.ptr, m->object.len);
   if (rc) {
     core__send_error(n, conn, m->req_id, rc, "replicated object is invalid");
     return;
@@ -50,7 +49,6 @@ void replica_on_put(node *n, uint64_t conn, const wire_msg *m) {
       ring_partition(gossip_ring(n->gossip), m->key.ptr, m->key.len);
   core_req *r = core__req_new(n, CORE_REQ_REPLICA);
   if (!r) {
-    obj_free(remote);
     core__send_error(n, conn, m->req_id, KV_EOVERLOAD,
                      "replica %s is overloaded", n->id);
     return;
@@ -59,10 +57,14 @@ void replica_on_put(node *n, uint64_t conn, const wire_msg *m) {
   r->reply_id = m->req_id;
   r->durable = (m->flags & WIRE_REPL_DURABLE) != 0;
   r->deadline_ms = core__now(n) + n->timeout_ms * 4u;
-  if (!replica__fast(n, part, m, core__req_wire_id(r, 0), &rc))
-    rc = core__local_merge(n, part, m->key.ptr, m->key.len, remote,
-                           core__req_wire_id(r, 0), NULL);
-  obj_free(remote);
+  if (!replica__fast(n, part, m, core__req_wire_id(r, 0), &rc)) {
+    obj *remote = NULL;
+    rc = obj_decode(m->object.ptr, m->object.len, &remote);
+    if (rc == 0)
+      rc = core__local_merge(n, part, m->key.ptr, m->key.len, remote,
+                             core__req_wire_id(r, 0), NULL);
+    obj_free(remote);
+  }
   if (rc) {
     core__req_free(n, r);
     core__send_error(n, conn, m->req_id, rc, "replica %s cannot store: %s",

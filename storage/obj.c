@@ -210,22 +210,37 @@ static int obj__read_header(mp_reader *r, uint32_t *nents) {
   return 0;
 }
 
+/* Pass 1 of obj_decode: validates everything and sizes the arrays. */
+static int obj__measure(const uint8_t *buf, size_t len, uint32_t *nents,
+                        size_t *nvals, size_t *nbytes) {
+  mp_reader r;
+  mp_reader_init(&r, buf, len);
+  int rc = obj__read_header(&r, nents);
+  if (!rc)
+    rc = obj__read_entries(&r, *nents, NULL, nvals, nbytes);
+  if (rc)
+    return rc;
+  if (mp_remaining(&r) != 0)
+    return KV_EPROTO;
+  if (*nvals > UINT32_MAX)
+    return KV_ECORRUPT;
+  return 0;
+}
+
+int obj_check(const uint8_t *buf, size_t len) {
+  uint32_t nents = 0;
+  size_t nvals = 0, nbytes = 0;
+  return obj__measure(buf, len, &nents, &nvals, &nbytes);
+}
+
 int obj_decode(const uint8_t *buf, size_t len, obj **out) {
   mp_reader r;
   uint32_t nents = 0;
   size_t nvals = 0, nbytes = 0;
   *out = NULL;
-  /* Pass 1: validate everything and size the arrays. */
-  mp_reader_init(&r, buf, len);
-  int rc = obj__read_header(&r, &nents);
-  if (!rc)
-    rc = obj__read_entries(&r, nents, NULL, &nvals, &nbytes);
+  int rc = obj__measure(buf, len, &nents, &nvals, &nbytes);
   if (rc)
     return rc;
-  if (mp_remaining(&r) != 0)
-    return KV_EPROTO;
-  if (nvals > UINT32_MAX)
-    return KV_ECORRUPT;
   /* Pass 2: fill (cannot fail: the same bytes passed above). */
   obj *o = obj_new();
   if (!o || obj__alloc(o, nents, nvals, nbytes)) {

@@ -74,6 +74,9 @@ obj *obj_clone(const obj *o);
  * format version must be OBJ_FORMAT_VERSION. Returns 0 and *out (caller
  * frees), KV_EPROTO/KV_ECORRUPT, KV_EVERSION, or KV_ENOMEM. */
 int obj_decode(const uint8_t *buf, size_t len, obj **out);
+/* Checks buf as obj_decode does, without building the object (nothing is
+ * allocated). Returns 0 or obj_decode's error for the same bytes. */
+int obj_check(const uint8_t *buf, size_t len);
 /* Appends the encoding of o to out. Returns 0 or KV_ENOMEM. */
 int obj_encode(const obj *o, kvbuf *out);
 

@@ -126,6 +126,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int rc = obj_decode(data, size, &o);
   FZ_CHECK(rc == 0 || rc == KV_EPROTO || rc == KV_ECORRUPT ||
            rc == KV_EVERSION || rc == KV_ENOMEM);
+  /* obj_check judges the bytes as obj_decode does. */
+  FZ_CHECK(rc == KV_ENOMEM || obj_check(data, size) == rc);
   if (rc == 0) {
     FZ_CHECK(o != NULL);
     check_object(o);

@@ -336,7 +336,8 @@ static void test_decoder(void) {
   int bad_prefix = 0;
   for (size_t n = 0; n < enc.len; n++) {
     obj *d = NULL;
-    if (obj_decode(enc.data, n, &d) == 0 || d != NULL)
+    if (obj_decode(enc.data, n, &d) == 0 || d != NULL ||
+        obj_check(enc.data, n) == 0)
       bad_prefix++;
     obj_free(d);
   }
@@ -358,7 +359,10 @@ static void test_decoder(void) {
       memcpy(buf, enc.data, enc.len);
       buf[i] = (f == 0) ? (uint8_t)(buf[i] ^ 0xff) : flips[f];
       d = NULL;
-      if (obj_decode(buf, enc.len, &d) == 0) {
+      int drc = obj_decode(buf, enc.len, &d);
+      if (obj_check(buf, enc.len) != drc)
+        bad_reencode++; /* obj_check must judge as obj_decode does */
+      if (drc == 0) {
         kvbuf e2;
         obj *d2 = NULL;
         kvbuf_init(&e2);

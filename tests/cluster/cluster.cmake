@@ -19,5 +19,6 @@ if(TARGET kvorumd AND TARGET kvorum_cli)
     # Timing bounds polled through the CLI stretch under the sanitizers.
     set_tests_properties(cluster_membership PROPERTIES
                          ENVIRONMENT KV_TIME_FACTOR=2)
+    set_tests_properties(cluster_join_leave PROPERTIES ENVIRONMENT KV_SAN=1)
   endif()
 endif()

@@ -60,6 +60,8 @@ typedef struct uvn_conn {
   uvt_conn *tls;           /* TLS state, or NULL for plain TCP */
   bool sniff;              /* the port takes both: the first byte decides */
   bool dial_tls;           /* PEER_OUT: speak TLS once connected */
+  bool peer_checked;       /* PEER_OUT over TLS: the answering node's
+                              certificate was checked (uvn__dialled_named) */
   bool rx;                 /* something was read */
   uint8_t role;            /* auth_role once authenticated (--auth-file) */
   uint8_t auth_fails;      /* failed logins on this connection */

@@ -292,6 +292,46 @@ static uvt_role uvn__tls_role(const uvn_conn *c) {
                                         : UVT_ACCEPT_CLIENT;
 }
 
+/* A connection this node dialled over TLS, once its handshake is done:
+ * the certificate must be a node's, and when the address belongs to a
+ * known member, it must name that member (a node's certificate that
+ * another node's address answers with is refused, as a PEER_HELLO that
+ * claims another node's id is on the accepting side). An address no
+ * member has yet (a seed) takes any node's certificate. Returns false
+ * (c closing) when it is refused. */
+static bool uvn__dialled_named(uvn_conn *c) {
+  if (c->kind != NODE_CONN_PEER_OUT || c->peer_checked || !c->peer ||
+      !uvt_conn_ready(c->tls))
+    return true;
+  c->peer_checked = true;
+  const gossip *g = node_gossip(c->u->core);
+  const gossip_member *owner = NULL;
+  for (size_t i = 0, n = gossip_member_count(g); i < n && !owner; i++) {
+    const gossip_member *m = gossip_member_at(g, i);
+    if (m && m->status != GOSSIP_REMOVED &&
+        strcmp(m->peer_addr, c->peer->addr) == 0)
+      owner = m;
+  }
+  char subject[128], why[320];
+  uvt_conn_subject(c->tls, subject, sizeof(subject));
+  if (!uvt_conn_is_node(c->tls))
+    snprintf(why, sizeof(why),
+             "its certificate (%s) is not a node's: it lacks the serverAuth "
+             "extended key usage",
+             subject);
+  else if (owner && !uvt_conn_names(c->tls, owner->id))
+    snprintf(why, sizeof(why),
+             "%s is node %s's address, but the certificate there names %s",
+             c->peer->addr, owner->id, subject);
+  else
+    return true;
+  uvn__tls_refused(c, why);
+  c->peer->failed_ms = uv_now(c->u->loop); /* redial after UVN_RECONNECT_MS */
+  c->out.len = 0;
+  uvn__conn_close(c);
+  return false;
+}
+
 /* Before frames are read: a port that takes both tells TLS by its first
  * byte (a TLS handshake record is 0x16; no native frame, RESP command or
  * HTTP request starts so), and TLS turns what arrived in c->tin into
@@ -327,6 +367,8 @@ static bool uvn__tls_in(uvn_conn *c) {
     uvn__mark_dirty(c);
     return false;
   }
+  if (!uvn__dialled_named(c))
+    return false;
   uvn__mark_dirty(c); /* handshake bytes, or output waiting for it */
   return true;
 }

@@ -257,6 +257,13 @@ def metric(i, name):
     return int(m.group(1)) if status == 200 and m else None
 
 
+
+def node_flags(i):
+    """Node i's flags: TLS everywhere, users, its Redis and HTTP ports."""
+    return tls_flags(certs, i) + [
+        "--auth-file", users, "--resp", f"127.0.0.1:{resp_ports[i - 1]}",
+        "--http", f"127.0.0.1:{http_ports[i - 1]}"]
+
 try:
     dev_certs(certs, "n1", "n2", "n3", "n5")
     dev_certs(other, "n4")
@@ -266,9 +273,7 @@ try:
     c.cli_flags = ["--tls-ca", ca, "--user", "admin"]
     c.cli_pw = PW["admin"]
     for i in NODES:
-        c.start(i, tls_flags(certs, i) + [
-            "--auth-file", users, "--resp", f"127.0.0.1:{resp_ports[i - 1]}",
-            "--http", f"127.0.0.1:{http_ports[i - 1]}"])
+        c.start(i, node_flags(i))
     t.check(c.wait_all_up(NODES, timeout=30 * SLOW) is not None,
             "three nodes up with TLS on every port and --auth-file "
             "(status through the CLI over TLS as admin)")
@@ -343,6 +348,26 @@ try:
     refused = metric(1, "kvorum_tls_refused_total") or 0
     refused += sum(metric(i, "kvorum_tls_refused_total") or 0 for i in (2, 3))
     t.check(refused > 0, f"kvorum_tls_refused_total counts them: {refused}")
+
+    # A member's address answered by another node's certificate (same CA):
+    # n3 stops and a kvorumd with n5's certificate takes its peer port.
+    # The others dial n3's address (gossip, probes) and refuse to talk.
+    c.stop(3)
+    squatter = c.spawn("squatter", [
+        kvorumd, "--id", "n5", "--listen", f"127.0.0.1:{free_ports(1)[0]}",
+        "--peer", c.peer(3), "--data", os.path.join(c.tmp, "squatter"),
+        "--tls-cert", f"{certs}/n5.pem", "--tls-key", f"{certs}/n5.key",
+        "--tls-ca", ca])
+    why = f"{c.peer(3)} is node n3's address, but the certificate there names"
+    t.check(c.wait_until(lambda: logs_have(c, (1, 2), why), 20 * SLOW)
+            is not None,
+            f"n3's address answered with n5's certificate: its peers log "
+            f"'{why} ...' and do not talk to it")
+    squatter.kill()
+    squatter.wait(timeout=10)
+    c.start(3, node_flags(3))
+    t.check(c.wait_all_up(NODES, timeout=30 * SLOW) is not None,
+            "n3 back at its address: its peers take its certificate")
 
     # ---- c. users and roles ----
     fails0 = metric(1, "kvorum_auth_failures_total")
@@ -459,9 +484,7 @@ try:
     kept.close()
     # New peer connections to and from n1 carry the new certificate.
     c.stop(2)
-    c.start(2, tls_flags(certs, 2) + [
-        "--auth-file", users, "--resp", f"127.0.0.1:{resp_ports[1]}",
-        "--http", f"127.0.0.1:{http_ports[1]}"])
+    c.start(2, node_flags(2))
     t.check(c.wait_all_up(NODES, timeout=30 * SLOW) is not None,
             "n2 restarted: peers take n1's new certificate")
     rc, _, err = c.cli(1, "put", "after-reload", "v", "--w", "all",

@@ -948,7 +948,7 @@ int uvh_open(uvn *u, const char *addr) {
  * upgrade, so with `both` HTTP stays plain (docs/security.md). */
 void uvh_tls_reloaded(uvn *u) {
   uvh.accept.ssl_ctx = u->tls && u->cfg->client_tls == UVT_TLS
-                           ? uvt_ctx_server(u->tls)
+                           ? uvt_ctx_https(u->tls)
                            : NULL;
 }
 

@@ -220,9 +220,9 @@ static void uvm__shell(kvbuf *out, uvn *u) {
        "Failed logins (wrong user or password) on every port.",
        u->auth_failures},
       {"kvorum_tls_refused_total", "counter",
-       "TLS handshakes that failed on the native, peer and Redis ports, and "
+       "TLS handshakes that failed on every port (HTTPS included), and "
        "peers whose certificate did not name them.",
-       u->tls_failures},
+       u->tls_failures + (u->tls ? uvt_ctx_https_refused(u->tls) : 0)},
   };
   uvm__ones(out, sec, sizeof(sec) / sizeof(sec[0]));
   prom_family(out, "kvorum_event_loop_lag_seconds", "histogram",

@@ -26,8 +26,27 @@
 
 struct uvt_ctx {
   SSL_CTX *server, *client;
+  SSL_CTX *https;         /* server's twin for h2o, counting failures */
+  uint64_t https_refused; /* HTTPS handshakes that failed */
   char cert[UVT_PATH_MAX], key[UVT_PATH_MAX], ca[UVT_PATH_MAX];
 };
+
+/* Our ex_data slots: the uvt_ctx of the HTTPS SSL_CTX, and whether a
+ * connection's failure was counted. Never h2o's (it has its own). */
+static int uvt__ctx_slot = -1, uvt__ssl_slot = -1;
+
+/* h2o runs the HTTPS handshakes; this counts the ones that fail: a fatal
+ * alert, sent or received, before the handshake finished, once per
+ * connection. */
+static void uvt__https_info(const SSL *ssl, int where, int ret) {
+  if (!(where & SSL_CB_ALERT) || (ret >> 8) != SSL3_AL_FATAL ||
+      SSL_is_init_finished(ssl) || SSL_get_ex_data(ssl, uvt__ssl_slot))
+    return;
+  SSL_set_ex_data((SSL *)ssl, uvt__ssl_slot, (void *)1);
+  uvt_ctx *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), uvt__ctx_slot);
+  if (t)
+    t->https_refused++;
+}
 
 struct uvt_conn {
   SSL *ssl;
@@ -100,22 +119,37 @@ static SSL_CTX *uvt__ctx(const SSL_METHOD *method, const char *cert,
 }
 
 static int uvt__load(uvt_ctx *t, char *err, size_t errlen) {
+  if (uvt__ctx_slot < 0)
+    uvt__ctx_slot = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+  if (uvt__ssl_slot < 0)
+    uvt__ssl_slot = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
   SSL_CTX *s = uvt__ctx(TLS_server_method(), t->cert, t->key, t->ca, err,
                         errlen);
-  if (!s)
-    return KV_EINVAL;
-  SSL_CTX *c = uvt__ctx(TLS_client_method(), t->cert, t->key, t->ca, err,
-                        errlen);
-  if (!c) {
+  SSL_CTX *h = s ? uvt__ctx(TLS_server_method(), t->cert, t->key, t->ca,
+                            err, errlen)
+                 : NULL;
+  SSL_CTX *c = h ? uvt__ctx(TLS_client_method(), t->cert, t->key, t->ca,
+                            err, errlen)
+                 : NULL;
+  if (!c || uvt__ctx_slot < 0 || uvt__ssl_slot < 0) {
     SSL_CTX_free(s);
+    SSL_CTX_free(h);
+    SSL_CTX_free(c);
+    if (c)
+      snprintf(err, errlen, "cannot create a TLS context");
     return KV_EINVAL;
   }
   /* Client certificates are asked for on every port; the peer port
    * requires one (uvt_conn_new). */
   SSL_CTX_set_client_CA_list(s, SSL_load_client_CA_file(t->ca));
+  SSL_CTX_set_client_CA_list(h, SSL_load_client_CA_file(t->ca));
+  SSL_CTX_set_ex_data(h, uvt__ctx_slot, t);
+  SSL_CTX_set_info_callback(h, uvt__https_info);
   SSL_CTX_free(t->server);
+  SSL_CTX_free(t->https);
   SSL_CTX_free(t->client);
   t->server = s;
+  t->https = h;
   t->client = c;
   return 0;
 }
@@ -154,11 +188,13 @@ void uvt_ctx_free(uvt_ctx *t) {
   if (!t)
     return;
   SSL_CTX_free(t->server);
+  SSL_CTX_free(t->https);
   SSL_CTX_free(t->client);
   free(t);
 }
 
-SSL_CTX *uvt_ctx_server(uvt_ctx *t) { return t->server; }
+SSL_CTX *uvt_ctx_https(uvt_ctx *t) { return t->https; }
+uint64_t uvt_ctx_https_refused(const uvt_ctx *t) { return t->https_refused; }
 
 uvt_conn *uvt_conn_new(uvt_ctx *t, uvt_role role) {
   uvt_conn *c = calloc(1, sizeof(*c));

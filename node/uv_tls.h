@@ -41,9 +41,13 @@ int uvt_ctx_new(const char *cert, const char *key, const char *ca,
  * says why. Returns 0 or KV_EINVAL. */
 int uvt_ctx_reload(uvt_ctx *t, char *err, size_t errlen);
 void uvt_ctx_free(uvt_ctx *t);
-/* The accepting SSL_CTX (for h2o, which runs its own handshakes); valid
+/* The accepting SSL_CTX for h2o, which runs its own handshakes (the
+ * server's settings, and a count of the handshakes that fail); valid
  * until the next reload. */
-SSL_CTX *uvt_ctx_server(uvt_ctx *t);
+SSL_CTX *uvt_ctx_https(uvt_ctx *t);
+/* HTTPS handshakes that failed (a fatal alert sent or received before the
+ * handshake finished), since the node started. */
+uint64_t uvt_ctx_https_refused(const uvt_ctx *t);
 
 typedef enum uvt_role {
   UVT_ACCEPT_CLIENT, /* a client port: a client certificate is verified

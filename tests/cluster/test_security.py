@@ -313,6 +313,15 @@ try:
     rc, status, out = curl(1, "/health", scheme="http")
     t.check(rc != 0 and status == 0,
             f"curl http:// to the HTTPS port fails (curl status {rc})")
+    before = metric(1, "kvorum_tls_refused_total") or 0
+    rc, _ = run(["curl", "-sS", "--max-time", "10", "--cacert",
+                 os.path.join(other, "ca.pem"),
+                 f"https://127.0.0.1:{http_ports[0]}/health"])
+    after = metric(1, "kvorum_tls_refused_total") or 0
+    t.check(rc != 0 and after == before + 1,
+            f"curl trusting another CA fails its HTTPS handshake (curl "
+            f"status {rc}) and kvorum_tls_refused_total counts it once "
+            f"({before} -> {after})")
 
     # ---- b. nodes the cluster must not take ----
     def rogue(name, node_id, cert):

@@ -50,7 +50,7 @@ for r in $(seq 1 "$ROUNDS"); do
       --json "$TMP/$side$r.json" >/dev/null 2>&1
     t=$(tput_of "$TMP/$side$r.json")
     c=$(cpu_of "$TMP/$side$r.json")
-    p=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["all"]["p99_us"])' "$TMP/$side$r.json")
+    p=$(jq_ "$TMP/$side$r.json" 'j["all"]["p99_us"]')
     echo "round $r $side: $t ops/s, server $c us/op, p99 $p us" >&2
     if [ "$side" = a ]; then TA="$TA $t"; CA="$CA $c"; PA="$PA $p"
     else TB="$TB $t"; CB="$CB $c"; PB="$PB $p"; fi

@@ -31,7 +31,6 @@ CLI=$BUILD/client/kvorum
 . "$(dirname "$0")/lib.sh"
 bench_setup kvcompare
 
-jq_() { /usr/bin/python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 p99_of() { jq_ "$1" 'max(v["p99_us"] for v in j["ops"].values() if v.get("count"))'; }
 bcpu_of() { jq_ "$1" 'round(j["bench_cpu"]["us_per_op"],1)'; }
 errs_of() { jq_ "$1" 'j["errors"]'; }
@@ -79,34 +78,10 @@ rows={r[0]:r[1] for r in csv.reader(open(sys.argv[1])) if len(r)>1}
 print(round(float(rows.get("SET","0"))), round(float(rows.get("GET","0"))))' "$OUT/rb_$2.csv"
 }
 
-wait_nodes() { # HOST COUNT
-  for _ in $(seq 1 200); do
-    n=$("$CLI" --host "$1" status --json 2>/dev/null | grep -o '"state": *"up"' | wc -l)
-    [ "$n" -ge "$2" ] && return 0
-    sleep 0.1
-  done
-  echo "compare: nodes did not come up" >&2
-  exit 1
-}
-
 start_nodes() { # COUNT N -> sets HOSTS, RHOSTS (Redis protocol), RPORT1
-  local count=$1 n=$2 seeds="" i
-  local cps=() pps=() rps=()
-  for i in $(seq 1 "$count"); do cps+=("$(port)"); pps+=("$(port)"); rps+=("$(port)"); done
-  for i in $(seq 1 "$count"); do seeds="$seeds${seeds:+,}127.0.0.1:${pps[$((i-1))]}"; done
-  HOSTS=""
-  RHOSTS=""
-  RPORT1=${rps[0]}
-  for i in $(seq 1 "$count"); do
-    RHOSTS="$RHOSTS${RHOSTS:+,}127.0.0.1:${rps[$((i-1))]}"
-    "$KVD" --id "n$i" --listen "127.0.0.1:${cps[$((i-1))]}" --peer "127.0.0.1:${pps[$((i-1))]}" \
-      --resp "127.0.0.1:${rps[$((i-1))]}" \
-      --data "$TMP/c$count-n$i" --seeds "$seeds" --n "$n" --r $(( n/2 + 1 )) --w $(( n/2 + 1 )) \
-      --log-level warn 2>>"$TMP/nodes.log" &
-    pids+=($!)
-    HOSTS="$HOSTS${HOSTS:+,}127.0.0.1:${cps[$((i-1))]}"
-  done
-  wait_nodes "127.0.0.1:${cps[0]}" "$count"
+  CLUSTER_SIZE=$1 NREP=$2 start_cluster "c$1-n" with_resp
+  RHOSTS=$(resp_hosts)
+  RPORT1=${PORTS[0]}
 }
 
 stop_nodes() {

@@ -1,6 +1,5 @@
 # bench/lib.sh: what the side-by-side bench scripts share (sourced, bash):
-# free ports, reading kvorum-bench's JSON, and three-node clusters on
-# 127.0.0.1. The caller sets KVD, CLI, TMP and the array pids (and
+# free ports, reading kvorum-bench's JSON, and clusters on 127.0.0.1. The caller sets KVD, CLI, TMP and the array pids (and
 # KVD_ENV, assignments for env(1) to run kvorumd with).
 
 # bench_setup NAME: OUT (bench/results, created), TMP (a new directory
@@ -20,22 +19,27 @@ bench_cleanup() {
 }
 
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-tput_of() { /usr/bin/python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["throughput_ops_s"]))' "$1"; }
-cpu_of() { /usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])).get("server_cpu"); print(round(c["us_per_op"],1) if c else "-")' "$1"; }
+# jq_ FILE EXPR: EXPR (Python, the JSON as j) over kvorum-bench's --json FILE.
+jq_() { /usr/bin/python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+tput_of() { jq_ "$1" 'round(j["throughput_ops_s"])'; }
+cpu_of() { jq_ "$1" 'round(j["server_cpu"]["us_per_op"],1) if j.get("server_cpu") else "-"'; }
 
-# start_cluster NAME FLAGFN [CLI FLAGS...]: three kvorumd NAME0..NAME2,
-# N=3; FLAGFN I ID sets the array NODE_EXTRA to node I's own flags (its
-# HTTP port, its certificate). Waits until the first node sees all three
-# up (asking with the CLI flags given). Sets HOSTS (native addresses,
-# comma-separated) and PORTS (I -> a free port FLAGFN may use).
+# start_cluster NAME FLAGFN [CLI FLAGS...]: CLUSTER_SIZE (default three)
+# kvorumd NAME0, NAME1, ...; FLAGFN I ID sets the array NODE_EXTRA to node
+# I's own flags (its HTTP port, its certificate, N). Waits until the first
+# node sees them all up (asking with the CLI flags given). Sets HOSTS
+# (native addresses, comma-separated) and PORTS (I -> a free port FLAGFN
+# may use).
 start_cluster() {
-  local name=$1 flagfn=$2 seeds="" i cps=() pps=()
+  local name=$1 flagfn=$2 size=${CLUSTER_SIZE:-3} seeds="" i cps=() pps=()
   shift 2
   HOSTS=""
   PORTS=()
-  for i in 0 1 2; do cps+=("$(port)"); pps+=("$(port)"); PORTS+=("$(port)"); done
-  for i in 0 1 2; do seeds="$seeds${seeds:+,}127.0.0.1:${pps[$i]}"; done
-  for i in 0 1 2; do
+  for i in $(seq 0 $((size - 1))); do
+    cps+=("$(port)"); pps+=("$(port)"); PORTS+=("$(port)")
+    seeds="$seeds${seeds:+,}127.0.0.1:${pps[$i]}"
+  done
+  for i in $(seq 0 $((size - 1))); do
     NODE_EXTRA=()
     "$flagfn" "$i" "$name$i"
     env ${KVD_ENV:-} "$KVD" --id "$name$i" --listen "127.0.0.1:${cps[$i]}" --peer "127.0.0.1:${pps[$i]}" \
@@ -46,11 +50,24 @@ start_cluster() {
   done
   for _ in $(seq 1 200); do
     n=$("$CLI" "$@" --host "127.0.0.1:${cps[0]}" status --json 2>/dev/null | grep -o '"state": *"up"' | wc -l)
-    [ "$n" -ge 3 ] && return 0
+    [ "$n" -ge "$size" ] && return 0
     sleep 0.1
   done
   echo "bench: cluster $name did not come up (see $TMP/nodes.log)" >&2
   exit 1
+}
+
+# with_resp I ID, a FLAGFN for start_cluster: node I serves the Redis
+# protocol on PORTS[I] and keeps NREP replicas (a majority for R and W).
+with_resp() {
+  NODE_EXTRA=(--resp "127.0.0.1:${PORTS[$1]}" --n "$NREP"
+              --r $(( NREP / 2 + 1 )) --w $(( NREP / 2 + 1 )))
+}
+# resp_hosts: the Redis addresses of the cluster with_resp started.
+resp_hosts() {
+  local p out=""
+  for p in "${PORTS[@]}"; do out="$out${out:+,}127.0.0.1:$p"; done
+  echo "$out"
 }
 
 # ratios OUT NAME_A NAME_B "A figures" "B figures": the medians and the

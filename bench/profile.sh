@@ -28,29 +28,9 @@ bench_setup kvprofile
 
 NODES=${PROFILE_NODES:-3}
 NREP=$(( NODES < 3 ? NODES : 3 ))
-Q=$(( NREP / 2 + 1 ))
-cps=() pps=() rps=()
-seeds=""
-for i in $(seq 1 "$NODES"); do
-  cps+=("$(port)"); pps+=("$(port)"); rps+=("$(port)")
-  seeds="$seeds${seeds:+,}127.0.0.1:${pps[$((i-1))]}"
-done
-HOSTS=""
-RHOSTS=""
-for i in $(seq 0 $((NODES - 1))); do
-  "$KVD" --id "n$((i+1))" --listen "127.0.0.1:${cps[$i]}" --peer "127.0.0.1:${pps[$i]}" \
-    --resp "127.0.0.1:${rps[$i]}" \
-    --data "$TMP/n$i" --seeds "$seeds" --n "$NREP" --r "$Q" --w "$Q" --log-level warn \
-    2>>"$TMP/nodes.log" &
-  pids+=($!)
-  HOSTS="$HOSTS${HOSTS:+,}127.0.0.1:${cps[$i]}"
-  RHOSTS="$RHOSTS${RHOSTS:+,}127.0.0.1:${rps[$i]}"
-done
-for _ in $(seq 1 200); do
-  n=$("$CLI" --host "127.0.0.1:${cps[0]}" status --json 2>/dev/null | grep -o '"state": *"up"' | wc -l)
-  [ "$n" -ge "$NODES" ] && break
-  sleep 0.1
-done
+Q=$(( NREP / 2 + 1 ))  # with_resp's R and W
+CLUSTER_SIZE=$NODES start_cluster n with_resp
+RHOSTS=$(resp_hosts)
 ARGS=(--keys 100000 --value-size 100 --distribution zipfian --workload a
       --connections 50 --concurrency 50 --seed 1)
 "$BENCH" --hosts "$HOSTS" --load "${ARGS[@]}" --duration 2 >/dev/null

@@ -5,10 +5,6 @@
 # exist; tests/unit/examples.cmake includes it again after adding them.
 if(TARGET kvorum-cart AND TARGET kvorumd AND TARGET kvorum_cli AND
    NOT TEST cluster_cart_example)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
   add_test(NAME cluster_cart_example
            COMMAND ${KV_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_cart_example.py
                    $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>

@@ -3,10 +3,6 @@
 # tests/cluster/test_catchup.py writes and counts keys with kvtest-keys
 # (tests/cluster/kvtest_keys.c, libkvorum), which it builds here.
 if(TARGET kvorumd AND TARGET kvorum_cli AND TARGET kvorum_client)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
   add_executable(kvtest-keys ${CMAKE_CURRENT_LIST_DIR}/kvtest_keys.c)
   target_link_libraries(kvtest-keys PRIVATE kvorum_client)
   add_test(NAME cluster_catchup

@@ -1,10 +1,6 @@
 # The deployment files under deploy/ (Kubernetes manifests, Dockerfile,
 # systemd unit) checked statically and against kvorumd, and the container's
 # entry point run for real (tests/deploy/test_deploy.py).
-find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-if(NOT KV_PYTHON3)
-  find_program(KV_PYTHON3 python3 REQUIRED)
-endif()
 set(KV_DEPLOY_ARGS "")
 if(TARGET kvorumd)
   list(APPEND KV_DEPLOY_ARGS --kvorumd $<TARGET_FILE:kvorumd>)

@@ -1,9 +1,5 @@
 # A full disk (a small tmpfs made by the test; skipped without root).
 if(TARGET kvorumd AND TARGET kvorum_cli)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
   add_test(NAME cluster_disk_full
            COMMAND ${KV_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_disk_full.py
                    $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>)

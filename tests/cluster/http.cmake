@@ -2,10 +2,6 @@
 # Prometheus server and raw sockets (tests/cluster/test_http.py). The
 # sanitizer build runs it with smaller loads (--light).
 if(TARGET kvorumd AND TARGET kvorum_cli)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
   find_program(KV_CURL curl)
   find_program(KV_PROMTOOL promtool)
   find_program(KV_PROMETHEUS prometheus)

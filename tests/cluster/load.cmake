@@ -1,10 +1,6 @@
 # Failure detection under full load (60 s of kvorum-bench): plain build only
 # (label nosan), since the sanitizer build's slowness is not what it tests.
 if(TARGET kvorumd AND TARGET kvorum_cli AND TARGET kvorum-bench)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
   add_test(NAME cluster_load_fd
            COMMAND ${KV_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_load_fd.py
                    $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>

@@ -5,10 +5,6 @@
 # The sanitizer build runs it with fewer keys (--light).
 if(TARGET kvorumd AND TARGET kvorum_cli AND TARGET kvorum-bench
    AND TARGET kvtest-keys)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
   set(KV_OPS_ARGS $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>
       $<TARGET_FILE:kvorum-bench> $<TARGET_FILE:kvtest-keys>)
   if(KV_SANITIZE)

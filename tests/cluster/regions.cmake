@@ -1,10 +1,6 @@
 # Cluster test of multi-region replication (--replicas, local and
 # each_quorum levels, a paused region): tests/cluster/test_regions.py.
 if(TARGET kvorumd AND TARGET kvorum_cli)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
   add_test(NAME cluster_regions
            COMMAND ${KV_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_regions.py
                    $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>)

@@ -2,18 +2,9 @@
 # Python redis client (tests/cluster/test_resp.py). The sanitizer build runs
 # it with smaller loads.
 if(TARGET kvorumd AND TARGET kvorum_cli)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
-  if(KV_SANITIZE)
-    set(KV_RESP_LIGHT --light)
-  else()
-    set(KV_RESP_LIGHT "")
-  endif()
   add_test(NAME cluster_resp
            COMMAND ${KV_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_resp.py
                    $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>
-                   ${KV_RESP_LIGHT})
+                   ${KV_LIGHT})
   set_tests_properties(cluster_resp PROPERTIES TIMEOUT 400 LABELS cluster)
 endif()

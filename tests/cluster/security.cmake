@@ -4,23 +4,14 @@
 # (tests/cluster/test_security.py). The sanitizer build gives it looser
 # time bounds (--light).
 if(TARGET kvorumd AND TARGET kvorum_cli)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
   find_program(KV_OPENSSL openssl)
   find_program(KV_CURL curl)
   find_program(KV_REDIS_CLI redis-cli)
   if(KV_OPENSSL AND KV_CURL AND KV_REDIS_CLI)
-    if(KV_SANITIZE)
-      set(KV_SECURITY_LIGHT --light)
-    else()
-      set(KV_SECURITY_LIGHT "")
-    endif()
     add_test(NAME cluster_security
              COMMAND ${KV_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_security.py
                      $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>
-                     ${KV_SECURITY_LIGHT})
+                     ${KV_LIGHT})
     set_tests_properties(cluster_security PROPERTIES TIMEOUT 300
                          LABELS cluster)
   else()

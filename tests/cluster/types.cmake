@@ -3,18 +3,9 @@
 # a three-node cluster (tests/cluster/test_types.py). The sanitizer build
 # runs it with smaller loads (--light).
 if(TARGET kvorumd AND TARGET kvorum_cli)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
-  if(KV_SANITIZE)
-    set(KV_TYPES_LIGHT --light)
-  else()
-    set(KV_TYPES_LIGHT "")
-  endif()
   add_test(NAME cluster_types
            COMMAND ${KV_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_types.py
                    $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>
-                   ${KV_TYPES_LIGHT})
+                   ${KV_LIGHT})
   set_tests_properties(cluster_types PROPERTIES TIMEOUT 120 LABELS cluster)
 endif()

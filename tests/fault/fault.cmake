@@ -3,10 +3,6 @@
 # fixed seed, in the clear and with TLS and users; make soak runs more
 # seeds, longer.
 if(TARGET kvorumd AND TARGET kvorum_cli)
-  find_program(KV_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
-  if(NOT KV_PYTHON3)
-    find_program(KV_PYTHON3 python3 REQUIRED)
-  endif()
   add_test(NAME fault_cart
            COMMAND ${KV_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/test_cart.py
                    $<TARGET_FILE:kvorumd> $<TARGET_FILE:kvorum_cli>
